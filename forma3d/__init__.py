@@ -1,0 +1,1 @@
+"""Forma3D: print-farm order orchestration on Ray."""
