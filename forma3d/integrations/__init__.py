@@ -1,1 +1,1 @@
-"""Clients and webhook checks for the services we integrate with: Shopify, SimplyPrint, Sendcloud."""
+"""Clients and webhook checks for Shopify, SimplyPrint and Sendcloud."""
