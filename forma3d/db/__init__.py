@@ -1,0 +1,1 @@
+"""Persistence: connection pools and versioned SQL migrations (PostgreSQL via asyncpg)."""

@@ -1,0 +1,1 @@
+"""Platform plumbing: embedded servers, tenants, API keys."""
