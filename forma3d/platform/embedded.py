@@ -26,10 +26,10 @@ class EmbeddedPostgres:
 
     def start(self) -> str:
         """Start (or attach to) the server and return a URL for the forma3d database."""
-        import pgserver
+        from pgserver import postgres_server
 
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self._server = pgserver.get_server(self.data_dir, cleanup_mode="stop")
+        self._server = postgres_server.get_server(self.data_dir, cleanup_mode="stop")
         exists = self._server.psql(
             f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE_NAME}';"
         )

@@ -17,7 +17,10 @@ class TenantError(ValueError):
 
 
 async def create_tenant(
-    db: Pool | Connection, slug: str, name: str | None = None, settings: dict[str, Any] | None = None
+    db: Pool | Connection,
+    slug: str,
+    name: str | None = None,
+    settings: dict[str, Any] | None = None,
 ) -> uuid.UUID:
     if not _SLUG.match(slug):
         raise TenantError(
