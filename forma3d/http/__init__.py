@@ -1,0 +1,1 @@
+"""HTTP API: the Starlette app, request handling and the shared list query language."""
