@@ -1,0 +1,94 @@
+"""Logical actors: the Entity base class, message handler registration and the kind registry.
+
+An entity is a cache of its PostgreSQL rows with single-writer semantics: its host runs one
+message at a time per entity. `command` handlers run inside a transaction that also records
+durable message ids; `query` handlers read memory and never write.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar, TypeVar
+
+from actors.message import Envelope
+from forma3d.db.pool import Connection, Pool
+
+E = TypeVar("E", bound="Entity")
+CommandHandler = Callable[[Any, Envelope, Connection], Awaitable[Any]]
+QueryHandler = Callable[[Any, Envelope], Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class Handler:
+    fn: Callable[..., Awaitable[Any]]
+    transactional: bool
+
+
+def command(message_type: str) -> Callable[[CommandHandler], CommandHandler]:
+    """Register a state-changing handler: called as fn(self, envelope, conn) in a transaction."""
+
+    def mark(fn: CommandHandler) -> CommandHandler:
+        fn.__entity_message__ = (message_type, True)  # type: ignore[attr-defined]
+        return fn
+
+    return mark
+
+
+def query(message_type: str) -> Callable[[QueryHandler], QueryHandler]:
+    """Register a read-only handler: called as fn(self, envelope), no transaction."""
+
+    def mark(fn: QueryHandler) -> QueryHandler:
+        fn.__entity_message__ = (message_type, False)  # type: ignore[attr-defined]
+        return fn
+
+    return mark
+
+
+class EntityContext:
+    """What a host lends its entities: the database pool and a way to message others."""
+
+    def __init__(self, pool: Pool, host_index: int) -> None:
+        self.pool = pool
+        self.host_index = host_index
+
+
+class Entity:
+    kind: ClassVar[str]
+    handlers: ClassVar[dict[str, Handler]]
+
+    def __init__(self, key: str, ctx: EntityContext) -> None:
+        self.key = key
+        self.ctx = ctx
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        table: dict[str, Handler] = {}
+        for base in reversed(cls.__mro__):
+            for value in vars(base).values():
+                mark = getattr(value, "__entity_message__", None)
+                if mark:
+                    table[mark[0]] = Handler(value, mark[1])
+        cls.handlers = table
+        if "kind" in vars(cls):
+            KINDS[cls.kind] = cls
+
+    async def activate(self) -> None:
+        """Load state from PostgreSQL; called before the first message after (re)activation."""
+
+    async def passivate(self) -> None:
+        """Called when the entity is idle long enough to leave memory."""
+
+
+KINDS: dict[str, type[Entity]] = {}
+
+
+def entity_class(kind: str) -> type[Entity]:
+    # Importing the entity modules registers their kinds.
+    import actors.printer
+    import actors.tenant  # noqa: F401
+
+    try:
+        return KINDS[kind]
+    except KeyError:
+        raise LookupError(f"no entity kind {kind!r}; known: {sorted(KINDS)}") from None

@@ -1,0 +1,184 @@
+"""Durable messaging: the outbox table and the dispatcher that empties it.
+
+`enqueue` writes a message in the caller's transaction, so it exists exactly when the change
+that caused it exists. The dispatcher claims pending rows under a lease, delivers them to their
+entities (in order per entity), and marks them done; a crash anywhere means redelivery, and the
+entity's handled_messages row turns the repeat into a no-op.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import uuid
+from collections import defaultdict
+from typing import Any
+
+import ray
+
+from actors.message import Envelope, Reply
+from actors.router import EntityRouter
+from forma3d import logs
+from forma3d.db.pool import Connection, Pool, connect, create_pool
+from forma3d.retry import backoff_delay
+
+log = logging.getLogger(__name__)
+CHANNEL = "forma3d_outbox"
+DISPATCHER_NAME = "forma3d-outbox-dispatcher"
+
+
+async def enqueue(conn: Connection, envelope: Envelope) -> None:
+    """Write a durable message in the current transaction; delivered after commit."""
+    await conn.execute(
+        """INSERT INTO outbox (message_id, tenant_id, target_kind, target_key, message_type,
+                               payload, correlation_id)
+           VALUES ($1, $2, $3, $4, $5, $6, $7)""",
+        uuid.UUID(envelope.message_id), uuid.UUID(envelope.tenant_id), envelope.kind,
+        envelope.key, envelope.type, envelope.payload, envelope.correlation_id,
+    )
+    await conn.execute("SELECT pg_notify($1, '')", CHANNEL)
+
+
+def _envelope(row: Any) -> Envelope:
+    return Envelope(kind=row["target_kind"], key=row["target_key"], type=row["message_type"],
+                    tenant_id=str(row["tenant_id"]), payload=row["payload"],
+                    message_id=str(row["message_id"]), correlation_id=row["correlation_id"],
+                    durable=True)
+
+
+class Dispatcher:
+    """The dispatch loop without Ray, so tests and the benchmark can drive it directly."""
+
+    def __init__(self, pool: Pool, router: EntityRouter, *, batch_size: int = 200,
+                 lease_seconds: float = 60.0, concurrency: int = 64) -> None:
+        self.pool = pool
+        self.router = router
+        self.batch_size = batch_size
+        self.lease_seconds = lease_seconds
+        self.concurrency = asyncio.Semaphore(concurrency)
+        self.delivered = 0
+        self.retried = 0
+        self.dead = 0
+        self.rng = random.Random()
+
+    async def claim(self) -> list[Any]:
+        return list(await self.pool.fetch(
+            """UPDATE outbox o
+               SET claimed_until = now() + make_interval(secs => $2), attempts = o.attempts + 1
+               WHERE o.id IN (
+                   SELECT id FROM outbox
+                   WHERE done_at IS NULL AND available_at <= now()
+                     AND (claimed_until IS NULL OR claimed_until < now())
+                   ORDER BY available_at, id LIMIT $1 FOR UPDATE SKIP LOCKED)
+               RETURNING o.*""",
+            self.batch_size, self.lease_seconds,
+        ))
+
+    async def dispatch_once(self) -> int:
+        """Claim one batch and deliver it; returns how many rows were claimed."""
+        rows = await self.claim()
+        if not rows:
+            return 0
+        groups: dict[str, list[Any]] = defaultdict(list)
+        for row in sorted(rows, key=lambda r: r["id"]):
+            groups[f"{row['target_kind']}:{row['target_key']}"].append(row)
+        await asyncio.gather(*(self._deliver_group(g) for g in groups.values()))
+        return len(rows)
+
+    async def _deliver_group(self, rows: list[Any]) -> None:
+        async with self.concurrency:
+            for index, row in enumerate(rows):
+                reply = await self._deliver(row)
+                if reply.ok or not reply.retryable:
+                    await self._finish(row, reply)
+                else:
+                    # Keep per-entity order: everything after a retry waits its turn too.
+                    for later in rows[index:]:
+                        await self._retry(later, reply.error or "retry")
+                    return
+
+    async def _deliver(self, row: Any) -> Reply:
+        token = logs.correlation_id.set(row["correlation_id"])
+        try:
+            return await self.router.deliver(_envelope(row))
+        except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError,
+                TimeoutError) as error:
+            return Reply(error=f"host unavailable: {type(error).__name__}",
+                         error_type=type(error).__name__, retryable=True)
+        finally:
+            logs.correlation_id.reset(token)
+
+    async def _finish(self, row: Any, reply: Reply) -> None:
+        if reply.ok:
+            self.delivered += 1
+        else:
+            # A refusal will not change on redelivery: keep it visible, stop retrying.
+            self.dead += 1
+            log.error("outbox message %s refused by %s: %s", row["message_id"],
+                      row["target_key"], reply.error)
+        await self.pool.execute(
+            "UPDATE outbox SET done_at = now(), claimed_until = NULL, last_error = $2"
+            " WHERE id = $1", row["id"], reply.error,
+        )
+
+    async def _retry(self, row: Any, error: str) -> None:
+        self.retried += 1
+        delay = backoff_delay(row["attempts"], base=0.1, cap=30.0, rng=self.rng)
+        await self.pool.execute(
+            "UPDATE outbox SET available_at = now() + make_interval(secs => $2),"
+            " claimed_until = NULL, last_error = $3 WHERE id = $1", row["id"], delay, error,
+        )
+
+    async def pending(self) -> int:
+        count: int = await self.pool.fetchval("SELECT count(*) FROM outbox WHERE done_at IS NULL")
+        return count
+
+    async def run(self, database_url: str, poll_seconds: float = 0.5) -> None:
+        """Dispatch forever, woken by NOTIFY and by a poll for retries coming due."""
+        wake = asyncio.Event()
+        listener = await connect(database_url)
+        await listener.add_listener(CHANNEL, lambda *_: wake.set())
+        try:
+            while True:
+                try:
+                    if await self.dispatch_once():
+                        continue
+                except Exception:
+                    log.exception("outbox dispatch failed; retrying")
+                wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), poll_seconds)
+        finally:
+            await listener.close()
+
+
+@ray.remote(num_cpus=0)
+class OutboxDispatcher:
+    """The Ray actor that runs the dispatch loop for the whole cluster."""
+
+    def __init__(self, database_url: str, host_count: int, batch_size: int = 200) -> None:
+        logs.configure(os.environ.get("FORMA3D_LOG_LEVEL", "INFO"))
+        self.database_url = database_url
+        self.host_count = host_count
+        self.batch_size = batch_size
+        self.dispatcher: Dispatcher | None = None
+        self.task: asyncio.Task[None] | None = None
+
+    async def start(self) -> bool:
+        if self.task is None:
+            pool = await create_pool(self.database_url, max_size=4)
+            router = EntityRouter.connect(self.host_count)
+            self.dispatcher = Dispatcher(pool, router, batch_size=self.batch_size)
+            self.task = asyncio.create_task(self.dispatcher.run(self.database_url))
+        return True
+
+    async def status(self) -> dict[str, Any]:
+        if self.dispatcher is None:
+            return {"running": False}
+        return {"running": self.task is not None and not self.task.done(),
+                "pid": os.getpid(), "delivered": self.dispatcher.delivered,
+                "retried": self.dispatcher.retried, "dead": self.dispatcher.dead,
+                "pending": await self.dispatcher.pending()}
