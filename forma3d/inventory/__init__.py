@@ -1,0 +1,1 @@
+"""Inventory: stock batches, the immutable stock ledger and hybrid fulfilment rules. No I/O."""

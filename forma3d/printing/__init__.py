@@ -1,0 +1,1 @@
+"""Printing: print-job lifecycle, product mappings and job specs. No I/O."""

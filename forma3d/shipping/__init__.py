@@ -1,0 +1,1 @@
+"""Shipping: shipment lifecycle, Sendcloud status mapping and parcel weight. No I/O."""
