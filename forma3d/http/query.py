@@ -1,0 +1,718 @@
+"""The one list query language every list endpoint shares (Printago's conventions).
+
+A `QuerySpec` whitelists what clients may filter, sort, select and include on one endpoint.
+`parse_params` (GET query string) and `parse_body` (POST .../search JSON) turn client input into a
+validated `Query`, collecting every problem into one `QueryError`; `compile_query` turns a `Query`
+into parameterised SQL and `fetch_page` runs it. Client text reaches SQL only as bind parameters;
+identifiers and expressions come only from the spec, and the tenant condition is always first.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime
+from decimal import Decimal, InvalidOperation
+from enum import StrEnum
+from typing import Any, Literal, Protocol, TypeAlias, TypedDict
+from uuid import UUID
+
+import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+RESERVED_PARAMS = frozenset({"sort", "limit", "offset", "meta", "fields", "include"})
+BODY_KEYS = RESERVED_PARAMS | {"filter", "hints"}  # Printago's search body; hints is ignored
+MAX_LIST_VALUES = 500  # in/notIn: one array parameter, but keep plans and payloads sane
+MAX_FILTER_DEPTH = 6
+MAX_CONDITIONS = 100
+_INT64 = 2**63
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+class FieldType(StrEnum):
+    STR = "str"
+    INT = "int"
+    DECIMAL = "decimal"
+    BOOL = "bool"
+    DATETIME = "datetime"
+    UUID = "uuid"
+    ENUM = "enum"
+
+
+class FieldError(TypedDict):
+    field: str
+    message: str
+
+
+class QueryError(ValueError):
+    """Bad client input. Carries every per-field problem so a client can fix them in one go."""
+
+    def __init__(self, errors: list[FieldError]) -> None:
+        self.errors = errors
+        super().__init__("; ".join(f"{e['field']}: {e['message']}" for e in errors))
+
+    def to_problem(self) -> dict[str, Any]:
+        """The application/problem+json body (RFC 9457) the HTTP layer answers with 400."""
+        count = len(self.errors)
+        return {
+            "type": "about:blank",
+            "title": "Bad Request",
+            "status": 400,
+            "detail": f"The list query has {count} problem{'s' if count != 1 else ''}.",
+            "errors": list(self.errors),
+        }
+
+
+# --- declarations -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Field:
+    """One whitelisted field: the client-facing name and the trusted SQL expression behind it."""
+
+    name: str
+    type: FieldType = FieldType.STR
+    column: str = ""  # SQL expression, e.g. "o.created_at"; defaults to the name
+    choices: tuple[str, ...] = ()  # allowed values of an ENUM field
+    filterable: bool = True
+    sortable: bool = True
+
+    def __post_init__(self) -> None:
+        if not _NAME.match(self.name) or self.name in BODY_KEYS:
+            raise ValueError(f"invalid or reserved field name {self.name!r}")
+        if (self.type is FieldType.ENUM) != bool(self.choices):
+            raise ValueError(f"field {self.name!r}: choices go with, and only with, ENUM")
+        if not self.column:
+            object.__setattr__(self, "column", self.name)
+
+
+@dataclass(frozen=True)
+class SortKey:
+    field: str
+    descending: bool = False
+
+
+@dataclass(frozen=True)
+class QuerySpec:
+    """What one list endpoint exposes. Everything here is trusted server code, never client input.
+
+    `table` is a table name or a whole FROM clause (joins included); `scope` is an optional fixed
+    SQL condition (e.g. "deleted_at IS NULL") ANDed after the tenant condition.
+    """
+
+    table: str
+    fields: tuple[Field, ...]
+    default_sort: str = ""  # e.g. "created_at:desc"; the primary key always ends the order
+    primary_key: str = "id"
+    tenant_column: str = "tenant_id"
+    scope: str = ""
+    default_limit: int = 50
+    max_limit: int = 500
+    includes: frozenset[str] = frozenset()
+    max_includes: int = 4
+    by_name: Mapping[str, Field] = field(init=False, repr=False, compare=False)
+    sort_keys: tuple[SortKey, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        by_name = {f.name: f for f in self.fields}
+        if len(by_name) != len(self.fields):
+            raise ValueError(f"{self.table}: duplicate field names")
+        if self.primary_key not in by_name:
+            raise ValueError(f"{self.table}: primary key {self.primary_key!r} is not a field")
+        if not 1 <= self.default_limit <= self.max_limit:
+            raise ValueError(f"{self.table}: default_limit must be within 1..max_limit")
+        object.__setattr__(self, "by_name", by_name)
+        parser = _Parser(self)
+        keys = parser.sort(self.default_sort) if self.default_sort else ()
+        if parser.errors:
+            raise ValueError(f"{self.table}: bad default_sort: {QueryError(parser.errors)}")
+        object.__setattr__(self, "sort_keys", keys)
+
+
+Resource = QuerySpec
+
+
+# --- parsed queries -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One comparison; `value` is already converted to the field's Python type."""
+
+    field: str
+    op: str
+    value: Any
+
+
+@dataclass(frozen=True)
+class Group:
+    joiner: Literal["AND", "OR"]
+    parts: tuple[Filter, ...]
+
+
+Filter: TypeAlias = Condition | Group
+
+
+@dataclass(frozen=True)
+class Query:
+    filter: Filter | None = None
+    sort: tuple[SortKey, ...] = ()  # empty: the spec's default sort
+    limit: int = 50
+    offset: int = 0
+    fields: tuple[str, ...] = ()  # empty: every field; otherwise always starts with the key
+    include: tuple[str, ...] = ()
+    meta: bool = False
+
+    def narrowed(self, extra: Filter) -> Query:
+        """ANDs a server-side condition (e.g. a path parameter) onto the client's filter."""
+        both = (self.filter, extra) if self.filter is not None else (extra,)
+        return replace(self, filter=Group("AND", both) if len(both) > 1 else extra)
+
+
+# --- value conversion ---------------------------------------------------------------------------
+
+
+def _show(raw: object) -> str:
+    text = repr(raw)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _to_str(raw: object) -> str:
+    if not isinstance(raw, str):
+        raise ValueError(f"{_show(raw)} is not a string")
+    return raw
+
+
+def _to_int(raw: object) -> int:
+    if isinstance(raw, str) and re.fullmatch(r"\s*[+-]?\d{1,19}\s*", raw):
+        raw = int(raw)
+    if not isinstance(raw, int) or isinstance(raw, bool):
+        raise ValueError(f"{_show(raw)} is not a whole number")
+    if not -_INT64 <= raw < _INT64:
+        raise ValueError(f"{raw} is out of the 64-bit integer range")
+    return raw
+
+
+def _to_decimal(raw: object) -> Decimal:
+    if isinstance(raw, bool) or not isinstance(raw, str | int | float):
+        raise ValueError(f"{_show(raw)} is not a decimal number")
+    try:
+        value = Decimal(str(raw).strip())  # str() keeps 0.1 as 0.1, not its binary expansion
+    except InvalidOperation:
+        value = Decimal("NaN")
+    if not value.is_finite():
+        raise ValueError(f"{_show(raw)} is not a decimal number")
+    return value
+
+
+_BOOLS = {"true": True, "1": True, "false": False, "0": False}
+
+
+def _to_bool(raw: object) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    if isinstance(raw, str) and raw.strip().lower() in _BOOLS:
+        return _BOOLS[raw.strip().lower()]
+    raise ValueError(f"{_show(raw)} is not a boolean (use true or false)")
+
+
+def _to_datetime(raw: object) -> datetime:
+    if not isinstance(raw, str):
+        raise ValueError(f"{_show(raw)} is not an ISO-8601 date-time")
+    # An unencoded "+02:00" in a URL arrives as " 02:00"; put the sign back.
+    text = re.sub(r" (\d\d:?\d\d)$", r"+\1", raw.strip())
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{_show(raw)} is not an ISO-8601 date-time") from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)  # naive means UTC here
+
+
+def _to_uuid(raw: object) -> UUID:
+    try:
+        if isinstance(raw, str):
+            return UUID(raw.strip())
+    except ValueError:
+        pass
+    raise ValueError(f"{_show(raw)} is not a UUID")
+
+
+def _to_enum(raw: object, choices: tuple[str, ...]) -> str:
+    """Case-insensitive, answering with the canonical spelling: `pending` finds PENDING."""
+    if isinstance(raw, str):
+        for choice in choices:
+            if choice.lower() == raw.strip().lower():
+                return choice
+    raise ValueError(f"{_show(raw)} is not one of {', '.join(choices)}")
+
+
+_CONVERTERS: dict[FieldType, Callable[[object], object]] = {
+    FieldType.STR: _to_str,
+    FieldType.INT: _to_int,
+    FieldType.DECIMAL: _to_decimal,
+    FieldType.BOOL: _to_bool,
+    FieldType.DATETIME: _to_datetime,
+    FieldType.UUID: _to_uuid,
+}
+
+
+# --- operators ----------------------------------------------------------------------------------
+
+Bind = Callable[[object], str]  # appends a parameter, returns its "$n" placeholder
+Arity = Literal["one", "many", "two", "flag"]
+
+
+def escape_like(text: str) -> str:
+    """Makes client text literal inside a LIKE pattern (backslash is the escape character)."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _like(prefix: str, suffix: str) -> Callable[[str, Any, Bind], str]:
+    def render(column: str, value: Any, bind: Bind) -> str:
+        return f"{column} ILIKE {bind(prefix + escape_like(value) + suffix)} ESCAPE '\\'"
+
+    return render
+
+
+def _compare(sql_op: str) -> Callable[[str, Any, Bind], str]:
+    return lambda column, value, bind: f"{column} {sql_op} {bind(value)}"
+
+
+def _not_in(column: str, value: Any, bind: Bind) -> str:
+    # NULL is "not in" any list, just as ne uses IS DISTINCT FROM and keeps NULLs.
+    return f"({column} IS NULL OR {column} <> ALL({bind(list(value))}))"
+
+
+_ALL = frozenset(FieldType)
+_ORDERED = frozenset({FieldType.STR, FieldType.INT, FieldType.DECIMAL, FieldType.DATETIME})
+_TEXT = frozenset({FieldType.STR})
+
+
+@dataclass(frozen=True)
+class Operator:
+    name: str
+    arity: Arity
+    types: frozenset[FieldType]
+    render: Callable[[str, Any, Bind], str]
+
+
+OPERATORS: dict[str, Operator] = {
+    op.name: op
+    for op in (
+        Operator("eq", "one", _ALL, _compare("=")),
+        Operator("ne", "one", _ALL, _compare("IS DISTINCT FROM")),
+        Operator("gt", "one", _ORDERED, _compare(">")),
+        Operator("gte", "one", _ORDERED, _compare(">=")),
+        Operator("lt", "one", _ORDERED, _compare("<")),
+        Operator("lte", "one", _ORDERED, _compare("<=")),
+        Operator("contains", "one", _TEXT, _like("%", "%")),
+        Operator("startsWith", "one", _TEXT, _like("", "%")),
+        Operator("endsWith", "one", _TEXT, _like("%", "")),
+        Operator("in", "many", _ALL, lambda c, v, bind: f"{c} = ANY({bind(list(v))})"),
+        Operator("notIn", "many", _ALL, _not_in),
+        Operator("isNull", "flag", _ALL, lambda c, v, bind: f"{c} IS {'' if v else 'NOT '}NULL"),
+        Operator(
+            "between", "two", _ORDERED, lambda c, v, b: f"{c} BETWEEN {b(v[0])} AND {b(v[1])}"
+        ),
+    )
+}
+# startsWith, STARTSWITH and our snake_case starts_with all name the same operator.
+_OP_ALIASES = {name.lower(): name for name in OPERATORS}
+
+
+def _op_name(text: str) -> str | None:
+    return _OP_ALIASES.get(text.replace("_", "").lower())
+
+
+# --- parsing ------------------------------------------------------------------------------------
+
+
+class _HasMultiItems(Protocol):
+    def multi_items(self) -> list[tuple[str, str]]: ...
+
+
+Params: TypeAlias = "_HasMultiItems | Mapping[str, str | Sequence[str]] | Iterable[tuple[str, str]]"
+
+
+def _pairs(params: Params) -> list[tuple[str, str]]:
+    if hasattr(params, "multi_items"):  # Starlette QueryParams / MultiDict
+        return list(params.multi_items())
+    if isinstance(params, Mapping):
+        return [(k, v) for k, vs in params.items() for v in ([vs] if isinstance(vs, str) else vs)]
+    return list(params)
+
+
+def _split(raw: object) -> list[object]:
+    """A comma-separated string (GET) or a JSON list (POST) as a list of raw values."""
+    if isinstance(raw, str):
+        return [part.strip() for part in raw.split(",")]
+    if isinstance(raw, list):
+        return list(raw)
+    raise ValueError(f"{_show(raw)} is not a list or comma-separated values")
+
+
+def _sort_items(raw: object) -> list[object]:
+    """Flattens "a:asc,b:desc", ["a:asc", "b:desc"] and [{"a": "asc"}, ...] into one list."""
+    items = raw if isinstance(raw, list) else [] if raw in ("", None) else [raw]
+    return [
+        part for item in items for part in (item.split(",") if isinstance(item, str) else [item])
+    ]
+
+
+def _names(raw: object) -> list[str]:
+    items = [] if raw in ("", None) else _split(raw)
+    if not all(isinstance(item, str) and item for item in items):
+        raise ValueError(f"{_show(raw)} is not a comma-separated list of names")
+    return list(dict.fromkeys(str(item) for item in items))
+
+
+class _Parser:
+    """Collects errors instead of stopping at the first, so a 400 lists every problem."""
+
+    def __init__(self, spec: QuerySpec) -> None:
+        self.spec = spec
+        self.errors: list[FieldError] = []
+        self.conditions = 0
+
+    def fail(self, name: str, message: str) -> None:
+        self.errors.append({"field": name, "message": message})
+
+    def condition(self, name: str, op_text: str, raw: object) -> Condition | None:
+        f = self.spec.by_name.get(name)
+        if f is None or not f.filterable:
+            allowed = ", ".join(n for n, g in self.spec.by_name.items() if g.filterable)
+            self.fail(name, f"unknown or unfilterable field {name!r}; filterable: {allowed}")
+            return None
+        op_name = _op_name(op_text)
+        if op_name is None:
+            self.fail(name, f"unknown operator {op_text!r}; operators: {', '.join(OPERATORS)}")
+            return None
+        if raw is None and op_name in ("eq", "ne"):  # JSON null: {"x": null}, {"x": {"ne": null}}
+            op_name, raw = "isNull", op_name == "eq"
+        op = OPERATORS[op_name]
+        if f.type not in op.types:
+            usable = ", ".join(o.name for o in OPERATORS.values() if f.type in o.types)
+            self.fail(
+                name, f"operator {op_name} does not apply to {f.type} field {name!r}; use {usable}"
+            )
+            return None
+        self.conditions += 1
+        try:
+            return Condition(name, op_name, _ARITY[op.arity](raw, f))
+        except ValueError as exc:
+            self.fail(name, f"{op_name}: {exc}")
+            return None
+
+    def json_filter(self, node: object, depth: int = 1) -> Filter | None:
+        if depth > MAX_FILTER_DEPTH:
+            self.fail("filter", f"nested deeper than {MAX_FILTER_DEPTH} levels")
+            return None
+        if not isinstance(node, Mapping) or not node:
+            self.fail("filter", f"expected a non-empty object, got {_show(node)}")
+            return None
+        parts: list[Filter | None] = []
+        for key, value in node.items():
+            if key in ("AND", "OR"):
+                parts.append(self.json_group(key, value, depth))
+            elif isinstance(value, Mapping) and value:
+                parts.extend(self.condition(key, op, raw) for op, raw in value.items())
+            elif isinstance(value, Mapping | list):
+                self.fail(key, 'expected a value or {"operator": value}, e.g. {"in": [...]}')
+            else:
+                parts.append(self.condition(key, "eq", value))
+        if self.conditions > MAX_CONDITIONS:
+            self.fail("filter", f"more than {MAX_CONDITIONS} conditions")
+        return _join("AND", parts)
+
+    def json_group(self, joiner: Literal["AND", "OR"], items: object, depth: int) -> Filter | None:
+        if not isinstance(items, list) or not items:
+            self.fail("filter", f"{joiner} expects a non-empty list of filter objects")
+            return None
+        return _join(joiner, [self.json_filter(item, depth + 1) for item in items])
+
+    def sort(self, raw: object) -> tuple[SortKey, ...]:
+        keys: list[SortKey] = []
+        for item in _sort_items(raw):
+            key = self.sort_key(item)
+            if key is not None and any(k.field == key.field for k in keys):
+                self.fail("sort", f"field {key.field!r} is sorted on more than once")
+            elif key is not None:
+                keys.append(key)
+        return tuple(keys)
+
+    def sort_key(self, item: object) -> SortKey | None:
+        """ "a", "a:desc", {"field": "a", "direction": "desc"} or {"a": "desc"}."""
+        if isinstance(item, Mapping) and "field" in item and set(item) <= {"field", "direction"}:
+            name, direction = item["field"], item.get("direction", "asc")
+        elif isinstance(item, Mapping) and len(item) == 1:
+            ((name, direction),) = item.items()
+        elif isinstance(item, str):
+            name, _, direction = item.strip().partition(":")
+        else:
+            self.fail("sort", f"{_show(item)} is not field:asc or field:desc")
+            return None
+        f = self.spec.by_name.get(name) if isinstance(name, str) else None
+        if f is None or not f.sortable:
+            allowed = ", ".join(n for n, g in self.spec.by_name.items() if g.sortable)
+            self.fail("sort", f"cannot sort on {_show(name)}; sortable: {allowed}")
+            return None
+        direction = direction.strip().lower() if isinstance(direction, str) else direction
+        if direction not in ("asc", "desc", ""):
+            self.fail("sort", f"direction of {name!r} must be asc or desc, not {_show(direction)}")
+            return None
+        return SortKey(f.name, direction == "desc")
+
+    def number(self, name: str, raw: object, low: int, high: int) -> int | None:
+        try:
+            value = _to_int(raw)
+        except ValueError as exc:
+            self.fail(name, str(exc))
+            return None
+        if not low <= value <= high:
+            self.fail(name, f"must be between {low} and {high}, got {value}")
+            return None
+        return value
+
+    def options(self, raw: Mapping[str, object]) -> dict[str, Any]:
+        spec = self.spec
+        out: dict[str, Any] = {}
+        out["sort"] = self.sort(raw.get("sort"))
+        if "limit" in raw:
+            out["limit"] = self.number("limit", raw["limit"], 1, spec.max_limit)
+        if "offset" in raw:
+            out["offset"] = self.number("offset", raw["offset"], 0, _INT64 - 1)
+        try:
+            out["meta"] = _to_bool(raw.get("meta", False))
+        except ValueError as exc:
+            self.fail("meta", str(exc))
+        out["fields"] = self.projection(raw.get("fields"))
+        out["include"] = self.include(raw.get("include"))
+        return {k: v for k, v in out.items() if v is not None}
+
+    def projection(self, raw: object) -> tuple[str, ...]:
+        try:
+            names = _names(raw)
+        except ValueError as exc:
+            self.fail("fields", str(exc))
+            return ()
+        unknown = [n for n in names if n not in self.spec.by_name]
+        if unknown:
+            self.fail(
+                "fields", f"unknown {', '.join(unknown)}; fields: {', '.join(self.spec.by_name)}"
+            )
+        if not names or unknown:
+            return ()
+        key = self.spec.primary_key
+        return (key, *(n for n in names if n != key))
+
+    def include(self, raw: object) -> tuple[str, ...]:
+        try:
+            names = _names(raw)
+        except ValueError as exc:
+            self.fail("include", str(exc))
+            return ()
+        unknown = [n for n in names if n not in self.spec.includes]
+        allowed = ", ".join(sorted(self.spec.includes)) or "none"
+        if unknown:
+            self.fail("include", f"cannot include {', '.join(unknown)}; includable: {allowed}")
+        if len(names) > self.spec.max_includes:
+            self.fail("include", f"at most {self.spec.max_includes} relations, got {len(names)}")
+        return tuple(names)
+
+    def finish(self, flt: Filter | None, raw_options: Mapping[str, object]) -> Query:
+        options = self.options(raw_options)
+        if self.errors:
+            raise QueryError(self.errors)
+        return Query(filter=flt, **{"limit": self.spec.default_limit, **options})
+
+
+def _one(raw: object, f: Field) -> object:
+    return _to_enum(raw, f.choices) if f.type is FieldType.ENUM else _CONVERTERS[f.type](raw)
+
+
+def _many(raw: object, f: Field) -> tuple[object, ...]:
+    items = _split(raw)
+    if not items or items == [""]:
+        raise ValueError("needs at least one value")
+    if len(items) > MAX_LIST_VALUES:
+        raise ValueError(f"takes at most {MAX_LIST_VALUES} values, got {len(items)}")
+    return tuple(_one(item, f) for item in items)
+
+
+def _two(raw: object, f: Field) -> tuple[object, object]:
+    items = _split(raw)
+    if len(items) != 2:
+        raise ValueError(f"needs exactly two values (low,high), got {_show(raw)}")
+    low, high = _one(items[0], f), _one(items[1], f)
+    if low > high:  # type: ignore[operator]  # ordered types only, both of the same type
+        raise ValueError(f"low {_show(items[0])} is above high {_show(items[1])}")
+    return low, high
+
+
+def _flag(raw: object, f: Field) -> bool:
+    return _to_bool(raw)
+
+
+_ARITY: dict[Arity, Callable[[object, Field], object]] = {
+    "one": _one,
+    "many": _many,
+    "two": _two,
+    "flag": _flag,
+}
+
+
+def _join(joiner: Literal["AND", "OR"], parts: Iterable[Filter | None]) -> Filter | None:
+    kept = tuple(p for p in parts if p is not None)
+    return kept[0] if len(kept) == 1 else Group(joiner, kept) if kept else None
+
+
+def parse_params(spec: QuerySpec, params: Params) -> Query:
+    """GET list query: `field=value`, `field.op=value` (ANDed), plus the reserved parameters."""
+    parser = _Parser(spec)
+    options: dict[str, object] = {}
+    conditions: list[Filter | None] = []
+    for key, value in _pairs(params):
+        if key in RESERVED_PARAMS and key in options:
+            parser.fail(key, "given more than once")
+        elif key in RESERVED_PARAMS:
+            options[key] = value
+        else:
+            name, _, op = key.partition(".")
+            conditions.append(parser.condition(name, op or "eq", value))
+    if parser.conditions > MAX_CONDITIONS:
+        parser.fail("filter", f"more than {MAX_CONDITIONS} conditions")
+    return parser.finish(_join("AND", conditions), options)
+
+
+def parse_body(spec: QuerySpec, body: object) -> Query:
+    """POST .../search: {"filter": {...AND/OR...}, "sort", "limit", "offset", "fields",
+    "include", "meta"}; an empty or missing body lists everything, like a bare GET."""
+    parser = _Parser(spec)
+    body = {} if body is None else body
+    if not isinstance(body, Mapping):
+        raise QueryError([{"field": "body", "message": "expected a JSON object"}])
+    for key in body:
+        if key not in BODY_KEYS:
+            parser.fail(
+                str(key), f"unknown key; the search body takes {', '.join(sorted(BODY_KEYS))}"
+            )
+    raw_filter = body.get("filter")
+    flt = parser.json_filter(raw_filter) if raw_filter not in (None, {}) else None
+    return parser.finish(flt, body)
+
+
+# --- compiling ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CompiledQuery:
+    """asyncpg-ready SQL: `sql` selects the page, `count_sql` counts every match (for meta)."""
+
+    sql: str
+    params: tuple[object, ...]
+    count_sql: str
+    count_params: tuple[object, ...]
+
+
+def _field(spec: QuerySpec, name: str) -> Field:
+    """Every name is resolved through the whitelist again here, so a hand-built Query is as safe
+    as a parsed one."""
+    f = spec.by_name.get(name)
+    if f is None:
+        raise QueryError([{"field": name, "message": f"unknown field {name!r}"}])
+    return f
+
+
+def _render(spec: QuerySpec, node: Filter, bind: Bind) -> str:
+    if isinstance(node, Group):
+        inner = f" {node.joiner} ".join(_render(spec, part, bind) for part in node.parts)
+        return f"({inner})"
+    op = OPERATORS.get(node.op)
+    if op is None:
+        raise QueryError([{"field": node.field, "message": f"unknown operator {node.op!r}"}])
+    return op.render(_field(spec, node.field).column, node.value, bind)
+
+
+def _order_by(spec: QuerySpec, keys: tuple[SortKey, ...]) -> str:
+    # The primary key last makes the order total, so offset pages never repeat or skip rows.
+    if all(k.field != spec.primary_key for k in keys):
+        keys = (*keys, SortKey(spec.primary_key))
+    return ", ".join(
+        f"{_field(spec, k.field).column} {'DESC' if k.descending else 'ASC'}" for k in keys
+    )
+
+
+def compile_query(spec: QuerySpec, query: Query, tenant_id: object) -> CompiledQuery:
+    """The tenant condition is always $1 and ANDed first; the client filter only narrows it."""
+    params: list[object] = [tenant_id]
+
+    def bind(value: object) -> str:
+        params.append(value)
+        return f"${len(params)}"
+
+    where = [f"{spec.tenant_column} = $1"]
+    if spec.scope:
+        where.append(f"({spec.scope})")
+    if query.filter is not None:
+        where.append(_render(spec, query.filter, bind))
+    where_sql = " AND ".join(where)
+    count_params = tuple(params)
+    names = query.fields or tuple(spec.by_name)
+    columns = ", ".join(f'{_field(spec, n).column} AS "{n}"' for n in names)
+    order = _order_by(spec, query.sort or spec.sort_keys)
+    sql = (
+        f"SELECT {columns} FROM {spec.table} WHERE {where_sql} ORDER BY {order}"
+        f" LIMIT {bind(query.limit)} OFFSET {bind(query.offset)}"
+    )
+    count_sql = f"SELECT count(*) FROM {spec.table} WHERE {where_sql}"
+    return CompiledQuery(sql, tuple(params), count_sql, count_params)
+
+
+# --- running ------------------------------------------------------------------------------------
+
+Conn: TypeAlias = "asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]"
+
+
+def jsonable(value: Any) -> Any:
+    """Our wire format: decimals as strings (money), UTC ISO-8601 times, UUIDs as strings."""
+    if isinstance(value, datetime):
+        utc = value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+        return utc.isoformat().replace("+00:00", "Z")
+    if isinstance(value, Decimal | UUID):
+        return str(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return {k: jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    return value
+
+
+@dataclass
+class Page:
+    """One page of rows (mutable, so the endpoint can attach included relations to them)."""
+
+    data: list[dict[str, Any]]
+    limit: int
+    offset: int
+    total: int | None = None  # set exactly when the client asked for meta
+
+    def to_json(self) -> list[Any] | dict[str, Any]:
+        data = [jsonable(row) for row in self.data]
+        if self.total is None:
+            return data
+        return {"data": data, "total": self.total, "limit": self.limit, "offset": self.offset}
+
+
+async def fetch_page(conn: Conn, spec: QuerySpec, query: Query, tenant_id: object) -> Page:
+    """Runs the page query, and the count only when meta asks for it and the page can't tell."""
+    compiled = compile_query(spec, query, tenant_id)
+    rows = [dict(r.items()) for r in await conn.fetch(compiled.sql, *compiled.params)]
+    total: int | None = None
+    if query.meta and len(rows) < query.limit and (rows or query.offset == 0):
+        total = query.offset + len(rows)  # a short, non-empty page ends the result set
+    elif query.meta:
+        total = int(await conn.fetchval(compiled.count_sql, *compiled.count_params))
+    return Page(rows, query.limit, query.offset, total)
