@@ -1,0 +1,61 @@
+"""What request handlers need, built once per process (Serve replica or test)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from starlette.requests import Request
+
+from forma3d.db.pool import Pool
+from forma3d.http.problems import Problem
+from forma3d.platform.apikeys import tenant_for_key
+
+if TYPE_CHECKING:
+    from actors.runtime import Runtime
+
+KEY_CACHE_SECONDS = 30.0
+
+
+@dataclass
+class Deps:
+    pool: Pool
+    redis: Any
+    runtime: Runtime | None = None
+    _keys: dict[str, tuple[float, uuid.UUID | None]] = field(default_factory=dict)
+
+    async def tenant_for_key(self, key: str) -> uuid.UUID | None:
+        """Key → tenant, cached briefly so authentication is not a query per request."""
+        now = time.monotonic()
+        cached = self._keys.get(key)
+        if cached and cached[0] > now:
+            return cached[1]
+        tenant_id = await tenant_for_key(self.pool, key)
+        if len(self._keys) > 10_000:
+            self._keys.clear()
+        self._keys[key] = (now + KEY_CACHE_SECONDS, tenant_id)
+        return tenant_id
+
+    def require_runtime(self) -> Runtime:
+        if self.runtime is None:
+            raise Problem(503, "the entity runtime is not available")
+        return self.runtime
+
+
+def deps(request: Request) -> Deps:
+    found: Deps = request.app.state.deps
+    return found
+
+
+def tenant_of(request: Request) -> uuid.UUID:
+    tenant_id: uuid.UUID = request.scope["state"]["tenant_id"]
+    return tenant_id
+
+
+def parse_id(value: str, what: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise Problem(404, f"{what} {value!r} not found") from None

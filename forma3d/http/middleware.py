@@ -1,0 +1,75 @@
+"""Correlation ids in and out (X-Request-ID), and API-key authentication for /api/v1."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Awaitable, Callable
+
+from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from forma3d import logs
+from forma3d.http.problems import Problem, problem_response
+
+REQUEST_ID = "x-request-id"
+_SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+class RequestIdMiddleware:
+    """Takes a caller's X-Request-ID (or makes one) and returns it on every response."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        sent = dict(scope["headers"]).get(REQUEST_ID.encode(), b"").decode("latin-1")
+        request_id = sent if _SAFE_ID.match(sent) else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        token = logs.correlation_id.set(request_id)
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers.append((REQUEST_ID.encode(), request_id.encode()))
+                message["headers"] = headers
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            logs.correlation_id.reset(token)
+
+
+TenantLookup = Callable[[str], Awaitable[uuid.UUID | None]]
+
+
+class ApiKeyMiddleware:
+    """Resolves `Authorization: Bearer <key>` (or X-API-Key) to a tenant; 401 otherwise."""
+
+    def __init__(self, app: ASGIApp, lookup: TenantLookup, public: tuple[str, ...] = ()) -> None:
+        self.app = app
+        self.lookup = lookup
+        self.public = public
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].endswith(self.public):
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+        key = request.headers.get("x-api-key") or ""
+        auth = request.headers.get("authorization", "")
+        if auth.lower().startswith("bearer "):
+            key = auth[7:].strip()
+        tenant_id = await self.lookup(key) if key else None
+        if tenant_id is None:
+            detail = "invalid API key" if key else "an API key is required"
+            response = problem_response(
+                Problem(401, detail, headers={"WWW-Authenticate": "Bearer"}), request)
+            await response(scope, receive, send)
+            return
+        scope.setdefault("state", {})["tenant_id"] = tenant_id
+        await self.app(scope, receive, send)

@@ -1,0 +1,113 @@
+"""Printers: queries read PostgreSQL directly; changes go through the printer's entity."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.requests import Request
+
+from actors.message import Envelope
+from forma3d import logs
+from forma3d.db.pool import record_to_dict
+from forma3d.http.deps import deps, parse_id, tenant_of
+from forma3d.http.problems import Problem
+from forma3d.http.routes.api import api
+
+
+class Material(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    slot: int = Field(ge=0, le=31)
+    type: str = Field(min_length=1, max_length=32)
+    color: str = Field(min_length=1, max_length=32)
+
+
+class PrinterIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=120)
+    external_id: str | None = Field(default=None, max_length=64)
+    model: str | None = Field(default=None, max_length=64)
+    nozzle_diameter: Decimal | None = Field(default=None, gt=0, lt=5, decimal_places=2)
+    tags: list[str] = Field(default_factory=list, max_length=64)
+    materials: list[Material] = Field(default_factory=list, max_length=32)
+    enabled: bool = True
+
+
+class PrinterPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = Field(default=None, min_length=1, max_length=120)
+    model: str | None = Field(default=None, max_length=64)
+    nozzle_diameter: Decimal | None = Field(default=None, gt=0, lt=5, decimal_places=2)
+    tags: list[str] | None = Field(default=None, max_length=64)
+    materials: list[Material] | None = Field(default=None, max_length=32)
+    enabled: bool | None = None
+    ready: bool | None = None
+
+
+class PrinterOut(BaseModel):
+    id: uuid.UUID
+    name: str
+    external_id: str | None
+    model: str | None
+    nozzle_diameter: Decimal | None
+    state: str
+    online: bool
+    enabled: bool
+    ready: bool
+    tags: list[str]
+    materials: list[dict[str, Any]]
+    current_job_id: uuid.UUID | None
+    created_at: datetime
+    updated_at: datetime
+
+
+async def _owned(request: Request, printer_id: uuid.UUID) -> dict[str, Any]:
+    row = await deps(request).pool.fetchrow(
+        "SELECT * FROM printers WHERE tenant_id = $1 AND id = $2", tenant_of(request), printer_id)
+    if row is None:
+        raise Problem(404, f"printer {printer_id} not found")
+    return record_to_dict(row)
+
+
+@api.route("GET", "/printers", "List printers", response=list[PrinterOut], tags=("printers",))
+async def list_printers(request: Request) -> list[dict[str, Any]]:
+    rows = await deps(request).pool.fetch(
+        "SELECT * FROM printers WHERE tenant_id = $1 ORDER BY name, id", tenant_of(request))
+    return [record_to_dict(r) for r in rows]
+
+
+@api.route("POST", "/printers", "Register a printer", body=PrinterIn, response=PrinterOut,
+           status=201, tags=("printers",))
+async def create_printer(request: Request, body: PrinterIn) -> dict[str, Any]:
+    try:
+        row = await deps(request).pool.fetchrow(
+            """INSERT INTO printers (id, tenant_id, name, external_id, model, nozzle_diameter,
+                                     tags, materials, enabled)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING *""",
+            uuid.uuid4(), tenant_of(request), body.name, body.external_id, body.model,
+            body.nozzle_diameter, body.tags, [m.model_dump() for m in body.materials],
+            body.enabled)
+    except asyncpg.UniqueViolationError:
+        raise Problem(409, f"a printer with external_id {body.external_id!r} exists") from None
+    return record_to_dict(row)
+
+
+@api.route("GET", "/printers/{printer_id}", "Get a printer", response=PrinterOut,
+           tags=("printers",))
+async def get_printer(request: Request) -> dict[str, Any]:
+    return await _owned(request, parse_id(request.path_params["printer_id"], "printer"))
+
+
+@api.route("PATCH", "/printers/{printer_id}", "Change a printer", body=PrinterPatch,
+           response=PrinterOut, tags=("printers",))
+async def patch_printer(request: Request, body: PrinterPatch) -> dict[str, Any]:
+    printer = await _owned(request, parse_id(request.path_params["printer_id"], "printer"))
+    changes = body.model_dump(exclude_unset=True, mode="python")
+    envelope = Envelope("printer", str(printer["id"]), "printer.update", str(printer["tenant_id"]),
+                        changes, correlation_id=logs.correlation_id.get())
+    state: dict[str, Any] = await deps(request).require_runtime().router.ask(envelope)
+    return state
