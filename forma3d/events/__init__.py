@@ -1,0 +1,1 @@
+"""Events: the one catalog of domain events (names, versions, payloads, envelope)."""
