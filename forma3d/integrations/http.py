@@ -110,7 +110,7 @@ class BaseClient:
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    # -- the retry loop -------------------------------------------------------------------------
+    # -- the retry loop
 
     async def retrying(
         self,
@@ -198,7 +198,7 @@ class BaseClient:
             return response
         raise self.error_for(response)
 
-    # -- hooks ------------------------------------------------------------------------------------
+    # -- hooks
 
     def pacing_delay(self, response: httpx.Response) -> float:
         """Seconds to wait before this client's next call; 0 unless a service says otherwise."""
@@ -209,7 +209,7 @@ class BaseClient:
         if isinstance(body, dict):
             for key in ("message", "error", "errors"):
                 if body.get(key):
-                    return _flatten(body[key])
+                    return flatten_errors(body[key])
         text = response.text.strip()
         return text[:300] if text else response.reason_phrase or f"HTTP {response.status_code}"
 
@@ -236,7 +236,7 @@ class BaseClient:
             return RejectedError(self.service, message, **kwargs)
         return PermanentError(self.service, f"unexpected HTTP {status}: {message}", **kwargs)
 
-    # -- helpers ----------------------------------------------------------------------------------
+    # -- helpers
 
     def json_object(self, response: httpx.Response) -> dict[str, Any]:
         """The body as a JSON object, or UnexpectedResponseError (never a bare ValueError)."""
@@ -278,14 +278,14 @@ def _maybe_json(response: httpx.Response) -> Any:
         return None
 
 
-def _flatten(value: Any) -> str:
+def flatten_errors(value: Any) -> str:
     """Error bodies nest ({"errors": {"fulfillment": ["..."]}}); make one readable line."""
     if isinstance(value, str):
         return value
     if isinstance(value, dict):
         if "message" in value and isinstance(value["message"], str):
             return value["message"]
-        return "; ".join(f"{k}: {_flatten(v)}" for k, v in value.items())
+        return "; ".join(f"{k}: {flatten_errors(v)}" for k, v in value.items())
     if isinstance(value, list):
-        return "; ".join(_flatten(v) for v in value)
+        return "; ".join(flatten_errors(v) for v in value)
     return str(value)

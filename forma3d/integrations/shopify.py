@@ -197,7 +197,7 @@ class ShopifyClient(BaseClient):
             headroom=self.bucket_headroom,
         )
 
-    # -- orders -----------------------------------------------------------------------------------
+    # -- orders
 
     async def get_order(self, order_id: int) -> Order:
         body = self.json_object(await self.request("GET", f"orders/{order_id}.json"))
@@ -255,7 +255,7 @@ class ShopifyClient(BaseClient):
             for order in page.orders:
                 yield order
 
-    # -- fulfillment ------------------------------------------------------------------------------
+    # -- fulfillment
 
     async def get_fulfillment_orders(self, order_id: int) -> list[FulfillmentOrder]:
         response = await self.request("GET", f"orders/{order_id}/fulfillment_orders.json")
