@@ -88,7 +88,5 @@ def control_routes(
         Route("/_sandbox/clock", clock_state, methods=["GET", "POST"]),
         Route("/_sandbox/webhooks", webhooks, methods=["GET", "POST"]),
         Route("/_sandbox/webhooks/deliveries", deliveries, methods=["GET"]),
-        Route(
-            "/_sandbox/webhooks/deliveries/{delivery_id:int}/replay", replay, methods=["POST"]
-        ),
+        Route("/_sandbox/webhooks/deliveries/{delivery_id:int}/replay", replay, methods=["POST"]),
     ]

@@ -418,8 +418,9 @@ class ShopifySandbox:
             order_id = fo["order_id"]
             if "create_fulfillment" not in fo["supported_actions"]:
                 return 422, {
-                    "errors": [f"Fulfillment order {fo['id']} has an unfulfillable status= "
-                               f"{fo['status']}."]
+                    "errors": [
+                        f"Fulfillment order {fo['id']} has an unfulfillable status= {fo['status']}."
+                    ]
                 }
             wanted = group.get("fulfillment_order_line_items")
             by_id = {line["id"]: line for line in fo["line_items"]}
