@@ -452,14 +452,16 @@ class _Parser:
         else:
             self.fail("sort", f"{_show(item)} is not field:asc or field:desc")
             return None
-        f = self.spec.by_name.get(name) if isinstance(name, str) else None
+        f = self.spec.by_name.get(name.strip()) if isinstance(name, str) else None
         if f is None or not f.sortable:
             allowed = ", ".join(n for n, g in self.spec.by_name.items() if g.sortable)
             self.fail("sort", f"cannot sort on {_show(name)}; sortable: {allowed}")
             return None
         direction = direction.strip().lower() if isinstance(direction, str) else direction
         if direction not in ("asc", "desc", ""):
-            self.fail("sort", f"direction of {name!r} must be asc or desc, not {_show(direction)}")
+            self.fail(
+                "sort", f"direction of {f.name!r} must be asc or desc, not {_show(direction)}"
+            )
             return None
         return SortKey(f.name, direction == "desc")
 
