@@ -75,11 +75,14 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
     return max(0.0, (when - reference).total_seconds())
 
 
-def call_limit_delay(value: str | None, *, leak_rate: float = 2.0, headroom: float = 0.8) -> float:
+def call_limit_delay(
+    value: str | None, *, leak_rate: float | None = None, headroom: float = 0.8
+) -> float:
     """Pause before the next Shopify call so the leaky bucket stays below `headroom` full.
 
     `X-Shopify-Shop-Api-Call-Limit: 36/40` with the Standard leak of 2 req/s and headroom 0.8
-    (target 32) gives (36 - 32) / 2 = 2 s. Unreadable headers give 0: never block on a guess.
+    (target 32) gives (36 - 32) / 2 = 2 s. Without a known `leak_rate` it is bucket size / 20
+    (Standard 40 -> 2/s, Plus 400 -> 20/s). Unreadable headers give 0: never block on a guess.
     """
     if not value or "/" not in value:
         return 0.0
@@ -88,10 +91,11 @@ def call_limit_delay(value: str | None, *, leak_rate: float = 2.0, headroom: flo
         used, size = int(used_text.strip()), int(size_text.strip())
     except ValueError:
         return 0.0
-    if size <= 0 or leak_rate <= 0:
+    rate = leak_rate if leak_rate is not None else size / 20
+    if size <= 0 or rate <= 0:
         return 0.0
     target = math.floor(size * headroom)
-    return max(0, used - target) / leak_rate
+    return max(0, used - target) / rate
 
 
 async def retry_call(

@@ -167,7 +167,7 @@ class ShopifyClient(BaseClient):
         *,
         api_version: str = DEFAULT_API_VERSION,
         base_url: str | None = None,
-        leak_rate: float = 2.0,
+        leak_rate: float | None = None,
         bucket_headroom: float = 0.8,
         timeout: float = DEFAULT_TIMEOUT,
         retry: RetryPolicy | None = None,
