@@ -116,8 +116,11 @@ class OrderLineItemData(EventPayload):
     shopify_line_item_id: str | None = None
 
 
-@_register(EventType.ORDER_CREATED, "0.0.1", "An order was ingested from Shopify (webhook or "
-           "backfill); triggers print-job creation.")
+@_register(
+    EventType.ORDER_CREATED,
+    "0.0.1",
+    "An order was ingested from Shopify (webhook or backfill); triggers print-job creation.",
+)
 class OrderCreated(EventPayload):
     order_id: Id
     shopify_order_id: str
@@ -125,16 +128,22 @@ class OrderCreated(EventPayload):
     line_items: list[OrderLineItemData] = Field(min_length=1)
 
 
-@_register(EventType.ORDER_CANCELLED, "0.0.1", "An order was cancelled; triggers cancelling its "
-           "print jobs and its shipment.")
+@_register(
+    EventType.ORDER_CANCELLED,
+    "0.0.1",
+    "An order was cancelled; triggers cancelling its print jobs and its shipment.",
+)
 class OrderCancelled(EventPayload):
     order_id: Id
     shopify_order_id: str | None = None
     reason: str | None = None
 
 
-@_register(EventType.ORDER_READY_FOR_FULFILLMENT, "0.0.1", "Every part of an order is printed "
-           "or taken from stock; triggers shipment creation.")
+@_register(
+    EventType.ORDER_READY_FOR_FULFILLMENT,
+    "0.0.1",
+    "Every part of an order is printed or taken from stock; triggers shipment creation.",
+)
 class OrderReadyForFulfillment(EventPayload):
     order_id: Id
     shopify_order_id: str | None = None
@@ -165,27 +174,40 @@ class PrintJobRef(EventPayload):
         return self
 
 
-@_register(EventType.PRINT_JOB_STATUS_CHANGED, "0.0.1", "A print job moved between statuses "
-           "(for live dashboards).")
+@_register(
+    EventType.PRINT_JOB_STATUS_CHANGED,
+    "0.0.1",
+    "A print job moved between statuses (for live dashboards).",
+)
 class PrintJobStatusChanged(PrintJobRef):
     previous_status: PrintJobStatus
     new_status: PrintJobStatus
 
 
-@_register(EventType.PRINT_JOB_COMPLETED, "0.0.1", "A print job finished; the order (or stock "
-           "batch) updates its progress.")
+@_register(
+    EventType.PRINT_JOB_COMPLETED,
+    "0.0.1",
+    "A print job finished; the order (or stock batch) updates its progress.",
+)
 class PrintJobCompleted(PrintJobRef):
     pass
 
 
-@_register(EventType.PRINT_JOB_FAILED, "0.0.1", "A print job failed on the printer; the line "
-           "item becomes FAILED until the job is requeued.")
+@_register(
+    EventType.PRINT_JOB_FAILED,
+    "0.0.1",
+    "A print job failed on the printer; the line item becomes FAILED until the job is requeued.",
+)
 class PrintJobFailed(PrintJobRef):
     error_message: str
 
 
-@_register(EventType.PRINT_JOB_CANCELLED, "0.0.1", "A print job was cancelled (usually by an "
-           "order cancellation); the line item status is updated.")
+@_register(
+    EventType.PRINT_JOB_CANCELLED,
+    "0.0.1",
+    "A print job was cancelled (usually by an "
+    "order cancellation); the line item status is updated.",
+)
 class PrintJobCancelled(PrintJobRef):
     reason: str | None = None
     cancel_reason_code: int | None = None
@@ -194,8 +216,11 @@ class PrintJobCancelled(PrintJobRef):
 # --- shipping -------------------------------------------------------------------------------
 
 
-@_register(EventType.SHIPMENT_CREATED, "0.0.1", "A Sendcloud parcel and label exist; triggers "
-           "the Shopify fulfillment with tracking.")
+@_register(
+    EventType.SHIPMENT_CREATED,
+    "0.0.1",
+    "A Sendcloud parcel and label exist; triggers the Shopify fulfillment with tracking.",
+)
 class ShipmentCreated(EventPayload):
     shipment_id: Id
     order_id: Id
@@ -207,8 +232,11 @@ class ShipmentCreated(EventPayload):
     weight_kg: str | None = Field(default=None, pattern=r"^\d+\.\d{3}$")
 
 
-@_register(EventType.SHIPMENT_STATUS_CHANGED, "0.0.1", "A shipment's status changed (Sendcloud "
-           "webhook or reconciliation).")
+@_register(
+    EventType.SHIPMENT_STATUS_CHANGED,
+    "0.0.1",
+    "A shipment's status changed (Sendcloud webhook or reconciliation).",
+)
 class ShipmentStatusChanged(EventPayload):
     shipment_id: Id
     order_id: Id
@@ -223,8 +251,12 @@ class ShipmentStatusChanged(EventPayload):
 # --- gridflock ------------------------------------------------------------------------------
 
 
-@_register(EventType.GRIDFLOCK_MAPPING_READY, "0.0.1", "A product mapping for a GridFlock SKU "
-           "exists (pipeline finished or mapping found); print jobs can be created.")
+@_register(
+    EventType.GRIDFLOCK_MAPPING_READY,
+    "0.0.1",
+    "A product mapping for a GridFlock SKU "
+    "exists (pipeline finished or mapping found); print jobs can be created.",
+)
 class GridflockMappingReady(EventPayload):
     sku: Id
     product_mapping_id: Id
@@ -234,8 +266,11 @@ class GridflockMappingReady(EventPayload):
     existing_mapping: bool = False
 
 
-@_register(EventType.GRIDFLOCK_PIPELINE_FAILED, "0.0.1", "The GridFlock pipeline failed at one "
-           "step (STL, slicing, upload or mapping).")
+@_register(
+    EventType.GRIDFLOCK_PIPELINE_FAILED,
+    "0.0.1",
+    "The GridFlock pipeline failed at one step (STL, slicing, upload or mapping).",
+)
 class GridflockPipelineFailed(EventPayload):
     sku: Id
     gridflock_job_id: Id
@@ -248,8 +283,12 @@ class GridflockPipelineFailed(EventPayload):
 # --- inventory ------------------------------------------------------------------------------
 
 
-@_register(EventType.STOCK_BATCH_COMPLETED, "0.0.1", "Every print job of a stock batch is "
-           "settled; triggers the stock increment (PRODUCED ledger entry).")
+@_register(
+    EventType.STOCK_BATCH_COMPLETED,
+    "0.0.1",
+    "Every print job of a stock batch is "
+    "settled; triggers the stock increment (PRODUCED ledger entry).",
+)
 class StockBatchCompleted(EventPayload):
     stock_batch_id: Id
     product_id: Id
@@ -259,8 +298,11 @@ class StockBatchCompleted(EventPayload):
     total_jobs: int = Field(ge=0)
 
 
-@_register(EventType.STOCK_REPLENISHMENT_SCHEDULED, "0.0.2", "The replenishment scheduler made "
-           "a stock print job; one event per job of the batch.")
+@_register(
+    EventType.STOCK_REPLENISHMENT_SCHEDULED,
+    "0.0.2",
+    "The replenishment scheduler made a stock print job; one event per job of the batch.",
+)
 class StockReplenishmentScheduled(EventPayload):
     stock_batch_id: Id
     print_job_id: Id
@@ -286,8 +328,9 @@ class IntegrationShopifyChanged(IntegrationChanged):
     pass
 
 
-@_register(EventType.INTEGRATION_SIMPLYPRINT_CHANGED, "0.0.1", "The SimplyPrint connection "
-           "changed.")
+@_register(
+    EventType.INTEGRATION_SIMPLYPRINT_CHANGED, "0.0.1", "The SimplyPrint connection changed."
+)
 class IntegrationSimplyPrintChanged(IntegrationChanged):
     pass
 
