@@ -40,3 +40,4 @@ def configure(level: str = "INFO") -> None:
     handler.setFormatter(JsonFormatter())
     root.addHandler(handler)
     root.setLevel(level)
+    logging.getLogger("pgserver").setLevel(logging.WARNING)

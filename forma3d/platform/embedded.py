@@ -10,6 +10,7 @@ import logging
 import socket
 import subprocess
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,10 +27,14 @@ class EmbeddedPostgres:
 
     def start(self) -> str:
         """Start (or attach to) the server and return a URL for the forma3d database."""
-        from pgserver import postgres_server
+        with warnings.catch_warnings():  # platformdirs warns when XDG_RUNTIME_DIR is unset
+            warnings.simplefilter("ignore")
+            from pgserver import postgres_server
 
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self._server = postgres_server.get_server(self.data_dir, cleanup_mode="stop")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            self._server = postgres_server.get_server(self.data_dir, cleanup_mode="stop")
         exists = self._server.psql(
             f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE_NAME}';"
         )
