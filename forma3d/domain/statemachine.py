@@ -18,11 +18,11 @@ S = TypeVar("S", bound=StrEnum)
 class IllegalTransition(ValueError):
     """A move that the machine's table does not allow; names the machine and both states."""
 
-    def __init__(self, machine: str, source: StrEnum, target: StrEnum) -> None:
+    def __init__(self, machine: str, source: str, target: str) -> None:
         self.machine = machine
         self.source = source
         self.target = target
-        super().__init__(f"{machine}: illegal transition {source.value} -> {target.value}")
+        super().__init__(f"{machine}: illegal transition {source} -> {target}")
 
 
 class StateMachine(Generic[S]):
