@@ -488,9 +488,7 @@ class SendcloudSandbox:
         self._stop(record)
         if status_id == 1000:
             self._set_status(record, 1999)
-            record.journey = asyncio.create_task(
-                self._finish_cancel(record, self.clock.elapsed())
-            )
+            record.journey = asyncio.create_task(self._finish_cancel(record, self.clock.elapsed()))
             return 202, {"status": "queued", "message": "Parcel cancellation has been queued"}
         self._set_status(record, 2000)
         return 200, {"status": "cancelled", "message": "Parcel has been cancelled"}
