@@ -10,11 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from actors.runtime import Runtime
 from forma3d.db.migrate import migrate
 from forma3d.db.pool import Pool, create_pool
 from forma3d.platform.embedded import Services, start_services
 from forma3d.platform.tenants import create_tenant
 
+RAY_HOSTS = 2
 DATA_DIR = Path(os.environ.get("FORMA3D_TEST_DATA_DIR", ".forma3d/test"))
 
 
@@ -50,3 +52,18 @@ async def db_pool(database_url: str) -> AsyncIterator[Pool]:
 async def tenant_id(db_pool: Pool) -> uuid.UUID:
     """A fresh tenant per test: tests stay isolated the way tenants are."""
     return await create_tenant(db_pool, f"t-{uuid.uuid4().hex[:12]}")
+
+
+@pytest.fixture(scope="session")
+def ray_runtime(database_url: str, db_pool: Pool) -> Iterator[Runtime]:
+    """One local Ray cluster per test session (2 CPUs, no dashboard, small object store)."""
+    import ray
+
+    from actors.runtime import start_runtime, stop_runtime
+
+    ray.init(address="local", num_cpus=2, include_dashboard=False, namespace="forma3d",
+             object_store_memory=200 * 2**20, log_to_driver=False)
+    runtime = start_runtime(database_url, RAY_HOSTS, idle_seconds=300, ask_timeout=30)
+    yield runtime
+    stop_runtime(RAY_HOSTS)
+    ray.shutdown()

@@ -1,0 +1,89 @@
+"""EntityHostCore without Ray: mailbox semantics and the handled-message guard."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+from actors.host import EntityHostCore
+from actors.message import Envelope
+from forma3d.db.pool import Pool
+
+
+def adjust(tenant: uuid.UUID, quantity: int, **kw: object) -> Envelope:
+    return Envelope("tenant", str(tenant), "stock.adjust", str(tenant),
+                    {"sku": "CUBE", "quantity": quantity}, **kw)  # type: ignore[arg-type]
+
+
+async def level(pool: Pool, tenant: uuid.UUID) -> int | None:
+    value: int | None = await pool.fetchval(
+        "SELECT quantity FROM stock_levels WHERE tenant_id = $1 AND sku = 'CUBE'", tenant)
+    return value
+
+
+async def test_durable_redelivery_changes_nothing(database_url: str, db_pool: Pool,
+                                                  tenant_id: uuid.UUID) -> None:
+    host = EntityHostCore(0, 1, database_url)
+    try:
+        message = adjust(tenant_id, 3, durable=True)
+        first = await host.deliver(message)
+        again = await host.deliver(message)
+        assert first.ok and first.value == 3 and not first.duplicate
+        assert again.ok and again.duplicate
+        assert await level(db_pool, tenant_id) == 3
+        ledger = await db_pool.fetchval(
+            "SELECT count(*) FROM stock_ledger WHERE tenant_id = $1", tenant_id)
+        assert ledger == 1
+    finally:
+        await host.close()
+
+
+async def test_refused_message_rolls_back_and_reloads(database_url: str, db_pool: Pool,
+                                                      tenant_id: uuid.UUID) -> None:
+    host = EntityHostCore(0, 1, database_url)
+    try:
+        assert (await host.deliver(adjust(tenant_id, 2))).ok
+        refused = await host.deliver(adjust(tenant_id, -5, durable=True))
+        assert not refused.ok and not refused.retryable
+        assert "negative" in (refused.error or "")
+        assert await level(db_pool, tenant_id) == 2
+        # The refused message was not recorded as handled: nothing of it was committed.
+        handled = await db_pool.fetchval(
+            "SELECT count(*) FROM handled_messages WHERE tenant_id = $1", tenant_id)
+        assert handled == 0
+        unknown = await host.deliver(Envelope("tenant", str(tenant_id), "tenant.nope",
+                                              str(tenant_id)))
+        assert not unknown.ok and "no handler" in (unknown.error or "")
+    finally:
+        await host.close()
+
+
+async def test_one_message_at_a_time_per_entity(database_url: str, db_pool: Pool,
+                                                tenant_id: uuid.UUID) -> None:
+    """Concurrent read-modify-write through one entity never loses an update."""
+    host = EntityHostCore(0, 1, database_url, pool_size=8)
+    try:
+        replies = await asyncio.gather(*(host.deliver(adjust(tenant_id, 1)) for _ in range(50)))
+        assert all(r.ok for r in replies)
+        assert sorted(r.value for r in replies) == list(range(1, 51))
+        assert await level(db_pool, tenant_id) == 50
+    finally:
+        await host.close()
+
+
+async def test_idle_entities_passivate(database_url: str, tenant_id: uuid.UUID) -> None:
+    host = EntityHostCore(0, 1, database_url, idle_seconds=0.2)
+    try:
+        assert (await host.deliver(Envelope("tenant", str(tenant_id), "tenant.get",
+                                            str(tenant_id)))).ok
+        assert f"tenant:{tenant_id}" in host.slots
+        for _ in range(40):
+            await asyncio.sleep(0.05)
+            if not host.slots:
+                break
+        assert host.slots == {}
+        again = await host.deliver(Envelope("tenant", str(tenant_id), "tenant.get",
+                                            str(tenant_id)))
+        assert again.ok and host.activations == 2
+    finally:
+        await host.close()
