@@ -387,9 +387,32 @@ class SimplyPrintClient(BaseClient):
             listing = await self.get_queue_items()
         return next((item for item in listing.items if item.note == note), None)
 
-    async def delete_queue_item(self, item_id: int) -> None:
-        """queue/DeleteItem: remove a not-yet-started item (`job` goes in the query string)."""
-        await self.call("POST", "queue/DeleteItem", params={"job": item_id})
+    async def delete_queue_item(self, item_id: int) -> bool:
+        """queue/DeleteItem: remove a not-yet-started item (`job` goes in the query string).
+
+        Returns True if this call deleted it, False if it was already gone (our earlier call
+        whose answer was lost, or a redelivered message). A refusal for an item that still
+        exists (e.g. already printing) raises RejectedError.
+        """
+
+        async def attempt() -> bool:
+            try:
+                response = await self.send_once("POST", "queue/DeleteItem", params={"job": item_id})
+                self.envelope(response)
+            except RejectedError:
+                if await self._queue_item_exists(item_id):
+                    raise
+                return False
+            return True
+
+        return await self.retrying(attempt)
+
+    async def _queue_item_exists(self, item_id: int) -> bool:
+        try:
+            self.envelope(await self.send_once("GET", "queue/GetItem", params={"id": item_id}))
+        except RejectedError:
+            return False
+        return True
 
     # -- printers
 
@@ -408,6 +431,17 @@ class SimplyPrintClient(BaseClient):
             printers=[self.parse(Printer, row) for row in rows],
             page_amount=int(answer.get("page_amount") or 1),
         )
+
+    async def all_printers(self, *, page_size: int = 100) -> list[Printer]:
+        """Every printer of the company, page by page."""
+        printers: list[Printer] = []
+        page = 1
+        while True:
+            answer = await self.get_printers(page=page, page_size=page_size)
+            printers.extend(answer.printers)
+            if page >= answer.page_amount or not answer.printers:
+                return printers
+            page += 1
 
     async def get_printer(self, printer_id: int) -> Printer:
         """printers/Get?pid=: `data` is then one object."""

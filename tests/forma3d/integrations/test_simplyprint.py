@@ -131,6 +131,7 @@ class FakeSimplyPrint:
         self.next_id = 1337
         self.rate_limit_next = 0
         self.uploads: list[bytes] = []
+        self.refuse_delete = False
 
     def app(self) -> Starlette:
         p = f"/{CO}"
@@ -228,6 +229,8 @@ class FakeSimplyPrint:
         if (denied := await self.record(request)) is not None:
             return denied
         job = int(request.query_params["job"])
+        if self.refuse_delete:
+            return JSONResponse({"status": False, "message": "Item is currently printing"})
         before = len(self.queue)
         self.queue = [i for i in self.queue if i["id"] != job]
         if len(self.queue) == before:
@@ -386,7 +389,10 @@ async def test_queue_items_and_delete(fake: FakeSimplyPrint) -> None:
     async with client:
         listing = await client.get_queue_items(include_groups=True)
         one = await client.get_queue_item(51293)
-        await client.delete_queue_item(51293)
+        assert await client.delete_queue_item(51293) is True
+        assert await client.delete_queue_item(51293) is False  # already gone: idempotent
+        fake.refuse_delete = True
+        fake.queue.append(dict(QUEUE_ITEM))
         with pytest.raises(RejectedError) as info:
             await client.delete_queue_item(51293)
     (item,) = listing.items
@@ -401,8 +407,9 @@ async def test_queue_items_and_delete(fake: FakeSimplyPrint) -> None:
     assert item.raw["customFields"][0]["id"] == "student_id"
     assert listing.fits is True and listing.groups[0].name == "Group 1"
     assert one.filesystem_id == "c00489ef361771ac098b5a60e6740757"
-    assert fake.calls[-2][:3] == ("POST", "queue/DeleteItem", {"job": "51293"})
-    assert info.value.message == "Queue item not found"
+    assert fake.calls[2][:3] == ("POST", "queue/DeleteItem", {"job": "51293"})
+    assert fake.calls[4][:3] == ("GET", "queue/GetItem", {"id": "51293"})
+    assert info.value.message == "Item is currently printing"
     assert fake.calls[0][2] == {"groups": ""}
 
 
@@ -411,6 +418,7 @@ async def test_printers(fake: FakeSimplyPrint) -> None:
     async with client:
         page = await client.get_printers(page_size=50)
         single = await client.get_printer(385)
+        assert [p.id for p in await client.all_printers()] == [385]
     (printer,) = page.printers
     assert page.page_amount == 1
     assert fake.calls[0][3] == {"page": 1, "page_size": 50}
