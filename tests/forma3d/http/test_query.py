@@ -782,3 +782,13 @@ def test_any_json_filter_parses_or_fails_cleanly(node: object) -> None:
         return
     c = compile_query(SPEC, q, TENANT)
     assert c.sql.count("$") == len(c.params)
+
+
+@given(st.dictionaries(st.sampled_from(["filter", "sort", "limit", "offset", "fields", "x"]), JSON))
+def test_any_search_body_parses_or_fails_cleanly(body: dict[str, object]) -> None:
+    try:
+        q = parse_body(SPEC, body)
+    except QueryError as exc:
+        assert exc.errors
+        return
+    compile_query(SPEC, q, TENANT)
