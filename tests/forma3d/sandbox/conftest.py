@@ -41,4 +41,3 @@ async def receiver_server() -> AsyncIterator[ReceiverServer]:
 @pytest.fixture
 def receiver(receiver_server: ReceiverServer) -> Receiver:
     return Receiver(receiver_server)
-
