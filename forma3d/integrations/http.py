@@ -139,6 +139,7 @@ class BaseClient:
         headers: Mapping[str, str] | None = None,
         idempotent: bool = True,
         ok_statuses: Collection[int] = (),
+        timeout: float | None = None,
     ) -> httpx.Response:
         """Send with retries. A non-idempotent request is retried only when it surely did not reach
         the service (connect failure, 429, 503); otherwise the ambiguous error is raised so the
@@ -154,6 +155,7 @@ class BaseClient:
                 files=files,
                 headers=headers,
                 ok_statuses=ok_statuses,
+                timeout=timeout,
             )
 
         def decide(err: IntegrationError) -> bool:
@@ -172,6 +174,7 @@ class BaseClient:
         files: Mapping[str, tuple[str, bytes, str]] | None = None,
         headers: Mapping[str, str] | None = None,
         ok_statuses: Collection[int] = (),
+        timeout: float | None = None,
     ) -> httpx.Response:
         """Exactly one HTTP exchange: 2xx (or an `ok_statuses` code) returns, all else raises."""
         await self._pause_if_asked()
@@ -185,6 +188,7 @@ class BaseClient:
                 data=data,
                 files=files,
                 headers=headers,
+                timeout=httpx.USE_CLIENT_DEFAULT if timeout is None else httpx.Timeout(timeout),
             )
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             raise TransientError(self.service, f"cannot connect: {exc!r}") from exc
@@ -193,7 +197,8 @@ class BaseClient:
             raise TransientError(
                 self.service, f"no complete answer: {exc!r}", ambiguous=True
             ) from exc
-        self._pending_pause = max(self._pending_pause, self.pacing_delay(response))
+        if response.status_code != 429:  # on 429 the Retry-After wait already covers it
+            self._pending_pause = max(self._pending_pause, self.pacing_delay(response))
         if response.is_success or response.status_code in ok_statuses:
             return response
         raise self.error_for(response)

@@ -218,9 +218,11 @@ class ShopifyClient(BaseClient):
         """Pages of orders for backfill, following Link rel="next".
 
         Follow-up requests carry only page_info, limit and fields: Shopify answers 400 when filters
-        are repeated next to page_info. Pass `page_info` to resume from a saved page.
+        are repeated next to page_info. Pass `page_info` to resume from a saved page; `fields`
+        always includes `id`.
         """
-        field_list = ",".join(fields) if fields else None
+        # `id` is what our models key on; Shopify returns only the fields asked for.
+        field_list = ",".join(dict.fromkeys(["id", *fields])) if fields else None
         params: Params
         if page_info is None:
             params = {

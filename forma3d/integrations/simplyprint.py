@@ -31,6 +31,7 @@ DEFAULT_BASE_URL = "https://api.simplyprint.io"
 DEFAULT_FILES_URL = "https://files.simplyprint.io"
 API_KEY_HEADER = "X-API-KEY"
 UPLOAD_CHUNK = 95 * 2**20  # parts stay under the 100 MB per-request limit
+UPLOAD_TIMEOUT = 300.0  # a 95 MiB part needs more than the 10 s API default
 _AUTH_HINTS = ("api key", "not logged in", "access to this account", "permission")
 
 
@@ -194,6 +195,7 @@ class SimplyPrintClient(BaseClient):
         base_url: str = DEFAULT_BASE_URL,
         files_url: str = DEFAULT_FILES_URL,
         timeout: float = DEFAULT_TIMEOUT,
+        upload_timeout: float = UPLOAD_TIMEOUT,
         retry: RetryPolicy | None = None,
         sleep: Sleep | None = None,
         rng: random.Random | None = None,
@@ -201,6 +203,7 @@ class SimplyPrintClient(BaseClient):
     ) -> None:
         self.company_id = company_id
         self.upload_url = f"{files_url.rstrip('/')}/{company_id}/files/Upload"
+        self.upload_timeout = upload_timeout
         super().__init__(
             f"{base_url.rstrip('/')}/{company_id}/",
             headers={API_KEY_HEADER: api_key, "Accept": "application/json"},
@@ -284,6 +287,7 @@ class SimplyPrintClient(BaseClient):
             data=fields or None,
             files={"file": (filename, part, "application/octet-stream")},
             idempotent=idempotent,
+            timeout=self.upload_timeout,
         )
         return self.envelope(response)
 

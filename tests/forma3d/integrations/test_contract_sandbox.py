@@ -275,7 +275,7 @@ async def test_simplyprint_jobs_and_printer_actions(sandbox: Sandbox) -> None:
     assert len(from_queue.job_ids) == 1 and len(direct.job_ids) == 1
     assert busy.state == "printing" and busy.job is not None
     assert ongoing.jobs[0].id == from_queue.job_ids[0]
-    assert ongoing.jobs[0].queue_item_id in (item_id, None)
+    assert ongoing.jobs[0].queue_item_id == item_id
     assert details.id == from_queue.job_ids[0] and details.printer_id == first.id
     assert paused.state in ("paused", "pausing")
     assert [j.id for j in cancelled.jobs] == from_queue.job_ids

@@ -464,3 +464,21 @@ async def test_bad_token_is_permanent(fake: FakeShopify) -> None:
             await client.get_order(ORDER["id"])
     assert info.value.status == 401 and info.value.service == "shopify"
     assert "Invalid API key" in info.value.message
+
+
+async def test_throttled_answer_waits_retry_after_only(fake: FakeShopify) -> None:
+    sleep = FakeSleep()
+    fake.call_limit = "40/40"
+    fake.throttle_next = 1
+    client, _ = client_for(fake, sleep)
+    async with client:
+        await client.get_order(ORDER["id"])
+    assert sleep.calls == [2.0]  # no extra bucket pause stacked on the 429's Retry-After
+
+
+async def test_fields_always_include_id(fake: FakeShopify) -> None:
+    client, _ = client_for(fake, FakeSleep())
+    async with client:
+        async for _ in client.list_order_pages(fields=["name", "line_items"], limit=250):
+            pass
+    assert "fields=id%2Cname%2Cline_items" in fake.requests[0][2]
