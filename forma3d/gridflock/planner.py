@@ -33,8 +33,8 @@ PITCH_MM = 42.0
 HALF_MM = PITCH_MM / 2
 CONNECTOR_MARGIN_MM = 3.5
 """Kept off the bed size on each axis: room for the male tabs (see `CONNECTOR_DEPTH_MM`)."""
-CONNECTOR_DEPTH_MM = 2.0
-"""How far a male tab sticks out of its edge; it sits inside the neighbour's 2.15 mm wall."""
+CONNECTOR_DEPTH_MM = 1.8
+"""How far a male tab sticks out of its edge: it must sit inside the neighbour's 2.15 mm wall."""
 PROFILE_HEIGHT_MM = 4.65
 FLOOR_MM = 1.2
 """Solid floor under the sockets: carries the embossed plate number and stiffens the plate."""
