@@ -14,8 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
-import forma3d.http.routes.printers
-import forma3d.http.routes.tenant  # noqa: F401  (registers routes)
+import forma3d.http.routes.all  # noqa: F401  (registers every route module)
 from forma3d import __version__, logs
 from forma3d.config import Settings, settings
 from forma3d.db.pool import create_pool
