@@ -407,3 +407,35 @@ async def test_sandbox_controls_for_printers_and_farm(receiver: Receiver) -> Non
         clock = (await client.post("/_sandbox/clock", json={"advance": 60})).json()
         assert clock["elapsed"] >= 60
     await sandbox.aclose()
+
+
+async def test_speedup_runs_a_two_hour_print_quickly(receiver: Receiver) -> None:
+    config = farm_config()
+    config.speedup = 200_000.0  # two simulated hours take a few hundredths of a second
+    config.simplyprint.webhook_targets = [receiver.url("fast")]
+    _, app, _ = build_apps(config)
+    api = Api(app, app.state.sandbox)
+    file_id = await api.upload()
+    await api.call("POST", "printers/actions/CreateJob", json={"pid": 1, "file_id": file_id})
+    got = await receiver.wait_for(
+        "fast", lambda r: any(json.loads(x.body)["event"] == "job.done" for x in r)
+    )
+    done = next(json.loads(x.body) for x in got if json.loads(x.body)["event"] == "job.done")
+    assert done["data"]["job"]["ended"] - done["data"]["job"]["started"] >= 7200 - 1
+    await api.http.aclose()
+    await api.sandbox.aclose()
+
+
+async def test_rate_limit_answers_429_in_the_envelope() -> None:
+    _, app, _ = build_apps(farm_config(rate_limit_per_minute=2))
+    api = Api(app, app.state.sandbox)
+    await api.call("GET", "account/Test")
+    await api.call("GET", "account/Test")
+    throttled = await api.http.get("account/Test")
+    assert throttled.status_code == 429
+    assert throttled.json() == {
+        "status": False,
+        "message": "You're requesting too much - slow down",
+    }
+    await api.http.aclose()
+    await api.sandbox.aclose()
