@@ -31,7 +31,13 @@ def control_routes(
     get_targets: Callable[[], list[str]],
     set_targets: Callable[[list[str]], None],
 ) -> list[Route]:
-    """Routes: GET/POST /_sandbox/clock, GET/POST /_sandbox/webhooks, deliveries and replay."""
+    """Routes shared by all three apps:
+
+    - ``GET/POST /_sandbox/clock``: ``{"advance": s, "speedup": x}``
+    - ``GET/POST /_sandbox/webhooks``: ``{"targets": [urls], "loss_rate": 0.3}``
+    - ``GET /_sandbox/webhooks/deliveries?outcome=&topic=&since=<id>&limit=``
+    - ``POST /_sandbox/webhooks/deliveries/{id}/replay``: same bytes again (a duplicate)
+    """
 
     async def clock_state(request: Request) -> Response:
         if request.method == "POST":
@@ -65,13 +71,23 @@ def control_routes(
         return JSONResponse(state)
 
     async def deliveries(request: Request) -> Response:
-        outcome = request.query_params.get("outcome")
-        topic = request.query_params.get("topic")
+        params = request.query_params
+        outcome = params.get("outcome")
+        topic = params.get("topic")
+        try:
+            since = int(params.get("since", "0"))
+            limit = int(params["limit"]) if "limit" in params else None
+        except ValueError:
+            return JSONResponse({"error": "since and limit are integers"}, status_code=400)
         rows = [
             d.as_dict()
             for d in dispatcher.log
-            if (outcome is None or d.outcome == outcome) and (topic is None or d.topic == topic)
+            if d.id > since
+            and (outcome is None or d.outcome == outcome)
+            and (topic is None or d.topic == topic)
         ]
+        if limit is not None:
+            rows = rows[-limit:] if limit > 0 else []
         return JSONResponse({"deliveries": rows})
 
     async def replay(request: Request) -> Response:

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import itertools
 import random
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -76,6 +77,7 @@ class WebhookDispatcher:
         connect_timeout: float = 1.0,
         timeout: float = 5.0,
         concurrency: int = 1,
+        log_limit: int = 100_000,
     ) -> None:
         self.service = service
         self.clock = clock
@@ -83,7 +85,8 @@ class WebhookDispatcher:
         self.connect_timeout = connect_timeout
         self.timeout = timeout
         self.concurrency = max(1, concurrency)
-        self.log: list[Delivery] = []
+        # Bounded so a long demo or load test does not grow without limit; oldest go first.
+        self.log: deque[Delivery] = deque(maxlen=log_limit)
         self._loss_rate = 0.0
         self.set_loss_rate(loss_rate)
         self._rng = random.Random(f"{seed}:{service}:webhooks")
