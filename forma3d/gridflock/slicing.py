@@ -1,0 +1,271 @@
+"""Slicer backends behind one interface: PrusaSlicer (Debian; the tests use it) and BambuStudio.
+
+BambuStudio is preferred for Bambu printers where `BAMBU_STUDIO_BIN` points at an installed CLI;
+everything else is sliced with PrusaSlicer. Both read profiles from `slicer/profiles/`, and print
+time and filament grams are read from the gcode they write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import shutil
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from forma3d.gridflock.errors import Step, StepFailed
+from forma3d.gridflock.profiles import PrinterProfile
+from forma3d.gridflock.tools import SLICER_DIR, resolve_binary, run_tool
+
+PROFILES_DIR = SLICER_DIR / "profiles"
+DEFAULT_TIMEOUT_S = 600.0
+
+_DURATION = re.compile(r"(?:(\d+)d)?\s*(?:(\d+)h)?\s*(?:(\d+)m)?\s*(?:(\d+)s)?")
+_TIME_LINES = (
+    re.compile(r"^; estimated printing time \(normal mode\) = (.+)$", re.M),
+    re.compile(r"^; total estimated time: (.+)$", re.M),  # BambuStudio header
+    re.compile(r"^; model printing time: [^;]*; total estimated time: (.+)$", re.M),
+)
+_GRAM_LINES = (
+    re.compile(r"^; filament used \[g\] = ([\d.,\s]+)$", re.M),
+    re.compile(r"^; total filament weight \[g\] : ([\d.,\s]+)$", re.M),  # BambuStudio header
+)
+
+
+@dataclass(frozen=True, slots=True)
+class GcodeStats:
+    print_seconds: int
+    filament_g: float
+
+
+@dataclass(frozen=True, slots=True)
+class SliceResult:
+    """`output` is gcode (PrusaSlicer) or a gcode 3mf (BambuStudio), ready to upload."""
+
+    output: Path
+    stats: GcodeStats
+    slicer: str
+    slicer_version: str
+    seconds: float
+
+
+def parse_duration(text: str) -> int:
+    """`1d 2h 3m 4s`, `2h 3m 4s`, `45m 10s`, `31s` -> seconds."""
+    m = _DURATION.fullmatch(text.strip())
+    if m is None or not any(m.groups()):
+        raise ValueError(f"not a slicer duration: {text!r}")
+    d, h, mi, s = (int(g) if g else 0 for g in m.groups())
+    return ((d * 24 + h) * 60 + mi) * 60 + s
+
+
+def parse_gcode_stats(gcode: str) -> GcodeStats:
+    """Print time and grams from the slicer's comment lines (multi-extruder grams are summed)."""
+    seconds: int | None = None
+    for pattern in _TIME_LINES:
+        if m := pattern.search(gcode):
+            seconds = parse_duration(m.group(1))
+            break
+    grams: float | None = None
+    for pattern in _GRAM_LINES:
+        if m := pattern.search(gcode):
+            grams = sum(float(v) for v in re.split(r"[,\s]+", m.group(1).strip()) if v)
+            break
+    if seconds is None or grams is None:
+        missing = "print time" if seconds is None else "filament grams"
+        raise StepFailed(Step.SLICING, f"the gcode has no {missing} line")
+    return GcodeStats(print_seconds=seconds, filament_g=round(grams, 2))
+
+
+def _read_tail(path: Path, size: int = 64 * 1024) -> str:
+    """The stats sit in the last lines; big gcode files are not read whole."""
+    with path.open("rb") as f:
+        f.seek(0, os.SEEK_END)
+        f.seek(max(0, f.tell() - size))
+        tail = f.read().decode(errors="replace")
+    with path.open("rb") as f:
+        head = f.read(size).decode(errors="replace")
+    return head + "\n" + tail
+
+
+class SlicerBackend(Protocol):
+    name: str
+
+    def available(self) -> bool: ...
+
+    def supports(self, profile: PrinterProfile) -> bool: ...
+
+    async def version(self) -> str: ...
+
+    async def slice(
+        self, stl: Path, profile: PrinterProfile, out_path: Path, *, timeout_s: float = ...
+    ) -> SliceResult: ...
+
+
+class PrusaSlicer:
+    """`prusa-slicer --export-gcode --load printer.ini --load process.ini --load filament.ini`."""
+
+    name = "prusaslicer"
+    ENV = "PRUSA_SLICER_BIN"
+
+    def __init__(self, profiles_dir: Path = PROFILES_DIR / "prusaslicer") -> None:
+        self.profiles_dir = profiles_dir
+        self._version: str | None = None
+
+    def binary(self) -> str:
+        return resolve_binary(
+            Step.SLICING,
+            "PrusaSlicer",
+            self.ENV,
+            "prusa-slicer",
+            "install Debian's prusa-slicer (scripts/bootstrap does) or set PRUSA_SLICER_BIN",
+        )
+
+    def available(self) -> bool:
+        return shutil.which(os.environ.get(self.ENV) or "prusa-slicer") is not None
+
+    def supports(self, profile: PrinterProfile) -> bool:
+        return (self.profiles_dir / f"{profile.slicer_profile}.ini").is_file()
+
+    async def version(self) -> str:
+        """`2.5.0+UNKNOWN`, from the banner of `--help` (2.5 has no `--version`)."""
+        if self._version is None:
+            run = await run_tool(Step.SLICING, [self.binary(), "--help"], timeout_s=60)
+            m = re.search(r"PrusaSlicer-(\S+)", run.stdout + run.stderr)
+            self._version = m.group(1) if m else "unknown"
+        return self._version
+
+    def ini_files(self, profile: PrinterProfile) -> list[Path]:
+        files = [
+            self.profiles_dir / f"{profile.slicer_profile}.ini",
+            self.profiles_dir / "process_gridflock.ini",
+            self.profiles_dir / "filament_pla.ini",
+        ]
+        for f in files:
+            if not f.is_file():
+                raise StepFailed(Step.SLICING, f"PrusaSlicer profile {f} is missing")
+        return files
+
+    async def slice(
+        self,
+        stl: Path,
+        profile: PrinterProfile,
+        out_path: Path,
+        *,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+    ) -> SliceResult:
+        binary = self.binary()
+        version = await self.version()
+        inis = await asyncio.to_thread(self.ini_files, profile)
+        tmp = await asyncio.to_thread(_temp_beside, out_path, ".gcode")
+        try:
+            argv = [binary, "--export-gcode"]
+            for ini in inis:
+                argv += ["--load", str(ini)]
+            argv += ["--loglevel", "1", "--output", str(tmp), str(stl)]
+            run = await run_tool(Step.SLICING, argv, timeout_s=timeout_s)
+            stats = await asyncio.to_thread(_stats_and_publish, tmp, out_path)
+        finally:
+            await asyncio.to_thread(tmp.unlink, missing_ok=True)
+        return SliceResult(out_path, stats, self.name, version, run.seconds)
+
+
+class BambuStudio:
+    """BambuStudio's CLI, where installed (`BAMBU_STUDIO_BIN`); not packaged for Debian.
+
+    Profiles: `slicer/profiles/bambustudio/<slicer_profile>/{machine,process,filament}.json`,
+    user presets that inherit Bambu's system presets. The output is a 3mf holding
+    `Metadata/plate_1.gcode`, which is what the printer (or SimplyPrint) takes.
+    """
+
+    name = "bambustudio"
+    ENV = "BAMBU_STUDIO_BIN"
+
+    def __init__(self, profiles_dir: Path = PROFILES_DIR / "bambustudio") -> None:
+        self.profiles_dir = profiles_dir
+
+    def binary(self) -> str:
+        return resolve_binary(
+            Step.SLICING, "BambuStudio", self.ENV, "bambu-studio", "set BAMBU_STUDIO_BIN"
+        )
+
+    def available(self) -> bool:
+        configured = os.environ.get(self.ENV)
+        return bool(configured) and shutil.which(configured or "") is not None
+
+    def supports(self, profile: PrinterProfile) -> bool:
+        return (self.profiles_dir / profile.slicer_profile / "machine.json").is_file()
+
+    async def version(self) -> str:
+        run = await run_tool(Step.SLICING, [self.binary(), "--help"], timeout_s=60, check=False)
+        m = re.search(r"BambuStudio[- ]+(?:version\s*)?(\d[\w.+-]*)", run.stdout + run.stderr)
+        return m.group(1) if m else "unknown"
+
+    async def slice(
+        self,
+        stl: Path,
+        profile: PrinterProfile,
+        out_path: Path,
+        *,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+    ) -> SliceResult:
+        binary = self.binary()
+        version = await self.version()
+        d = self.profiles_dir / profile.slicer_profile
+        out_dir = await asyncio.to_thread(tempfile.mkdtemp, prefix=".bambu-", dir=out_path.parent)
+        try:
+            argv = [
+                binary,
+                "--slice", "0",
+                "--load-settings", f"{d / 'machine.json'};{d / 'process.json'}",
+                "--load-filaments", str(d / "filament.json"),
+                "--export-3mf", "plate.3mf",
+                "--outputdir", out_dir,
+                str(stl),
+            ]  # fmt: skip
+            run = await run_tool(Step.SLICING, argv, timeout_s=timeout_s)
+            stats = await asyncio.to_thread(_bambu_publish, Path(out_dir) / "plate.3mf", out_path)
+        finally:
+            await asyncio.to_thread(shutil.rmtree, out_dir, True)
+        return SliceResult(out_path, stats, self.name, version, run.seconds)
+
+
+def _temp_beside(out_path: Path, suffix: str) -> Path:
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=".slice-", suffix=suffix, dir=out_path.parent)
+    os.close(fd)
+    return Path(name)
+
+
+def _stats_and_publish(tmp: Path, out_path: Path) -> GcodeStats:
+    if not tmp.is_file() or tmp.stat().st_size == 0:
+        raise StepFailed(Step.SLICING, "the slicer exited cleanly but wrote no gcode")
+    stats = parse_gcode_stats(_read_tail(tmp))
+    os.replace(tmp, out_path)
+    return stats
+
+
+def _bambu_publish(three_mf: Path, out_path: Path) -> GcodeStats:
+    if not three_mf.is_file():
+        raise StepFailed(Step.SLICING, "BambuStudio exited cleanly but wrote no 3mf")
+    with zipfile.ZipFile(three_mf) as z:
+        names = [n for n in z.namelist() if n.endswith(".gcode")]
+        if not names:
+            raise StepFailed(Step.SLICING, "the BambuStudio 3mf holds no gcode")
+        stats = parse_gcode_stats(z.read(names[0]).decode(errors="replace"))
+    with contextlib.suppress(FileNotFoundError):
+        out_path.unlink()
+    os.replace(three_mf, out_path)
+    return stats
+
+
+def choose_backend(profile: PrinterProfile) -> SlicerBackend:
+    """BambuStudio for printers it has profiles for, when installed; PrusaSlicer otherwise."""
+    bambu = BambuStudio()
+    if bambu.available() and bambu.supports(profile):
+        return bambu
+    return PrusaSlicer()
