@@ -55,7 +55,7 @@ class Sandboxes:
         """Stops journeys, prints and webhook loops."""
         await self.simplyprint.aclose()
         await self.sendcloud.aclose()
-        await self.shopify.dispatcher.aclose()
+        await self.shopify.aclose()
 
 
 def build_sandboxes(config: SandboxConfig) -> Sandboxes:
@@ -142,6 +142,7 @@ async def serve_sandboxes(config: SandboxConfig) -> RunningSandboxes:
     except BaseException:
         await running.stop()
         raise
+    sandboxes.shopify.set_order_rate(config.shopify.orders_per_hour)
     return running
 
 

@@ -6,8 +6,10 @@ fulfillment-orders model of 1.4, ``page_info`` Link pagination of 1.5 and the le
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
+import contextlib
 import itertools
 import json
 import random
@@ -42,6 +44,18 @@ THROTTLED = (
 )
 
 
+class LineItemSpec(BaseModel):
+    sku: str
+    quantity: int = Field(default=1, ge=1)
+    title: str | None = None
+    variant_title: str | None = None
+    price: str = "19.95"
+    grams: int = 150
+    variant_id: int | None = None
+    product_id: int | None = None
+    properties: dict[str, str] | list[dict[str, str]] = Field(default_factory=list)
+
+
 class ShopifyConfig(BaseModel):
     """One simulated store."""
 
@@ -57,18 +71,9 @@ class ShopifyConfig(BaseModel):
     leak_rate: float = 2.0
     currency: str = "EUR"
     location_id: int = 55896015011
-
-
-class LineItemSpec(BaseModel):
-    sku: str
-    quantity: int = Field(default=1, ge=1)
-    title: str | None = None
-    variant_title: str | None = None
-    price: str = "19.95"
-    grams: int = 150
-    variant_id: int | None = None
-    product_id: int | None = None
-    properties: dict[str, str] | list[dict[str, str]] = Field(default_factory=list)
+    # What random orders buy (None: a small built-in catalogue); use mapped SKUs in demos.
+    catalog: list[LineItemSpec] | None = None
+    orders_per_hour: float = 0.0  # simulated orders arriving on their own (demo, load tests)
 
 
 class AddressSpec(BaseModel):
@@ -158,6 +163,7 @@ class ShopifySandbox:
         self._fulfillment_ids = itertools.count(base + 61, 7919)
         self._numbers = itertools.count(1001)
         self.shop_id = 49144037539
+        self._stream: asyncio.Task[None] | None = None
 
     def _uuid(self) -> str:
         return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
@@ -168,17 +174,7 @@ class ShopifySandbox:
         """Stores a realistic order (section 1.2 fields) and sends ``orders/create``."""
         spec = spec or OrderSpec()
         if not spec.line_items:
-            sku, title, variant, price, grams = self.rng.choice(CATALOG)
-            spec.line_items = [
-                LineItemSpec(
-                    sku=sku,
-                    title=title,
-                    variant_title=variant,
-                    price=price,
-                    grams=grams,
-                    quantity=self.rng.randint(1, 3),
-                )
-            ]
+            spec.line_items = self._random_lines()
         first = spec.first_name or self.rng.choice(FIRST_NAMES)
         last = spec.last_name or self.rng.choice(LAST_NAMES)
         email = spec.email or f"{first}.{last}@example.com".lower().replace(" ", "")
@@ -338,6 +334,43 @@ class ShopifySandbox:
         }
         self.emit("orders/create", order)
         return order
+
+    def _random_lines(self) -> list[LineItemSpec]:
+        catalog = self.config.catalog or [
+            LineItemSpec(sku=sku, title=title, variant_title=variant, price=price, grams=grams)
+            for sku, title, variant, price, grams in CATALOG
+        ]
+        picks = self.rng.sample(catalog, k=min(len(catalog), self.rng.choice((1, 1, 1, 2))))
+        return [
+            pick.model_copy(update={"quantity": self.rng.choice((1, 1, 1, 2, 3))}) for pick in picks
+        ]
+
+    def set_order_rate(self, orders_per_hour: float) -> None:
+        """Starts, changes or (0) stops the stream of orders; needs a running event loop."""
+        if orders_per_hour < 0:
+            raise ValueError("orders_per_hour must be >= 0")
+        self.config.orders_per_hour = orders_per_hour
+        if self._stream is not None:
+            self._stream.cancel()
+            self._stream = None
+        if orders_per_hour > 0:
+            self._stream = asyncio.create_task(self._order_stream(orders_per_hour))
+
+    async def _order_stream(self, rate: float) -> None:
+        """Orders arrive as a Poisson process on the simulated clock (demo, load tests)."""
+        due = self.clock.elapsed()
+        while True:
+            due += self.rng.expovariate(rate / 3600.0)
+            await self.clock.sleep_until(due)
+            self.create_order()
+
+    async def aclose(self) -> None:
+        if self._stream is not None:
+            self._stream.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._stream
+            self._stream = None
+        await self.dispatcher.aclose()
 
     @staticmethod
     def _address(spec: AddressSpec) -> dict[str, Any]:
@@ -838,6 +871,15 @@ def build_shopify_app(sandbox: ShopifySandbox) -> Starlette:
         state = {"bucket_size": bucket.capacity, "leak_rate": bucket.leak_rate, "used": bucket.used}
         return reply(200, state)
 
+    async def sandbox_order_stream(request: Request) -> Response:
+        if request.method == "POST":
+            body = await read_json(request)
+            try:
+                sandbox.set_order_rate(float(body.get("orders_per_hour", 0)))
+            except ValueError as exc:
+                return reply(400, {"error": str(exc)})
+        return reply(200, {"orders_per_hour": sandbox.config.orders_per_hour})
+
     def set_targets(urls: list[str]) -> None:
         sandbox.targets = urls
 
@@ -871,6 +913,7 @@ def build_shopify_app(sandbox: ShopifySandbox) -> Starlette:
         Route("/_sandbox/orders", sandbox_orders, methods=["GET", "POST"]),
         Route("/_sandbox/orders/{order_id:int}/cancel", sandbox_cancel, methods=["POST"]),
         Route("/_sandbox/rate_limit", sandbox_rate_limit, methods=["GET", "POST"]),
+        Route("/_sandbox/order_stream", sandbox_order_stream, methods=["GET", "POST"]),
         *control_routes(sandbox.clock, sandbox.dispatcher, lambda: sandbox.targets, set_targets),
     ]
     app = Starlette(routes=routes)

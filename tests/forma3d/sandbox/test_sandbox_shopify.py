@@ -3,6 +3,7 @@ signed orders/* webhooks received on a loopback port."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import AsyncIterator
@@ -14,7 +15,7 @@ from sandbox_receiver import Receiver
 
 from forma3d.integrations.signatures import verify_shopify
 from forma3d.sandbox.server import SandboxConfig, build_apps
-from forma3d.sandbox.shopify import ShopifySandbox
+from forma3d.sandbox.shopify import LineItemSpec, ShopifySandbox
 
 V = "/admin/api/2024-07"
 REQUIRED_HEADERS = (
@@ -268,3 +269,26 @@ async def test_order_webhooks_are_signed_with_all_headers(receiver: Receiver) ->
     deliveries = log.json()["deliveries"]
     assert [d["outcome"] for d in deliveries] == ["delivered"] * 3
     await sandbox.dispatcher.aclose()
+
+
+async def test_order_stream_buys_from_the_configured_catalog() -> None:
+    config = SandboxConfig(seed=9, speedup=1.0)
+    config.shopify.catalog = [LineItemSpec(sku="GRID-CUSTOM-2x3", price="24.00")]
+    app, _, _ = build_apps(config)
+    sandbox: ShopifySandbox = app.state.sandbox
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://shop.test"
+    ) as client:
+        started = await client.post("/_sandbox/order_stream", json={"orders_per_hour": 60})
+        assert started.json() == {"orders_per_hour": 60.0}
+        for _ in range(10):
+            sandbox.clock.advance(1800)  # ten half-hours at 60 orders per hour
+            for _ in range(20):
+                await asyncio.sleep(0)
+        await client.post("/_sandbox/order_stream", json={"orders_per_hour": 0})
+    count = len(sandbox.orders)
+    assert 150 <= count <= 450  # 5 simulated hours at 60 per hour, Poisson
+    assert {li["sku"] for o in sandbox.orders.values() for li in o["line_items"]} == {
+        "GRID-CUSTOM-2x3"
+    }
+    await sandbox.aclose()
