@@ -1,5 +1,15 @@
 """Importing this module registers every /api/v1 route module on the shared router."""
 
-from forma3d.http.routes import printers, tenant
+from forma3d.http.routes import (
+    events,
+    files,
+    mappings,
+    orders,
+    print_jobs,
+    printers,
+    shipments,
+    tenant,
+)
 
-__all__ = ["printers", "tenant"]
+__all__ = ["events", "files", "mappings", "orders", "print_jobs", "printers", "shipments",
+           "tenant"]

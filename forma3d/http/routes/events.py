@@ -1,0 +1,68 @@
+"""The event log: every event the tenant's entities recorded, and one order's own timeline."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel
+from starlette.requests import Request
+
+from forma3d.http.deps import deps, parse_id, tenant_of
+from forma3d.http.problems import Problem
+from forma3d.http.query import Condition, Field, FieldType, Filter, Group, QuerySpec
+from forma3d.http.routes.listing import list_routes
+
+TAG = "events"
+
+
+class EventOut(BaseModel):
+    id: int
+    event_id: uuid.UUID
+    type: str
+    version: int
+    subject_type: str | None
+    subject_id: str | None
+    correlation_id: str | None
+    source: str
+    occurred_at: datetime
+    data: dict[str, Any]
+
+
+EVENTS = QuerySpec(
+    table="event_log e",
+    tenant_column="e.tenant_id",
+    default_sort="occurred_at:desc",
+    fields=(
+        Field("id", FieldType.INT, "e.id"),
+        Field("event_id", FieldType.UUID, "e.event_id"),
+        Field("type", column="e.type"),
+        Field("version", FieldType.INT, "e.version"),
+        Field("subject_type", column="e.subject_type"),
+        Field("subject_id", column="e.subject_id"),
+        Field("correlation_id", column="e.correlation_id"),
+        Field("source", column="e.source"),
+        Field("occurred_at", FieldType.DATETIME, "e.occurred_at"),
+        Field("data", column="e.data", filterable=False, sortable=False),
+    ),
+)
+# An order's timeline reads oldest first.
+ORDER_EVENTS = replace(EVENTS, default_sort="occurred_at:asc")
+
+
+async def of_order(request: Request) -> Filter:
+    """The order's own events; 404 when the order is not this tenant's."""
+    order_id = parse_id(request.path_params["order_id"], "order")
+    found = await deps(request).pool.fetchval(
+        "SELECT true FROM orders WHERE tenant_id = $1 AND id = $2", tenant_of(request), order_id)
+    if not found:
+        raise Problem(404, f"order {order_id} not found")
+    return Group("AND", (Condition("subject_type", "eq", "order"),
+                         Condition("subject_id", "eq", str(order_id))))
+
+
+list_routes("/events", EVENTS, name="events", item=EventOut, tag=TAG)
+list_routes("/orders/{order_id}/events", ORDER_EVENTS, name="order_events", item=EventOut,
+            tag=TAG, narrow=of_order)

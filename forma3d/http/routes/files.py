@@ -1,0 +1,178 @@
+"""Print files: uploaded once per tenant (deduplicated by SHA-256), listed without their content,
+downloaded on demand. Gcode estimates are read at upload so jobs and parcels can use them."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+import uuid
+import zipfile
+from datetime import datetime
+from decimal import Decimal
+from pathlib import PurePosixPath, PureWindowsPath
+from urllib.parse import quote
+
+from pydantic import BaseModel
+from starlette.requests import Request
+from starlette.responses import Response
+
+from forma3d.http.deps import deps, parse_id, tenant_of
+from forma3d.http.problems import Problem
+from forma3d.http.query import Field, FieldType, QuerySpec
+from forma3d.http.routes.api import api
+from forma3d.http.routes.listing import Row, fetch_one, list_routes
+from forma3d.http.routing import json_response
+from forma3d.sandbox.gcode import estimated_seconds
+
+MAX_FILE_BYTES = 100 * 2**20
+EXTENSIONS = (".gcode", ".gco", ".bgcode", ".3mf", ".stl")
+TAG = "print-files"
+# PrusaSlicer: "; total filament used [g] = 12.34" (or per extruder "; filament used [g] = 1, 2");
+# BambuStudio/OrcaSlicer: "; total filament weight [g] : 12.34,0.00".
+_GRAMS = (
+    re.compile(rb";\s*total filament (?:used|weight) \[g\]\s*[=:]\s*([0-9., ]+)"),
+    re.compile(rb";\s*filament used \[g\]\s*[=:]\s*([0-9., ]+)"),
+)
+
+
+class PrintFileOut(BaseModel):
+    id: uuid.UUID
+    filename: str
+    content_hash: str
+    size_bytes: int
+    estimated_seconds: int | None
+    grams: Decimal | None
+    farm_file_id: str | None
+    farm_uploaded_at: datetime | None
+    created_at: datetime
+
+
+FILES = QuerySpec(
+    table="print_files f",
+    tenant_column="f.tenant_id",
+    default_sort="created_at:desc",
+    fields=(
+        Field("id", FieldType.UUID, "f.id"),
+        Field("filename", column="f.filename"),
+        Field("content_hash", column="f.content_hash"),
+        Field("size_bytes", FieldType.INT, "f.size_bytes"),
+        Field("estimated_seconds", FieldType.INT, "f.estimated_seconds"),
+        Field("grams", FieldType.DECIMAL, "f.grams"),
+        Field("farm_file_id", column="f.farm_file_id"),
+        Field("farm_uploaded_at", FieldType.DATETIME, "f.farm_uploaded_at"),
+        Field("created_at", FieldType.DATETIME, "f.created_at"),
+    ),
+)
+
+
+def grams(gcode: bytes) -> Decimal | None:
+    """The slicer's filament weight from gcode comments (summed over extruders), or None."""
+    for pattern in _GRAMS:
+        match = pattern.search(gcode)
+        if match:
+            values = [v.strip() for v in match.group(1).decode("ascii").split(",")]
+            total = sum((Decimal(v) for v in values if re.fullmatch(r"\d+(\.\d+)?", v)),
+                        Decimal(0))
+            if total > 0:
+                return total.quantize(Decimal("0.01"))
+    return None
+
+
+def _gcode_of(filename: str, content: bytes) -> bytes | None:
+    """The gcode to read estimates from: the file itself, or the first plate of a gcode.3mf."""
+    lower = filename.lower()
+    if lower.endswith((".gcode", ".gco")):
+        return content
+    if lower.endswith(".3mf"):
+        try:
+            with zipfile.ZipFile(io.BytesIO(content)) as archive:
+                plates = sorted(n for n in archive.namelist() if n.endswith(".gcode"))
+                return archive.read(plates[0]) if plates else None
+        except (zipfile.BadZipFile, KeyError, OSError):
+            return None
+    return None
+
+
+def clean_filename(raw: str | None) -> str:
+    """The name without any directory part, refused (422) when empty, odd or not printable."""
+    name = PureWindowsPath(PurePosixPath(raw or "").name).name.strip()
+    problem = None
+    if not name:
+        problem = "is required (?filename=part.gcode)"
+    elif len(name) > 255 or any(ord(c) < 32 for c in name):
+        problem = "must be at most 255 printable characters"
+    elif not name.lower().endswith(EXTENSIONS):
+        problem = f"must end with one of {', '.join(EXTENSIONS)}"
+    if problem:
+        raise Problem(422, f"filename {problem}",
+                      errors=[{"field": "filename", "message": problem}])
+    return name
+
+
+async def read_upload(request: Request, limit: int = MAX_FILE_BYTES) -> bytes:
+    """The raw body, refused with 413 as soon as it is known to be too large."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise Problem(413, f"a print file may be at most {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise Problem(413, f"a print file may be at most {limit} bytes")
+        chunks.append(chunk)
+    if not size:
+        raise Problem(422, "the file is empty", errors=[{"field": "body", "message": "empty"}])
+    return b"".join(chunks)
+
+
+@api.route("POST", "/print-files", "Upload a print file (raw body, ?filename=); the same "
+           "content again answers 200 with the existing file", response=PrintFileOut,
+           status=201, tags=(TAG,), query=("filename",))
+async def upload_print_file(request: Request) -> Response:
+    filename = clean_filename(request.query_params.get("filename"))
+    content = await read_upload(request)
+    digest = hashlib.sha256(content).hexdigest()
+    gcode = _gcode_of(filename, content)
+    seconds = estimated_seconds(gcode) if gcode else None
+    weight = grams(gcode) if gcode else None
+    tenant_id = tenant_of(request)
+    async with deps(request).pool.acquire() as conn:
+        new_id = await conn.fetchval(
+            """INSERT INTO print_files (id, tenant_id, filename, content_hash, size_bytes,
+                                        content, estimated_seconds, grams)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+               ON CONFLICT (tenant_id, content_hash) DO NOTHING RETURNING id""",
+            uuid.uuid4(), tenant_id, filename, digest, len(content), content, seconds, weight)
+        file_id = new_id or await conn.fetchval(
+            "SELECT id FROM print_files WHERE tenant_id = $1 AND content_hash = $2",
+            tenant_id, digest)
+        row = await fetch_one(conn, FILES, tenant_id, file_id, "print file")
+    body = PrintFileOut.model_validate(row).model_dump(mode="json")
+    response = json_response(body, 201 if new_id else 200)
+    response.headers["Location"] = f"{request.url.path}/{file_id}"
+    return response
+
+
+list_routes("/print-files", FILES, name="print_files", item=PrintFileOut, tag=TAG)
+
+
+@api.route("GET", "/print-files/{file_id}", "Get a print file's metadata", response=PrintFileOut,
+           tags=(TAG,))
+async def get_print_file(request: Request) -> Row:
+    file_id = parse_id(request.path_params["file_id"], "print file")
+    async with deps(request).pool.acquire() as conn:
+        return await fetch_one(conn, FILES, tenant_of(request), file_id, "print file")
+
+
+@api.route("GET", "/print-files/{file_id}/content", "Download a print file", tags=(TAG,))
+async def download_print_file(request: Request) -> Response:
+    file_id = parse_id(request.path_params["file_id"], "print file")
+    row = await deps(request).pool.fetchrow(
+        "SELECT filename, content FROM print_files WHERE tenant_id = $1 AND id = $2",
+        tenant_of(request), file_id)
+    if row is None:
+        raise Problem(404, f"print file {file_id} not found")
+    disposition = f"attachment; filename*=UTF-8''{quote(row['filename'])}"
+    return Response(bytes(row["content"]), media_type="application/octet-stream",
+                    headers={"Content-Disposition": disposition})

@@ -1,0 +1,186 @@
+"""Orders: read from PostgreSQL with their line items, print jobs and shipment; cancelling is a
+durable message to the order entity, which stops jobs and the parcel in the right order."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from pydantic import BaseModel
+from starlette.requests import Request
+from starlette.responses import Response
+
+from actors.message import Envelope
+from actors.outbox import enqueue
+from forma3d import logs
+from forma3d.http.deps import deps, parse_id, tenant_of
+from forma3d.http.problems import Problem
+from forma3d.http.query import Conn, Field, FieldType, QuerySpec
+from forma3d.http.routes.api import api
+from forma3d.http.routes.listing import Row, fetch_one, fetch_related, list_routes
+from forma3d.http.routes.print_jobs import CLOSED_ORDERS, PRINT_JOBS, PrintJobOut
+from forma3d.http.routes.shipments import SHIPMENTS, ShipmentOut
+from forma3d.http.routing import json_response
+from forma3d.orders.states import LineItemStatus, OrderStatus
+
+TAG = "orders"
+RELATIONS = ("line_items", "print_jobs", "shipment")
+
+
+class LineItemOut(BaseModel):
+    id: uuid.UUID
+    order_id: uuid.UUID
+    shopify_line_item_id: int
+    sku: str | None
+    variant_id: str | None
+    title: str
+    quantity: int
+    properties: dict[str, Any]
+    mapping_id: uuid.UUID | None
+    status: LineItemStatus
+    reason: str | None
+    parts_total: int
+    parts_completed: int
+
+
+class OrderOut(BaseModel):
+    id: uuid.UUID
+    shopify_order_id: int
+    name: str
+    email: str | None
+    status: OrderStatus
+    reason: str | None
+    currency: str | None
+    total_price: Decimal | None
+    shipping_address: dict[str, Any] | None
+    shopify_created_at: datetime | None
+    shopify_updated_at: datetime | None
+    parts_total: int
+    parts_completed: int
+    received_at: datetime
+    queued_at: datetime | None
+    ready_at: datetime | None
+    fulfilled_at: datetime | None
+    cancelled_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class OrderDetail(OrderOut):
+    line_items: list[LineItemOut]
+    print_jobs: list[PrintJobOut]
+    shipment: ShipmentOut | None
+
+
+ORDERS = QuerySpec(
+    table="orders o",
+    tenant_column="o.tenant_id",
+    default_sort="created_at:desc",
+    includes=frozenset(RELATIONS),
+    fields=(
+        Field("id", FieldType.UUID, "o.id"),
+        Field("shopify_order_id", FieldType.INT, "o.shopify_order_id"),
+        Field("name", column="o.name"),
+        Field("email", column="o.email"),
+        Field("status", FieldType.ENUM, "o.status", choices=tuple(OrderStatus)),
+        Field("reason", column="o.reason"),
+        Field("currency", column="o.currency"),
+        Field("total_price", FieldType.DECIMAL, "o.total_price"),
+        Field("shipping_address", column="o.shipping_address", filterable=False,
+              sortable=False),
+        Field("shopify_created_at", FieldType.DATETIME, "o.shopify_created_at"),
+        Field("shopify_updated_at", FieldType.DATETIME, "o.shopify_updated_at"),
+        Field("parts_total", FieldType.INT, "o.parts_total"),
+        Field("parts_completed", FieldType.INT, "o.parts_completed"),
+        Field("received_at", FieldType.DATETIME, "o.received_at"),
+        Field("queued_at", FieldType.DATETIME, "o.queued_at"),
+        Field("ready_at", FieldType.DATETIME, "o.ready_at"),
+        Field("fulfilled_at", FieldType.DATETIME, "o.fulfilled_at"),
+        Field("cancelled_at", FieldType.DATETIME, "o.cancelled_at"),
+        Field("created_at", FieldType.DATETIME, "o.created_at"),
+        Field("updated_at", FieldType.DATETIME, "o.updated_at"),
+    ),
+)
+LINE_ITEMS = QuerySpec(
+    table="line_items li",
+    tenant_column="li.tenant_id",
+    default_sort="shopify_line_item_id:asc",
+    fields=(
+        Field("id", FieldType.UUID, "li.id"),
+        Field("order_id", FieldType.UUID, "li.order_id"),
+        Field("shopify_line_item_id", FieldType.INT, "li.shopify_line_item_id"),
+        Field("sku", column="li.sku"),
+        Field("variant_id", column="li.variant_id"),
+        Field("title", column="li.title"),
+        Field("quantity", FieldType.INT, "li.quantity"),
+        Field("properties", column="li.properties", filterable=False, sortable=False),
+        Field("mapping_id", FieldType.UUID, "li.mapping_id"),
+        Field("status", FieldType.ENUM, "li.status", choices=tuple(LineItemStatus)),
+        Field("reason", column="li.reason"),
+        Field("parts_total", FieldType.INT, "li.parts_total"),
+        Field("parts_completed", FieldType.INT, "li.parts_completed"),
+    ),
+)
+# Embedded jobs read in print order: line item, then part, then copy.
+ORDER_JOBS = QuerySpec(table=PRINT_JOBS.table, fields=PRINT_JOBS.fields,
+                       tenant_column=PRINT_JOBS.tenant_column,
+                       default_sort="line_item_id:asc,part_id:asc,copy_number:asc")
+
+
+async def attach_relations(conn: Conn, tenant_id: Any, rows: list[Row],
+                           names: tuple[str, ...]) -> None:
+    """`include=line_items,print_jobs,shipment`: one query per relation for the whole page."""
+    ids = [row["id"] for row in rows]
+    if "line_items" in names:
+        items = await fetch_related(conn, LINE_ITEMS, tenant_id, "order_id", ids)
+        for row in rows:
+            row["line_items"] = items.get(row["id"], [])
+    if "print_jobs" in names:
+        jobs = await fetch_related(conn, ORDER_JOBS, tenant_id, "order_id", ids)
+        for row in rows:
+            row["print_jobs"] = jobs.get(row["id"], [])
+    if "shipment" in names:
+        shipments = await fetch_related(conn, SHIPMENTS, tenant_id, "order_id", ids)
+        for row in rows:
+            row["shipment"] = next(iter(shipments.get(row["id"], [])), None)
+
+
+async def order_detail(conn: Conn, tenant_id: Any, order_id: uuid.UUID) -> Row:
+    row = await fetch_one(conn, ORDERS, tenant_id, order_id, "order")
+    await attach_relations(conn, tenant_id, [row], RELATIONS)
+    return row
+
+
+list_routes("/orders", ORDERS, name="orders", item=OrderOut, tag=TAG, expand=attach_relations)
+
+
+@api.route("GET", "/orders/{order_id}", "Get an order with its line items, print jobs and "
+           "shipment", response=OrderDetail, tags=(TAG,))
+async def get_order(request: Request) -> Row:
+    order_id = parse_id(request.path_params["order_id"], "order")
+    async with deps(request).pool.acquire() as conn:
+        return await order_detail(conn, tenant_of(request), order_id)
+
+
+@api.route("POST", "/orders/{order_id}/cancel", "Cancel an order: its queued jobs and parcel "
+           "are cancelled asynchronously; answers with the order as it is now",
+           response=OrderDetail, status=202, tags=(TAG,))
+async def cancel_order(request: Request) -> Response:
+    tenant_id = tenant_of(request)
+    order_id = parse_id(request.path_params["order_id"], "order")
+    async with deps(request).pool.acquire() as conn:
+        async with conn.transaction():
+            status = await conn.fetchval(
+                "SELECT status FROM orders WHERE tenant_id = $1 AND id = $2 FOR UPDATE",
+                tenant_id, order_id)
+            if status is None:
+                raise Problem(404, f"order {order_id} not found")
+            if status in CLOSED_ORDERS:
+                raise Problem(409, f"order {order_id} is already {status}")
+            await enqueue(conn, Envelope(  # type: ignore[arg-type]  # a proxy of a Connection
+                "order", str(order_id), "order.cancel", str(tenant_id), {"reason": "operator"},
+                correlation_id=logs.correlation_id.get(), durable=True))
+        row = await order_detail(conn, tenant_id, order_id)
+    return json_response(OrderDetail.model_validate(row).model_dump(mode="json"), 202)

@@ -1,0 +1,133 @@
+"""Print jobs: read straight from PostgreSQL; a retry is a durable message to the job's order,
+which owns the job's lifecycle (and revives a FAILED order)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel
+from starlette.requests import Request
+from starlette.responses import Response
+
+from actors.message import Envelope
+from actors.outbox import enqueue
+from forma3d import logs
+from forma3d.http.deps import deps, parse_id, tenant_of
+from forma3d.http.problems import Problem
+from forma3d.http.query import Field, FieldType, QuerySpec
+from forma3d.http.routes.api import api
+from forma3d.http.routes.listing import Row, fetch_one, list_routes
+from forma3d.http.routing import json_response
+from forma3d.orders.states import OrderStatus
+from forma3d.printing.states import JobPurpose, PrintJobStatus
+
+TAG = "print-jobs"
+RETRYABLE = frozenset({PrintJobStatus.FAILED, PrintJobStatus.CANCELLED})
+CLOSED_ORDERS = frozenset({OrderStatus.FULFILLED, OrderStatus.CANCELLED})
+
+
+class PrintJobOut(BaseModel):
+    id: uuid.UUID
+    job_key: str
+    purpose: JobPurpose
+    order_id: uuid.UUID | None
+    line_item_id: uuid.UUID | None
+    part_id: uuid.UUID | None
+    copy_number: int
+    file_id: uuid.UUID
+    status: PrintJobStatus
+    priority: int
+    position: int
+    required_tags: list[str]
+    attempts: int
+    max_attempts: int
+    farm_queue_item_id: int | None
+    farm_job_uid: str | None
+    farm_job_id: int | None
+    printer_id: uuid.UUID | None
+    error: str | None
+    status_at: datetime | None
+    queued_at: datetime | None
+    started_at: datetime | None
+    completed_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+PRINT_JOBS = QuerySpec(
+    table="print_jobs j",
+    tenant_column="j.tenant_id",
+    default_sort="created_at:desc",
+    fields=(
+        Field("id", FieldType.UUID, "j.id"),
+        Field("job_key", column="j.job_key"),
+        Field("purpose", FieldType.ENUM, "j.purpose", choices=tuple(JobPurpose)),
+        Field("order_id", FieldType.UUID, "j.order_id"),
+        Field("line_item_id", FieldType.UUID, "j.line_item_id"),
+        Field("part_id", FieldType.UUID, "j.part_id"),
+        Field("copy_number", FieldType.INT, "j.copy_number"),
+        Field("file_id", FieldType.UUID, "j.file_id"),
+        Field("status", FieldType.ENUM, "j.status", choices=tuple(PrintJobStatus)),
+        Field("priority", FieldType.INT, "j.priority"),
+        Field("position", FieldType.INT, "j.position"),
+        Field("required_tags", column="j.required_tags", filterable=False, sortable=False),
+        Field("attempts", FieldType.INT, "j.attempts"),
+        Field("max_attempts", FieldType.INT, "j.max_attempts"),
+        Field("farm_queue_item_id", FieldType.INT, "j.farm_queue_item_id"),
+        Field("farm_job_uid", column="j.farm_job_uid"),
+        Field("farm_job_id", FieldType.INT, "j.farm_job_id"),
+        Field("printer_id", FieldType.UUID, "j.printer_id"),
+        Field("error", column="j.error"),
+        Field("status_at", FieldType.DATETIME, "j.status_at"),
+        Field("queued_at", FieldType.DATETIME, "j.queued_at"),
+        Field("started_at", FieldType.DATETIME, "j.started_at"),
+        Field("completed_at", FieldType.DATETIME, "j.completed_at"),
+        Field("created_at", FieldType.DATETIME, "j.created_at"),
+        Field("updated_at", FieldType.DATETIME, "j.updated_at"),
+    ),
+)
+
+list_routes("/print-jobs", PRINT_JOBS, name="print_jobs", item=PrintJobOut, tag=TAG)
+
+
+@api.route("GET", "/print-jobs/{job_id}", "Get a print job", response=PrintJobOut, tags=(TAG,))
+async def get_print_job(request: Request) -> Row:
+    job_id = parse_id(request.path_params["job_id"], "print job")
+    async with deps(request).pool.acquire() as conn:
+        return await fetch_one(conn, PRINT_JOBS, tenant_of(request), job_id, "print job")
+
+
+@api.route("POST", "/print-jobs/{job_id}/retry", "Requeue a FAILED or CANCELLED job of an open "
+           "order (revives a FAILED order); applied asynchronously", response=PrintJobOut,
+           status=202, tags=(TAG,))
+async def retry_print_job(request: Request) -> Response:
+    tenant_id = tenant_of(request)
+    job_id = parse_id(request.path_params["job_id"], "print job")
+    async with deps(request).pool.acquire() as conn:
+        async with conn.transaction():
+            job = await conn.fetchrow(
+                """SELECT j.status, j.order_id, o.status AS order_status
+                   FROM print_jobs j LEFT JOIN orders o ON o.id = j.order_id
+                   WHERE j.tenant_id = $1 AND j.id = $2 FOR UPDATE OF j""", tenant_id, job_id)
+            if job is None:
+                raise Problem(404, f"print job {job_id} not found")
+            _check_retryable(job_id, job["status"], job["order_id"], job["order_status"])
+            await enqueue(conn, Envelope(  # type: ignore[arg-type]  # a proxy of a Connection
+                "order", str(job["order_id"]), "job.retry", str(tenant_id),
+                {"print_job_id": str(job_id)}, correlation_id=logs.correlation_id.get(),
+                durable=True))
+        row = await fetch_one(conn, PRINT_JOBS, tenant_id, job_id, "print job")
+    return json_response(PrintJobOut.model_validate(row).model_dump(mode="json"), 202)
+
+
+def _check_retryable(job_id: uuid.UUID, status: str, order_id: Any, order_status: Any) -> None:
+    if status not in RETRYABLE:
+        raise Problem(409, f"print job {job_id} is {status}; only FAILED or CANCELLED jobs "
+                      "can be retried")
+    if order_id is None:
+        raise Problem(409, f"print job {job_id} belongs to no order; stock jobs are retried "
+                      "through their batch")
+    if order_status in CLOSED_ORDERS:
+        raise Problem(409, f"print job {job_id} belongs to a {order_status} order")
