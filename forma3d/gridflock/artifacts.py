@@ -1,0 +1,138 @@
+"""A plate's STL and gcode, each made at most once: OpenSCAD and the slicer behind the cache.
+
+This is what the slicer pool calls per unique plate. Keys cover everything that shapes the
+bytes, so editing the .scad, a profile, or upgrading a tool makes new entries instead of serving
+stale ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from pathlib import Path
+
+from forma3d.gridflock.cache import ArtifactCache, content_key, file_digest
+from forma3d.gridflock.planner import Plate
+from forma3d.gridflock.profiles import PrinterProfile
+from forma3d.gridflock.slicing import GcodeStats, PrusaSlicer, SlicerBackend, choose_backend
+from forma3d.gridflock.stl import (
+    SCAD_FILE,
+    MeshReport,
+    generate_plate_stl,
+    openscad_version,
+    scad_parameters,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PlateStl:
+    path: Path
+    key: str
+    mesh: MeshReport
+    seconds: float
+    """OpenSCAD wall time when it was generated (also on a later cache hit)."""
+    cached: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PlateGcode:
+    path: Path
+    key: str
+    stats: GcodeStats
+    slicer: str
+    slicer_version: str
+    seconds: float
+    cached: bool
+
+
+class PlateArtifacts:
+    """Makes and caches plate files. One instance per worker process; it is cheap to build."""
+
+    def __init__(self, cache: ArtifactCache, backend: SlicerBackend | None = None) -> None:
+        self.cache = cache
+        self.backend = backend
+        self._openscad: str | None = None
+
+    async def stl_key(self, plate: Plate) -> str:
+        if self._openscad is None:
+            self._openscad = await openscad_version()
+        scad = await asyncio.to_thread(file_digest, SCAD_FILE)
+        return content_key(
+            "stl",
+            {"params": scad_parameters(plate), "scad": scad, "openscad": self._openscad},
+        )
+
+    async def stl(self, plate: Plate) -> PlateStl:
+        key = await self.stl_key(plate)
+
+        async def produce(path: Path) -> dict[str, object]:
+            r = await generate_plate_stl(plate, path)
+            m = r.mesh
+            return {
+                "triangles": m.triangles,
+                "size_mm": list(m.size_mm),
+                "volume_mm3": m.volume_mm3,
+                "seconds": round(r.seconds, 3),
+                "plate_key": plate.key,
+            }
+
+        e = await self.cache.get_or_create("stl", key, ".stl", produce)
+        size = e.meta["size_mm"]
+        mesh = MeshReport(
+            int(e.meta["triangles"]), (size[0], size[1], size[2]), e.meta["volume_mm3"]
+        )
+        return PlateStl(e.path, key, mesh, float(e.meta["seconds"]), e.hit)
+
+    def backend_for(self, profile: PrinterProfile) -> SlicerBackend:
+        return self.backend or choose_backend(profile)
+
+    async def gcode(self, plate: Plate, profile: PrinterProfile) -> PlateGcode:
+        """Slice the plate for `profile` (generating its STL first if needed)."""
+        stl = await self.stl(plate)
+        backend = self.backend_for(profile)
+        version = await backend.version()
+        profile_files = await asyncio.to_thread(_profile_files, backend, profile)
+        key = content_key(
+            "gcode",
+            {
+                "stl": stl.key,
+                "slicer": backend.name,
+                "slicer_version": version,
+                "profile": profile.slicer_profile,
+                "profile_files": profile_files,
+            },
+        )
+        suffix = ".gcode" if backend.name == "prusaslicer" else ".gcode.3mf"
+
+        async def produce(path: Path) -> dict[str, object]:
+            r = await backend.slice(stl.path, profile, path)
+            return {
+                "print_seconds": r.stats.print_seconds,
+                "filament_g": r.stats.filament_g,
+                "slicer": r.slicer,
+                "slicer_version": r.slicer_version,
+                "seconds": round(r.seconds, 3),
+            }
+
+        e = await self.cache.get_or_create("gcode", key, suffix, produce)
+        stats = GcodeStats(int(e.meta["print_seconds"]), float(e.meta["filament_g"]))
+        return PlateGcode(
+            e.path,
+            key,
+            stats,
+            str(e.meta["slicer"]),
+            str(e.meta["slicer_version"]),
+            float(e.meta["seconds"]),
+            e.hit,
+        )
+
+
+def _profile_files(backend: SlicerBackend, profile: PrinterProfile) -> str:
+    if isinstance(backend, PrusaSlicer):
+        return file_digest(*backend.ini_files(profile))
+    d = getattr(backend, "profiles_dir", None)
+    if isinstance(d, Path):
+        folder = d / profile.slicer_profile
+        files = sorted(folder.glob("*.json")) if folder.is_dir() else []
+        return file_digest(*files)
+    return ""
