@@ -110,8 +110,9 @@ def clean_filename(raw: str | None) -> str:
     return name
 
 
-async def read_upload(request: Request, limit: int = MAX_FILE_BYTES) -> bytes:
+async def read_upload(request: Request, limit: int | None = None) -> bytes:
     """The raw body, refused with 413 as soon as it is known to be too large."""
+    limit = MAX_FILE_BYTES if limit is None else limit
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise Problem(413, f"a print file may be at most {limit} bytes")
