@@ -2,55 +2,68 @@
 
 An entity is a cache of its PostgreSQL rows with single-writer semantics: its host runs one
 message at a time per entity. `command` handlers run inside a transaction that also records
-durable message ids; `query` handlers read memory and never write.
+durable message ids; `step` handlers call external services (no transaction may stay open across
+an HTTP call), so they must be idempotent themselves, and the message id is recorded after they
+succeed; `query` handlers read memory and never write.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any, ClassVar, TypeVar
 
 from actors.message import Envelope
 from forma3d.db.pool import Connection, Pool
 
-E = TypeVar("E", bound="Entity")
+F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 CommandHandler = Callable[[Any, Envelope, Connection], Awaitable[Any]]
 QueryHandler = Callable[[Any, Envelope], Awaitable[Any]]
+
+
+class HandlerKind(StrEnum):
+    COMMAND = "command"
+    STEP = "step"
+    QUERY = "query"
 
 
 @dataclass(frozen=True)
 class Handler:
     fn: Callable[..., Awaitable[Any]]
-    transactional: bool
+    kind: HandlerKind
+
+
+def _marker(message_type: str, kind: HandlerKind) -> Callable[[F], F]:
+    def mark(fn: F) -> F:
+        fn.__entity_message__ = (message_type, kind)  # type: ignore[attr-defined]
+        return fn
+
+    return mark
 
 
 def command(message_type: str) -> Callable[[CommandHandler], CommandHandler]:
-    """Register a state-changing handler: called as fn(self, envelope, conn) in a transaction."""
+    """A state-changing handler: called as fn(self, envelope, conn) in a transaction."""
+    return _marker(message_type, HandlerKind.COMMAND)
 
-    def mark(fn: CommandHandler) -> CommandHandler:
-        fn.__entity_message__ = (message_type, True)  # type: ignore[attr-defined]
-        return fn
 
-    return mark
+def step(message_type: str) -> Callable[[QueryHandler], QueryHandler]:
+    """An idempotent handler with external I/O: fn(self, envelope), managing its own writes."""
+    return _marker(message_type, HandlerKind.STEP)
 
 
 def query(message_type: str) -> Callable[[QueryHandler], QueryHandler]:
-    """Register a read-only handler: called as fn(self, envelope), no transaction."""
-
-    def mark(fn: QueryHandler) -> QueryHandler:
-        fn.__entity_message__ = (message_type, False)  # type: ignore[attr-defined]
-        return fn
-
-    return mark
+    """A read-only handler: called as fn(self, envelope), no transaction."""
+    return _marker(message_type, HandlerKind.QUERY)
 
 
 class EntityContext:
-    """What a host lends its entities: the database pool and a way to message others."""
+    """What a host lends its entities: the database pool and shared per-process services."""
 
     def __init__(self, pool: Pool, host_index: int) -> None:
         self.pool = pool
         self.host_index = host_index
+        self.services: dict[str, Any] = {}
 
 
 class Entity:
@@ -85,6 +98,7 @@ KINDS: dict[str, type[Entity]] = {}
 
 def entity_class(kind: str) -> type[Entity]:
     # Importing the entity modules registers their kinds.
+    import actors.order
     import actors.printer
     import actors.tenant  # noqa: F401
 

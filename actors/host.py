@@ -16,16 +16,19 @@ from typing import Any
 import asyncpg
 import ray
 
-from actors.entity import Entity, EntityContext, entity_class
+from actors.entity import Entity, EntityContext, HandlerKind, entity_class
 from actors.message import Envelope, Reply
 from forma3d import logs
-from forma3d.db.pool import Pool, create_pool
+from forma3d.db.pool import Connection, Pool, create_pool
+from forma3d.integrations.errors import TransientError
+from forma3d.platform.integrations import IntegrationMissing
 
 log = logging.getLogger(__name__)
 
 # Errors worth another delivery: the database or network hiccupped, not the message.
 TRANSIENT = (OSError, TimeoutError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
-             asyncpg.exceptions.SerializationError, asyncpg.exceptions.DeadlockDetectedError)
+             asyncpg.exceptions.SerializationError, asyncpg.exceptions.DeadlockDetectedError,
+             TransientError, IntegrationMissing)
 
 
 @dataclass
@@ -99,22 +102,34 @@ class EntityHostCore:
         handler = entity.handlers.get(envelope.type)
         if handler is None:
             raise LookupError(f"{envelope.kind} has no handler for {envelope.type!r}")
-        if not handler.transactional:
-            value = await handler.fn(entity, envelope)
-            return Reply(value)
         assert self._pool is not None
-        async with self._pool.acquire() as conn, conn.transaction():
+        if handler.kind == HandlerKind.QUERY:
+            return Reply(await handler.fn(entity, envelope))
+        if handler.kind == HandlerKind.STEP:
+            if envelope.durable and await self._pool.fetchval(
+                "SELECT true FROM handled_messages WHERE message_id = $1", envelope.message_id
+            ):
+                return Reply(duplicate=True)
+            value = await handler.fn(entity, envelope)
             if envelope.durable:
-                fresh = await conn.fetchval(
-                    "INSERT INTO handled_messages (message_id, tenant_id, entity_key)"
-                    " VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING true",
-                    envelope.message_id, envelope.tenant_id, envelope.address,
-                )
-                if not fresh:
-                    return Reply(duplicate=True)
+                await self._mark_handled(self._pool, envelope)
+            self.handled += 1
+            return Reply(value)
+        async with self._pool.acquire() as conn, conn.transaction():
+            if envelope.durable and not await self._mark_handled(conn, envelope):
+                return Reply(duplicate=True)
             value = await handler.fn(entity, envelope, conn)
         self.handled += 1
         return Reply(value)
+
+    @staticmethod
+    async def _mark_handled(db: Pool | Connection, envelope: Envelope) -> bool:
+        fresh: bool | None = await db.fetchval(
+            "INSERT INTO handled_messages (message_id, tenant_id, entity_key)"
+            " VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING true",
+            envelope.message_id, envelope.tenant_id, envelope.address,
+        )
+        return bool(fresh)
 
     async def _reap_idle(self) -> None:
         interval = min(30.0, max(0.05, self.idle_seconds / 4))

@@ -12,6 +12,7 @@ import ray
 from actors.host import EntityHost
 from actors.outbox import DISPATCHER_NAME, OutboxDispatcher
 from actors.router import NAMESPACE, EntityRouter, host_name
+from actors.scheduler import SCHEDULER_NAME, Scheduler
 
 
 @dataclass
@@ -35,21 +36,28 @@ class Runtime:
 
 
 def start_runtime(database_url: str, host_count: int, *, idle_seconds: float = 600.0,
-                  batch_size: int = 200, ask_timeout: float = 30.0) -> Runtime:
-    """Create (or find) the named, detached, restartable hosts and the dispatcher."""
+                  batch_size: int = 200, ask_timeout: float = 30.0,
+                  reconcile_seconds: float = 30.0, backfill_seconds: float = 300.0,
+                  env: dict[str, str] | None = None) -> Runtime:
+    """Create (or find) the named, detached, restartable hosts, dispatcher and scheduler."""
+    runtime_env = {"env_vars": env} if env else None
     hosts = [
         EntityHost.options(  # type: ignore[attr-defined]
             name=host_name(i), namespace=NAMESPACE, lifetime="detached", get_if_exists=True,
-            max_restarts=-1, max_task_retries=0, max_concurrency=10_000,
+            max_restarts=-1, max_task_retries=0, max_concurrency=10_000, runtime_env=runtime_env,
         ).remote(i, host_count, database_url, idle_seconds)
         for i in range(host_count)
     ]
     dispatcher = OutboxDispatcher.options(  # type: ignore[attr-defined]
         name=DISPATCHER_NAME, namespace=NAMESPACE, lifetime="detached", get_if_exists=True,
-        max_restarts=-1, max_task_retries=-1, max_concurrency=100,
+        max_restarts=-1, max_task_retries=-1, max_concurrency=100, runtime_env=runtime_env,
     ).remote(database_url, host_count, batch_size)
+    scheduler = Scheduler.options(  # type: ignore[attr-defined]
+        name=SCHEDULER_NAME, namespace=NAMESPACE, lifetime="detached", get_if_exists=True,
+        max_restarts=-1, max_task_retries=-1, runtime_env=runtime_env,
+    ).remote(database_url, host_count, reconcile_seconds, backfill_seconds)
     ray.get([h.status.remote() for h in hosts])
-    ray.get(dispatcher.start.remote())
+    ray.get([dispatcher.start.remote(), scheduler.start.remote()])
     return Runtime(hosts, dispatcher, EntityRouter(hosts, ask_timeout))
 
 
@@ -62,6 +70,6 @@ def connect_runtime(host_count: int, ask_timeout: float = 30.0) -> Runtime:
 
 def stop_runtime(host_count: int) -> None:
     """Kill the named actors this runtime created (detached actors outlive their creator)."""
-    for name in [*(host_name(i) for i in range(host_count)), DISPATCHER_NAME]:
+    for name in [*(host_name(i) for i in range(host_count)), DISPATCHER_NAME, SCHEDULER_NAME]:
         with contextlib.suppress(ValueError):
             ray.kill(ray.get_actor(name, namespace=NAMESPACE), no_restart=True)

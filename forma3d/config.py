@@ -31,6 +31,8 @@ class Settings(BaseSettings):
     entity_idle_seconds: float = Field(default=600.0, gt=0, alias="FORMA3D_ENTITY_IDLE_SECONDS")
     ask_timeout_seconds: float = Field(default=30.0, gt=0, alias="FORMA3D_ASK_TIMEOUT_SECONDS")
     outbox_batch_size: int = Field(default=200, ge=1, le=10_000, alias="FORMA3D_OUTBOX_BATCH")
+    reconcile_seconds: float = Field(default=30.0, gt=0, alias="FORMA3D_RECONCILE_SECONDS")
+    backfill_seconds: float = Field(default=300.0, gt=0, alias="FORMA3D_BACKFILL_SECONDS")
     serve_replicas: int = Field(default=1, ge=1, le=64, alias="FORMA3D_SERVE_REPLICAS")
     secret_key: str | None = Field(default=None, alias="FORMA3D_SECRET_KEY")
     sandbox: bool = Field(default=True, alias="FORMA3D_SANDBOX")

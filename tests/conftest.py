@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from cryptography.fernet import Fernet
 
 from actors.runtime import Runtime
 from forma3d.db.migrate import migrate
@@ -17,6 +18,8 @@ from forma3d.platform.embedded import Services, start_services
 from forma3d.platform.tenants import create_tenant
 
 RAY_HOSTS = 2
+# Integration secrets are sealed with this key; Ray workers inherit it from the environment.
+os.environ.setdefault("FORMA3D_SECRET_KEY", Fernet.generate_key().decode())
 DATA_DIR = Path(os.environ.get("FORMA3D_TEST_DATA_DIR", ".forma3d/test"))
 
 
@@ -63,7 +66,9 @@ def ray_runtime(database_url: str, db_pool: Pool) -> Iterator[Runtime]:
 
     ray.init(address="local", num_cpus=2, include_dashboard=False, namespace="forma3d",
              object_store_memory=200 * 2**20, log_to_driver=False)
-    runtime = start_runtime(database_url, RAY_HOSTS, idle_seconds=300, ask_timeout=30)
+    runtime = start_runtime(database_url, RAY_HOSTS, idle_seconds=300, ask_timeout=30,
+                            reconcile_seconds=2, backfill_seconds=3600,
+                            env={"FORMA3D_SECRET_KEY": os.environ["FORMA3D_SECRET_KEY"]})
     yield runtime
     stop_runtime(RAY_HOSTS)
     ray.shutdown()

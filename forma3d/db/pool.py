@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, TypeAlias
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 Pool = asyncpg.Pool
-Connection = asyncpg.Connection
+# A plain connection or one borrowed from a pool: every query helper takes either.
+Connection: TypeAlias = asyncpg.Connection | PoolConnectionProxy  # type: ignore[type-arg]
 
 
-async def _init_connection(conn: Connection) -> None:
+async def _init_connection(conn: asyncpg.Connection) -> None:  # type: ignore[type-arg]
     for name in ("json", "jsonb"):
         await conn.set_type_codec(
             name, encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
@@ -26,8 +28,8 @@ async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> Poo
     return pool
 
 
-async def connect(dsn: str) -> Connection:
-    conn: Connection = await asyncpg.connect(dsn)
+async def connect(dsn: str) -> asyncpg.Connection:  # type: ignore[type-arg]
+    conn: asyncpg.Connection = await asyncpg.connect(dsn)  # type: ignore[type-arg]
     await _init_connection(conn)
     return conn
 

@@ -23,6 +23,7 @@ from forma3d.http.middleware import ApiKeyMiddleware, RequestIdMiddleware
 from forma3d.http.problems import EXCEPTION_HANDLERS
 from forma3d.http.routes import health
 from forma3d.http.routes.api import API_PREFIX, api
+from forma3d.http.webhooks import routes as webhook_routes
 
 if TYPE_CHECKING:
     from actors.runtime import Runtime
@@ -64,7 +65,7 @@ def build_app(deps: Deps | None = None, config: Settings | None = None) -> Starl
                            public=(OPENAPI_PATH, *api.public_paths()))
     app = Starlette(
         routes=[Route("/health/live", health.live), Route("/health/ready", health.ready),
-                Mount(API_PREFIX, app=api_app)],
+                *webhook_routes, Mount(API_PREFIX, app=api_app)],
         middleware=[Middleware(RequestIdMiddleware)],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,

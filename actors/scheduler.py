@@ -1,0 +1,73 @@
+"""Scheduler: the cluster's clock for periodic entity work (farm reconciliation, Shopify backfill).
+
+Ticks `ask` and wait, so a slow tenant delays its own next tick instead of piling up messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from typing import Any
+
+import ray
+
+from actors.message import Envelope
+from actors.router import EntityRouter
+from forma3d import logs
+from forma3d.db.pool import Pool, create_pool
+
+log = logging.getLogger(__name__)
+SCHEDULER_NAME = "forma3d-scheduler"
+
+ACTIVE_FARM_TENANTS = """SELECT DISTINCT tenant_id FROM print_jobs
+    WHERE status IN ('QUEUED', 'PRINTING') AND farm_queue_item_id IS NOT NULL"""
+SHOPIFY_TENANTS = "SELECT tenant_id FROM integrations WHERE service = 'shopify' AND enabled"
+
+
+async def tick(pool: Pool, router: EntityRouter, sql: str, message_type: str,
+               timeout: float) -> int:
+    """Ask every tenant the query names to run `message_type`; returns how many answered."""
+    tenants = [str(r["tenant_id"]) for r in await pool.fetch(sql)]
+    replies = await asyncio.gather(
+        *(router.deliver(Envelope("tenant", t, message_type, t), timeout) for t in tenants),
+        return_exceptions=True)
+    for tenant, reply in zip(tenants, replies, strict=True):
+        if isinstance(reply, BaseException) or reply.error:
+            log.warning("%s for tenant %s failed: %s", message_type, tenant,
+                        reply if isinstance(reply, BaseException) else reply.error)
+    return len(tenants)
+
+
+@ray.remote(num_cpus=0)
+class Scheduler:
+    def __init__(self, database_url: str, host_count: int, reconcile_seconds: float,
+                 backfill_seconds: float) -> None:
+        logs.configure(os.environ.get("FORMA3D_LOG_LEVEL", "INFO"))
+        self.database_url = database_url
+        self.host_count = host_count
+        self.periods = {"tenant.reconcile": (ACTIVE_FARM_TENANTS, reconcile_seconds),
+                        "tenant.backfill": (SHOPIFY_TENANTS, backfill_seconds)}
+        self.tasks: list[asyncio.Task[None]] = []
+        self.ticks = dict.fromkeys(self.periods, 0)
+
+    async def start(self) -> bool:
+        if not self.tasks:
+            pool = await create_pool(self.database_url, max_size=2)
+            router = EntityRouter.connect(self.host_count)
+            self.tasks = [asyncio.create_task(self._every(pool, router, name))
+                          for name in self.periods]
+        return True
+
+    async def _every(self, pool: Pool, router: EntityRouter, name: str) -> None:
+        sql, period = self.periods[name]
+        while True:
+            await asyncio.sleep(period)
+            with contextlib.suppress(Exception):
+                await tick(pool, router, sql, name, timeout=max(30.0, period))
+                self.ticks[name] += 1
+
+    async def status(self) -> dict[str, Any]:
+        return {"pid": os.getpid(), "ticks": dict(self.ticks),
+                "running": bool(self.tasks) and not any(t.done() for t in self.tasks)}

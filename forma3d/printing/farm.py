@@ -1,0 +1,84 @@
+"""The farm through SimplyPrint's queue: files uploaded once per tenant, jobs queued once.
+
+Each queue item carries the job's key and attempt as its note, so a step that crashed after
+SimplyPrint accepted an item finds it instead of adding a second one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from forma3d.db.pool import Pool
+from forma3d.integrations.simplyprint import SimplyPrintClient
+
+# SimplyPrint's API file ids are temporary (about 24 h): upload again when older than this.
+FILE_ID_TTL = timedelta(hours=20)
+
+
+def queue_note(job: dict[str, Any]) -> str:
+    return f"{job['job_key']}#{job['attempts']}"
+
+
+def _lock_key(file_id: uuid.UUID) -> int:
+    return int.from_bytes(hashlib.blake2b(file_id.bytes, digest_size=8).digest(), "big",
+                          signed=True)
+
+
+async def ensure_uploaded(pool: Pool, client: SimplyPrintClient, file_id: uuid.UUID) -> str:
+    """The farm's id for a print file, uploading it only if no fresh upload exists."""
+    async with pool.acquire() as conn:
+        await conn.execute("SELECT pg_advisory_lock($1)", _lock_key(file_id))
+        try:
+            row = await conn.fetchrow(
+                "SELECT farm_file_id, farm_uploaded_at FROM print_files WHERE id = $1", file_id)
+            fresh = datetime.now(UTC) - FILE_ID_TTL
+            if row and row["farm_file_id"] and row["farm_uploaded_at"] > fresh:
+                return str(row["farm_file_id"])
+            content = await conn.fetchrow(
+                "SELECT filename, content FROM print_files WHERE id = $1", file_id)
+            if content is None:
+                raise LookupError(f"print file {file_id} does not exist")
+            uploaded = await client.upload_file(content["filename"], bytes(content["content"]))
+            await conn.execute(
+                "UPDATE print_files SET farm_file_id = $2, farm_uploaded_at = now() WHERE id = $1",
+                file_id, uploaded.id)
+            return uploaded.id
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock($1)", _lock_key(file_id))
+
+
+async def queue_jobs(pool: Pool, client: SimplyPrintClient,
+                     jobs: Sequence[dict[str, Any]]) -> dict[uuid.UUID, int]:
+    """Add each job to the farm's queue (or find the item an earlier try added)."""
+    listing = await client.get_queue_items(include_groups=True)
+    by_note = {i.note: i.id for i in [*listing.items, *listing.done_items] if i.note}
+    placed: dict[uuid.UUID, int] = {}
+    for job in jobs:
+        note = queue_note(job)
+        if note in by_note:
+            placed[job["id"]] = by_note[note]
+            continue
+        farm_file = await ensure_uploaded(pool, client, job["file_id"])
+        placed[job["id"]] = await client.add_queue_item(file_id=farm_file, amount=1, note=note)
+    return placed
+
+
+async def withdraw_jobs(client: SimplyPrintClient, jobs: Sequence[dict[str, Any]], *,
+                        stop_printing: bool) -> None:
+    """Remove queued items; stop running prints when the tenant says so."""
+    printers = set()
+    for job in jobs:
+        if job["status"] == "PRINTING" or job["farm_job_uid"]:
+            if stop_printing and job["farm_printer_id"]:
+                printers.add(int(job["farm_printer_id"]))
+            continue
+        if job["farm_queue_item_id"] is not None:
+            await client.delete_queue_item(int(job["farm_queue_item_id"]))
+    for printer in sorted(printers):
+        printer_state = await client.get_printer(printer)
+        if printer_state.state in ("printing", "paused", "pausing"):
+            await client.cancel(printer, reason=6, comment="order cancelled")

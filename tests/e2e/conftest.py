@@ -1,0 +1,110 @@
+"""The whole flow on loopback: sandboxes (Shopify, SimplyPrint, Sendcloud) as real HTTP servers,
+our ingress app as a real HTTP server, and the entity runtime on the session's Ray cluster."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+import redis.asyncio as aioredis
+import uvicorn
+
+from actors.runtime import Runtime
+from forma3d.db.pool import Pool
+from forma3d.http.app import build_app
+from forma3d.http.deps import Deps
+from forma3d.platform.tenants import create_tenant
+from forma3d.sandbox.farm import PrinterSpec
+from forma3d.sandbox.server import RunningSandboxes, SandboxConfig, serve_sandboxes
+from forma3d.sandbox.shopify import LineItemSpec, OrderSpec
+from forma3d.sandbox.tenant import connect_tenant, seed_catalog
+
+SPEEDUP = 3600.0  # one simulated hour of printing per real second
+
+
+@pytest.fixture(scope="session")
+async def ingress(db_pool: Pool, redis_url: str, ray_runtime: Runtime) -> AsyncIterator[str]:
+    """Our Starlette app on a loopback port, as the sandboxes' webhooks need a real URL."""
+    redis = aioredis.from_url(redis_url)
+    app = build_app(Deps(db_pool, redis, ray_runtime))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning",
+                                           lifespan="off", access_log=False))
+    task = asyncio.create_task(server.serve())
+    while not server.started:  # noqa: ASYNC110  (uvicorn exposes a flag, not an event)
+        await asyncio.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    await redis.aclose()
+
+
+@dataclass
+class Farm:
+    """One tenant wired to its own sandboxes, with helpers to drive and observe the flow."""
+
+    tenant_id: uuid.UUID
+    pool: Pool
+    sandboxes: RunningSandboxes
+    parts_per_unit: dict[str, int]
+
+    @property
+    def shopify(self) -> Any:
+        return self.sandboxes.sandboxes.shopify
+
+    def send_order(self, lines: Iterable[tuple[str, int]]) -> int:
+        order = self.shopify.create_order(OrderSpec(line_items=[
+            LineItemSpec(sku=sku, quantity=qty) for sku, qty in lines]))
+        return int(order["id"])
+
+    async def control(self, service: str, path: str, body: dict[str, Any]) -> None:
+        async with httpx.AsyncClient(timeout=10) as client:
+            response = await client.post(f"{self.sandboxes.urls[service]}/_sandbox/{path}",
+                                         json=body)
+            response.raise_for_status()
+
+    async def statuses(self) -> dict[int, str]:
+        rows = await self.pool.fetch(
+            "SELECT shopify_order_id, status FROM orders WHERE tenant_id = $1", self.tenant_id)
+        return {r["shopify_order_id"]: r["status"] for r in rows}
+
+    async def wait(self, orders: Iterable[int], done: set[str], timeout: float = 120) -> dict[
+            int, str]:
+        wanted = set(orders)
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            statuses = await self.statuses()
+            if all(statuses.get(o) in done for o in wanted):
+                return {o: statuses[o] for o in wanted}
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"orders not {done} in {timeout}s: "
+                                     f"{ {o: statuses.get(o) for o in wanted} }")
+            await asyncio.sleep(0.2)
+
+
+def sandbox_config(**farm: Any) -> SandboxConfig:
+    config = SandboxConfig(seed=7, speedup=SPEEDUP)
+    config.sendcloud.status_interval = 600
+    config.simplyprint.printers = [PrinterSpec(name=f"MK4 #{i}", model="MK4") for i in range(6)]
+    for key, value in farm.items():
+        setattr(config.simplyprint, key, value)
+    return config
+
+
+@pytest.fixture
+async def farm(db_pool: Pool, ingress: str) -> AsyncIterator[Farm]:
+    config = sandbox_config()
+    running = await serve_sandboxes(config)
+    tenant_id = await create_tenant(db_pool, f"e2e-{uuid.uuid4().hex[:10]}")
+    async with db_pool.acquire() as conn:
+        parts = await seed_catalog(conn, tenant_id)
+    await connect_tenant(db_pool, tenant_id, running.urls, config, ingress)
+    yield Farm(tenant_id, db_pool, running, parts)
+    await running.stop()
