@@ -41,8 +41,9 @@ FLOOR_MM = 1.2
 MAGNET_FLOOR_MM = 3.0
 """With magnets the floor must hold 2.4 mm deep holes and still leave a skin below them."""
 
-MIN_USABLE_MM = 2 * PITCH_MM + HALF_MM + HALF_MM / 2
-"""Two cells, a half cell and the widest padding: below this seams cannot always be staggered."""
+MIN_USABLE_MM = 3 * PITCH_MM
+"""Two cells, a half cell and both paddings: with less, a drawer of two and a half cells needs two
+rows split at its only seam, so neighbouring columns could not be staggered."""
 
 EdgeKind = Literal["none", "male", "female"]
 

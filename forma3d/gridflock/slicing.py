@@ -23,6 +23,7 @@ from forma3d.gridflock.profiles import PrinterProfile
 from forma3d.gridflock.tools import SLICER_DIR, resolve_binary, run_tool
 
 PROFILES_DIR = SLICER_DIR / "profiles"
+_versions: dict[str, str] = {}
 DEFAULT_TIMEOUT_S = 600.0
 
 _DURATION = re.compile(r"(?:(\d+)d)?\s*(?:(\d+)h)?\s*(?:(\d+)m)?\s*(?:(\d+)s)?")
@@ -114,7 +115,6 @@ class PrusaSlicer:
 
     def __init__(self, profiles_dir: Path = PROFILES_DIR / "prusaslicer") -> None:
         self.profiles_dir = profiles_dir
-        self._version: str | None = None
 
     def binary(self) -> str:
         return resolve_binary(
@@ -132,12 +132,16 @@ class PrusaSlicer:
         return (self.profiles_dir / f"{profile.slicer_profile}.ini").is_file()
 
     async def version(self) -> str:
-        """`2.5.0+UNKNOWN`, from the banner of `--help` (2.5 has no `--version`)."""
-        if self._version is None:
-            run = await run_tool(Step.SLICING, [self.binary(), "--help"], timeout_s=60)
+        """`2.5.0+UNKNOWN`, from the banner of `--help` (2.5 has no `--version`).
+
+        Part of the gcode cache key; remembered per binary path for the life of the process.
+        """
+        binary = self.binary()
+        if binary not in _versions:
+            run = await run_tool(Step.SLICING, [binary, "--help"], timeout_s=60)
             m = re.search(r"PrusaSlicer-(\S+)", run.stdout + run.stderr)
-            self._version = m.group(1) if m else "unknown"
-        return self._version
+            _versions[binary] = m.group(1) if m else "unknown"
+        return _versions[binary]
 
     def ini_files(self, profile: PrinterProfile) -> list[Path]:
         files = [
@@ -201,9 +205,13 @@ class BambuStudio:
         return (self.profiles_dir / profile.slicer_profile / "machine.json").is_file()
 
     async def version(self) -> str:
-        run = await run_tool(Step.SLICING, [self.binary(), "--help"], timeout_s=60, check=False)
-        m = re.search(r"BambuStudio[- ]+(?:version\s*)?(\d[\w.+-]*)", run.stdout + run.stderr)
-        return m.group(1) if m else "unknown"
+        binary = self.binary()
+        if binary not in _versions:
+            run = await run_tool(Step.SLICING, [binary, "--help"], timeout_s=60, check=False)
+            text = run.stdout + run.stderr
+            m = re.search(r"BambuStudio[- ]+(?:version\s*)?(\d[\w.+-]*)", text)
+            _versions[binary] = m.group(1) if m else "unknown"
+        return _versions[binary]
 
     async def slice(
         self,

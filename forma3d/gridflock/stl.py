@@ -21,7 +21,7 @@ import numpy as np
 from stl import mesh as stl_mesh
 
 from forma3d.gridflock.errors import MeshCheckFailed, Step
-from forma3d.gridflock.planner import ConnectorStyle, Plate, PlateSet
+from forma3d.gridflock.planner import PROFILE_HEIGHT_MM, ConnectorStyle, Plate, PlateSet
 from forma3d.gridflock.tools import SLICER_DIR, resolve_binary, run_tool
 
 SCAD_FILE = SLICER_DIR / "gridflock_plate.scad"
@@ -54,12 +54,21 @@ def openscad_binary() -> str:
     )
 
 
+_versions: dict[str, str] = {}
+
+
 async def openscad_version() -> str:
-    """`2021.01` style version, part of the cache key: a new OpenSCAD may mesh differently."""
-    run = await run_tool(Step.GENERATING_STL, [openscad_binary(), "--version"], timeout_s=30)
-    text = run.stderr + run.stdout
-    m = re.search(r"OpenSCAD version (\S+)", text)
-    return m.group(1) if m else text.strip() or "unknown"
+    """`2021.01` style version, part of the cache key: a new OpenSCAD may mesh differently.
+
+    Remembered per binary path for the life of the process (workers ask on every plate).
+    """
+    binary = openscad_binary()
+    if binary not in _versions:
+        run = await run_tool(Step.GENERATING_STL, [binary, "--version"], timeout_s=30)
+        text = run.stderr + run.stdout
+        m = re.search(r"OpenSCAD version (\S+)", text)
+        _versions[binary] = m.group(1) if m else text.strip() or "unknown"
+    return _versions[binary]
 
 
 def _scad_value(value: object) -> str:
@@ -82,7 +91,7 @@ def scad_parameters(plate: Plate) -> dict[str, str]:
         "pad_e": p.east,
         "pad_s": p.south,
         "pad_w": p.west,
-        "floor_mm": round(plate.height_mm - 4.65, 3),
+        "floor_mm": round(plate.height_mm - PROFILE_HEIGHT_MM, 3),
         "magnets": plate.magnets,
         "round_sw": r.south_west,
         "round_se": r.south_east,

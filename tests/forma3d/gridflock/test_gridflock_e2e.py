@@ -16,11 +16,11 @@ from forma3d.gridflock.slicing import PrusaSlicer
 from forma3d.gridflock.stl import check_mesh
 
 # A small bed forces a split, so the plate has puzzle connectors as well as magnets and padding.
-SMALL_BED = PrinterProfile("test-small", "SMALL", "Small test bed", 120, 120, "bambu_a1")
+SMALL_BED = PrinterProfile("test-small", "SMALL", "Small test bed", 130, 130, "bambu_a1")
 
 
 async def test_generate_check_and_slice_a_real_plate_once(tmp_path: Path) -> None:
-    ps = plan_plates(130, 100, SMALL_BED, PlanOptions(magnets=True))
+    ps = plan_plates(140, 100, SMALL_BED, PlanOptions(magnets=True))
     assert ps.columns == 2
     plate = min(ps.plates, key=lambda p: p.cells_x * p.cells_y)
     assert plate.connectors.west.kind == "female" or plate.connectors.east.kind == "male"

@@ -207,19 +207,19 @@ def test_impossible_drawers_raise_plan_error(w: float, d: float) -> None:
 
 
 def test_tiny_bed_raises_plan_error() -> None:
-    tiny = PrinterProfile("tiny", "TINY", "Tiny", 60, 60, "tiny")
+    tiny = PrinterProfile("tiny", "TINY", "Tiny", 129, 300, "tiny")
     with pytest.raises(PlanError, match="too small"):
         plan_plates(300, 300, tiny)
 
 
 any_bed = st.builds(
     lambda x, y: PrinterProfile("custom", "CUSTOM", "Custom", x, y, "custom"),
-    st.integers(min_value=120, max_value=420),
-    st.integers(min_value=120, max_value=420),
+    st.integers(min_value=130, max_value=420),
+    st.integers(min_value=130, max_value=420),
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=1000, deadline=None)
 @given(sizes, sizes, any_bed)
 def test_any_reasonable_bed_gets_a_valid_staggered_plan(
     w: float, d: float, profile: PrinterProfile
