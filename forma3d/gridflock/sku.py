@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from forma3d.gridflock.errors import InvalidGridRequest
-from forma3d.gridflock.planner import ConnectorStyle, PlanOptions
+from forma3d.gridflock.planner import ConnectorStyle, PlanOptions, PlateSet, plan_plates
 from forma3d.gridflock.profiles import PrinterProfile, get_profile
 
 CUSTOM_SKU_PREFIX = "GRID-CUSTOM"
@@ -61,6 +61,9 @@ class GridRequest:
     @property
     def sku(self) -> str:
         return canonical_sku(self.width_mm, self.depth_mm, self.options, self.profile)
+
+    def plan(self) -> PlateSet:
+        return plan_plates(self.width_mm, self.depth_mm, self.profile, self.options)
 
 
 def is_custom_sku(sku: str | None) -> bool:

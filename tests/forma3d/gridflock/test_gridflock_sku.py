@@ -73,6 +73,7 @@ def test_parse_shopify_property_list() -> None:
     assert (req.width_mm, req.depth_mm) == (523, 387.5)
     assert req.options == PlanOptions(magnets=True, connector=ConnectorStyle.PUZZLE)
     assert req.sku == "GRID-523x387.5-MAG-PUZZLE-A1"
+    assert req.plan().depth_mm == 387.5
 
 
 def test_parse_mapping_with_connector_none() -> None:
