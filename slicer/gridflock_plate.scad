@@ -54,7 +54,6 @@ depth = cells_y * pitch + pad_s + pad_n;
 height = floor_mm + profile_h;
 whole_x = floor(cells_x);
 whole_y = floor(cells_y);
-eps = 0.01;
 
 // Rounded-rectangle outline, counter-clockwise. With all corners rounded it has the same number
 // of points for every radius, so outlines at different heights join into one polyhedron.
