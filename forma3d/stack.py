@@ -1,4 +1,5 @@
-"""`forma3d up`: PostgreSQL, Redis, migrations, Ray, the entity runtime and the Serve app.
+"""`forma3d up`: PostgreSQL, Redis, migrations, Ray, the entity runtime, the Serve app and (in
+sandbox mode) the Shopify/SimplyPrint/Sendcloud simulators wired to the default tenant.
 
 Everything started here is stopped on Ctrl-C; data stays in the data directory.
 """
@@ -16,6 +17,8 @@ from dataclasses import dataclass, field
 from forma3d.config import Settings
 from forma3d.db.migrate import migrate
 from forma3d.platform.embedded import Services, start_services
+from forma3d.platform.secrets import KEY_ENV, load_or_create_key
+from forma3d.sandbox.runner import SandboxThread
 
 log = logging.getLogger(__name__)
 
@@ -26,16 +29,24 @@ class Stack:
     services: Services
     host_count: int = 0
     started_ray: bool = False
+    sandbox: SandboxThread | None = None
+    sandbox_note: str | None = None
     stops: list[Callable[[], None]] = field(default_factory=list)
 
     @property
+    def api_base(self) -> str:
+        return f"http://{self.settings.http_host}:{self.settings.http_port}"
+
+    @property
     def urls(self) -> dict[str, str]:
-        base = f"http://{self.settings.http_host}:{self.settings.http_port}"
+        base = self.api_base
         urls = {"api": f"{base}/api/v1", "docs": f"{base}/api/v1/openapi.json",
                 "health": f"{base}/health/ready"}
         dashboard = _dashboard_url()
         if dashboard:
             urls["ray_dashboard"] = dashboard
+        if self.sandbox is not None:
+            urls.update({f"sandbox_{name}": url for name, url in self.sandbox.urls.items()})
         return urls
 
     def stop(self) -> None:
@@ -61,7 +72,8 @@ def _dashboard_url() -> str | None:
     return f"http://{url}" if url else None
 
 
-def start_stack(settings: Settings, *, dashboard: bool = True) -> Stack:
+def start_stack(settings: Settings, *, dashboard: bool = True,
+                sandbox_speedup: float = 60.0) -> Stack:
     """Start every part not already provided by the environment; returns the running stack."""
     import ray
     from ray import serve
@@ -73,8 +85,13 @@ def start_stack(settings: Settings, *, dashboard: bool = True) -> Stack:
     stack.stops.append(services.stop)
     try:
         asyncio.run(migrate(services.database_url))
-        env = {"DATABASE_URL": services.database_url, "REDIS_URL": services.redis_url}
+        # Every process that decrypts integration secrets (Serve replicas, entity hosts) needs
+        # the key, so it goes into the environment before Ray starts any worker.
+        env = {"DATABASE_URL": services.database_url, "REDIS_URL": services.redis_url,
+               KEY_ENV: settings.secret_key or load_or_create_key(settings.data_dir)}
         os.environ.update(env)
+        if settings.sandbox:
+            _start_sandbox(stack, sandbox_speedup)
         if not ray.is_initialized():
             ray.init(address=settings.ray_address, namespace="forma3d",
                      include_dashboard=dashboard, dashboard_host="127.0.0.1",
@@ -86,7 +103,9 @@ def start_stack(settings: Settings, *, dashboard: bool = True) -> Stack:
         start_runtime(services.database_url, stack.host_count,
                       idle_seconds=settings.entity_idle_seconds,
                       batch_size=settings.outbox_batch_size,
-                      ask_timeout=settings.ask_timeout_seconds)
+                      ask_timeout=settings.ask_timeout_seconds,
+                      reconcile_seconds=settings.reconcile_seconds,
+                      backfill_seconds=settings.backfill_seconds, env=env)
         stack.stops.append(lambda: stop_runtime(stack.host_count))
         os.environ["FORMA3D_ENTITY_HOSTS"] = str(stack.host_count)
         env["FORMA3D_ENTITY_HOSTS"] = str(stack.host_count)
@@ -101,6 +120,45 @@ def start_stack(settings: Settings, *, dashboard: bool = True) -> Stack:
         stack.stop()
         raise
     return stack
+
+
+def _start_sandbox(stack: Stack, speedup: float) -> None:
+    """Start the simulators and wire the default tenant to them, unless it has real credentials.
+
+    The simulators keep their state in memory, so the tenant is re-connected on every start;
+    the catalog is seeded only once.
+    """
+    from forma3d.db.pool import connect
+    from forma3d.platform.tenants import DEFAULT_TENANT_ID
+    from forma3d.sandbox.runner import has_real_credentials, stack_config, wire_tenant, write_state
+
+    async def real() -> bool:
+        conn = await connect(stack.services.database_url)
+        try:
+            return await has_real_credentials(conn, DEFAULT_TENANT_ID)
+        finally:
+            await conn.close()
+
+    if asyncio.run(real()):
+        stack.sandbox_note = "default tenant has real credentials; sandbox not started"
+        return
+    config = stack_config(stack.settings.http_port, speedup=speedup)
+    stack.sandbox = SandboxThread(config)
+    stack.stops.append(stack.sandbox.stop)
+    urls = stack.sandbox.start()
+
+    async def wire() -> bool:
+        conn = await connect(stack.services.database_url)
+        try:
+            return await wire_tenant(conn, DEFAULT_TENANT_ID, urls, config, stack.api_base)
+        finally:
+            await conn.close()
+
+    seeded = asyncio.run(wire())
+    stack.sandbox_note = ("default tenant connected to the sandbox"
+                          + ("; catalog seeded" if seeded else ""))
+    state = write_state(stack.settings.data_dir, stack.api_base, urls)
+    stack.stops.append(lambda: state.unlink(missing_ok=True))
 
 
 def run_until_interrupted(stack: Stack) -> None:

@@ -1,0 +1,334 @@
+"""`forma3d demo`: signed Shopify orders through the sandbox, to FULFILLED, then a report.
+
+Every figure in the report is read back from PostgreSQL and the sandboxes, so the demo shows what
+the system did, not what the demo meant to do. Only the Shopify order ids of this run are kept,
+to scope the queries to it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from forma3d.config import Settings
+
+TERMINAL = ("FULFILLED", "FAILED", "CANCELLED")
+# Single-part, multi-part (assemblies), quantity > 1 and mixed orders over the catalog SKUs.
+MIX: tuple[tuple[tuple[str, int], ...], ...] = (
+    (("BENCHY-PLA-RED", 1),),
+    (("VASE-SPIRAL-PLA-WHITE", 1),),
+    (("BENCHY-PLA-RED", 3),),
+    (("PLANTER-HEX-PLA-GREEN", 1),),
+    (("GRID-BIN-2X3-PETG-BLACK", 2),),
+    (("BENCHY-PLA-RED", 2), ("VASE-SPIRAL-PLA-WHITE", 1)),
+)
+
+
+class DemoError(RuntimeError):
+    """The demo cannot run (no stack, no sandbox); the message says what to do."""
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    orders: int
+    failure_rate: float = 0.0
+    timeout: float = 300.0
+    speedup: float = 3600.0  # one simulated hour of printing per real second
+    api: str | None = None
+    shopify_url: str | None = None
+    simplyprint_url: str | None = None
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where the demo sends orders and reads results."""
+
+    api: str
+    database_url: str
+    urls: dict[str, str]
+    tenant_id: uuid.UUID
+
+
+def order_lines(index: int) -> list[dict[str, Any]]:
+    return [{"sku": sku, "quantity": qty} for sku, qty in MIX[index % len(MIX)]]
+
+
+def percentiles(values: Sequence[float]) -> dict[str, float | None]:
+    """Nearest-rank p50/p99 in milliseconds (None when nothing finished)."""
+    if not values:
+        return {"p50": None, "p99": None}
+    ordered = sorted(values)
+
+    def rank(p: int) -> float:
+        index = -(-len(ordered) * p // 100) - 1  # ceil(n * p / 100) - 1
+        return round(ordered[max(0, min(len(ordered) - 1, index))], 1)
+
+    return {"p50": rank(50), "p99": rank(99)}
+
+
+def ready(api: str) -> bool:
+    try:
+        return httpx.get(f"{api}/health/ready", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _wait_ready(api: str, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while not ready(api):
+        if time.monotonic() > deadline:
+            raise DemoError(f"the stack at {api} did not become ready in {timeout:.0f}s")
+        time.sleep(0.5)
+
+
+@contextmanager
+def target(options: DemoOptions, settings: Settings) -> Iterator[Target]:
+    """The running stack (given by --api or answering on the configured port), else one
+    started here in-process and stopped afterwards."""
+    from forma3d.platform.tenants import DEFAULT_TENANT_ID
+
+    api = (options.api or f"http://{settings.http_host}:{settings.http_port}").rstrip("/")
+    if options.api or ready(api):
+        if not ready(api):
+            raise DemoError(f"no ready stack at {api} (start one with `forma3d up`)")
+        with _attached_database(settings) as database_url:
+            yield Target(api, database_url, _sandbox_urls(options, settings, api),
+                         DEFAULT_TENANT_ID)
+        return
+    if not settings.sandbox:
+        raise DemoError("FORMA3D_SANDBOX is off and no stack is running: the demo needs the "
+                        "sandbox")
+    from forma3d.stack import start_stack
+
+    print(f"forma3d demo: no stack at {api}; starting one in-process ...", file=sys.stderr,
+          flush=True)
+    stack = start_stack(settings, dashboard=False, sandbox_speedup=options.speedup)
+    try:
+        if stack.sandbox is None:
+            raise DemoError(f"the in-process stack has no sandbox ({stack.sandbox_note})")
+        _wait_ready(api)
+        yield Target(api, stack.services.database_url, stack.sandbox.urls, DEFAULT_TENANT_ID)
+    finally:
+        stack.stop()
+
+
+@contextmanager
+def _attached_database(settings: Settings) -> Iterator[str]:
+    from forma3d.platform.embedded import start_services
+
+    services = start_services(settings.database_url, "unused", settings.data_dir)
+    try:
+        yield services.database_url
+    finally:
+        services.stop()
+
+
+def _sandbox_urls(options: DemoOptions, settings: Settings, api: str) -> dict[str, str]:
+    """Flags first, then what `forma3d up` wrote in the data directory, then its default ports."""
+    from forma3d.sandbox.runner import read_state
+
+    state = read_state(settings.data_dir) or {}
+    known: dict[str, str] = state.get("urls", {}) if state.get("api") == api else {}
+    port = int(api.rsplit(":", 1)[-1]) if api.rsplit(":", 1)[-1].isdigit() else 8000
+    host = api.split("://", 1)[-1].rsplit(":", 1)[0]
+    urls = {name: known.get(name, f"http://{host}:{port + offset}")
+            for offset, name in enumerate(("shopify", "simplyprint", "sendcloud"), start=1)}
+    if options.shopify_url:
+        urls["shopify"] = options.shopify_url.rstrip("/")
+    if options.simplyprint_url:
+        urls["simplyprint"] = options.simplyprint_url.rstrip("/")
+    return urls
+
+
+async def _configure(client: httpx.AsyncClient, t: Target, options: DemoOptions) -> None:
+    """Failure rate on the farm and the shared sandbox clock's speed-up."""
+    try:
+        farm = await client.post(f"{t.urls['simplyprint']}/_sandbox/farm",
+                                 json={"failure_rate": options.failure_rate})
+        farm.raise_for_status()
+        clock = await client.post(f"{t.urls['shopify']}/_sandbox/clock",
+                                  json={"speedup": options.speedup})
+        clock.raise_for_status()
+    except httpx.HTTPError as error:
+        raise DemoError(f"the sandbox does not answer ({error}); is the stack in sandbox "
+                        "mode?") from None
+
+
+async def _send(client: httpx.AsyncClient, t: Target, count: int) -> list[int]:
+    ids: list[int] = []
+    for index in range(count):
+        response = await client.post(f"{t.urls['shopify']}/_sandbox/orders",
+                                     json={"line_items": order_lines(index)})
+        response.raise_for_status()
+        ids.append(int(response.json()["order"]["id"]))
+    return ids
+
+
+async def _statuses(conn: Any, t: Target, ids: list[int]) -> dict[int, str]:
+    rows = await conn.fetch(
+        "SELECT shopify_order_id, status FROM orders"
+        " WHERE tenant_id = $1 AND shopify_order_id = ANY($2)", t.tenant_id, ids)
+    return {int(r["shopify_order_id"]): str(r["status"]) for r in rows}
+
+
+async def _wait(conn: Any, t: Target, ids: list[int], timeout: float, show: bool) -> bool:
+    """Poll PostgreSQL until every order is terminal or the timeout passes."""
+    from tqdm import tqdm
+
+    deadline = time.monotonic() + timeout
+    with tqdm(total=len(ids), desc="orders done", unit="order", file=sys.stderr,
+              disable=not show, dynamic_ncols=True) as bar:
+        while True:
+            statuses = await _statuses(conn, t, ids)
+            done = sum(1 for s in statuses.values() if s in TERMINAL)
+            bar.update(done - bar.n)
+            counts = Counter(statuses.values())
+            bar.set_postfix({k.lower(): v for k, v in sorted(counts.items())}, refresh=False)
+            if done == len(ids):
+                return True
+            if time.monotonic() > deadline:
+                return False
+            await asyncio.sleep(0.25)
+
+
+async def _farm_duplicates(client: httpx.AsyncClient, t: Target, keys: set[str]) -> int:
+    """Farm queue items that repeat a job attempt (same `job_key#attempt` note)."""
+    from forma3d.sandbox.server import SandboxConfig
+
+    sp = SandboxConfig().simplyprint
+    response = await client.get(f"{t.urls['simplyprint']}/{sp.company_id}/queue/GetItems",
+                                params={"groups": ""}, headers={"X-API-KEY": sp.api_key})
+    response.raise_for_status()
+    queue = response.json().get("queue") or {}
+    notes = Counter(str(i.get("note")) for i in [*queue.get("items", []),
+                                                 *queue.get("done_items", [])]
+                    if str(i.get("note") or "").split("#")[0] in keys)
+    return sum(n - 1 for n in notes.values() if n > 1)
+
+
+async def _report(conn: Any, client: httpx.AsyncClient, t: Target,
+                  ids: list[int]) -> dict[str, Any]:
+    orders = await conn.fetch(
+        """SELECT id, status, reason,
+                  extract(epoch FROM queued_at - received_at) * 1000 AS to_queued,
+                  extract(epoch FROM fulfilled_at - received_at) * 1000 AS to_fulfilled
+             FROM orders WHERE tenant_id = $1 AND shopify_order_id = ANY($2)""",
+        t.tenant_id, ids)
+    order_ids = [o["id"] for o in orders]
+    statuses = Counter(str(o["status"]) for o in orders)
+    jobs = await conn.fetchrow(
+        """SELECT count(*) AS total, count(*) - count(DISTINCT job_key) AS duplicates,
+                  count(*) FILTER (WHERE status = 'COMPLETED') AS completed,
+                  coalesce(sum(greatest(attempts - 1, 0)), 0) AS retries
+             FROM print_jobs WHERE tenant_id = $1 AND order_id = ANY($2)""",
+        t.tenant_id, order_ids)
+    keys = {str(r["job_key"]) for r in await conn.fetch(
+        "SELECT job_key FROM print_jobs WHERE tenant_id = $1 AND order_id = ANY($2)",
+        t.tenant_id, order_ids)}
+    shipments = await conn.fetchval(
+        "SELECT count(*) FROM shipments WHERE tenant_id = $1 AND order_id = ANY($2)"
+        " AND parcel_id IS NOT NULL", t.tenant_id, order_ids)
+    listed = await client.get(f"{t.urls['shopify']}/_sandbox/orders")
+    listed.raise_for_status()
+    ours = [o for o in listed.json()["orders"] if int(o["id"]) in set(ids)]
+    farm_duplicates = await _farm_duplicates(client, t, keys)
+    report: dict[str, Any] = {
+        "orders": len(orders),
+        "orders_sent": len(ids),
+        "fulfilled": statuses.get("FULFILLED", 0),
+        "failed": statuses.get("FAILED", 0),
+        "cancelled": statuses.get("CANCELLED", 0),
+        "statuses": dict(sorted(statuses.items())),
+        "print_jobs": int(jobs["total"]),
+        "print_jobs_completed": int(jobs["completed"]),
+        "print_retries": int(jobs["retries"]),
+        "duplicate_print_jobs": int(jobs["duplicates"]) + farm_duplicates,
+        "shipments": int(shipments),
+        "shopify_fulfillments": sum(
+            1 for o in ours for f in o.get("fulfillments", []) if f.get("status") == "success"),
+        "shopify_fulfilled_orders": sum(1 for o in ours if o.get("fulfillment_status")
+                                        == "fulfilled"),
+        "webhook_to_queued_ms": percentiles(
+            [float(o["to_queued"]) for o in orders if o["to_queued"] is not None]),
+        "webhook_to_fulfilled_ms": percentiles(
+            [float(o["to_fulfilled"]) for o in orders if o["to_fulfilled"] is not None]),
+    }
+    if statuses.get("FULFILLED", 0) < len(ids):
+        report["diagnostics"] = await _diagnostics(conn, t, ids, orders)
+    return report
+
+
+async def _diagnostics(conn: Any, t: Target, ids: list[int],
+                       orders: Sequence[Any]) -> dict[str, Any]:
+    """What an operator looks at when orders are stuck: reasons, outbox and inbox errors."""
+    outbox = await conn.fetch(
+        "SELECT message_type, attempts, last_error FROM outbox WHERE tenant_id = $1"
+        " AND last_error IS NOT NULL AND done_at IS NULL ORDER BY id DESC LIMIT 10", t.tenant_id)
+    inbox = await conn.fetch(
+        "SELECT source, topic, error FROM webhook_inbox WHERE tenant_id = $1"
+        " AND error IS NOT NULL ORDER BY id DESC LIMIT 10", t.tenant_id)
+    return {
+        "missing_orders": len(ids) - len(orders),
+        "not_fulfilled": [{"status": o["status"], "reason": o["reason"]} for o in orders
+                          if o["status"] != "FULFILLED"][:20],
+        "outbox_errors": [dict(r) for r in outbox],
+        "inbox_errors": [dict(r) for r in inbox],
+    }
+
+
+async def drive(t: Target, options: DemoOptions, show_progress: bool) -> dict[str, Any]:
+    from forma3d.db.pool import connect
+
+    conn = await connect(t.database_url)
+    try:
+        async with httpx.AsyncClient(timeout=30) as client:
+            await _configure(client, t, options)
+            started = time.monotonic()
+            ids = await _send(client, t, options.orders)
+            finished = await _wait(conn, t, ids, options.timeout, show_progress)
+            elapsed = time.monotonic() - started
+            report = await _report(conn, client, t, ids)
+    finally:
+        await conn.close()
+    report.update({"timed_out": not finished, "elapsed_s": round(elapsed, 1),
+                   "failure_rate": options.failure_rate, "speedup": options.speedup})
+    return report
+
+
+def run_demo(options: DemoOptions, settings: Settings, *, show_progress: bool = True) -> dict[
+        str, Any]:
+    if options.orders < 1:
+        raise DemoError("--orders must be at least 1")
+    if not 0.0 <= options.failure_rate <= 1.0:
+        raise DemoError("--failure-rate must be between 0 and 1")
+    with target(options, settings) as t:
+        return asyncio.run(drive(t, options, show_progress))
+
+
+def summary(report: dict[str, Any]) -> str:
+    """The human-readable report."""
+    queued, fulfilled = report["webhook_to_queued_ms"], report["webhook_to_fulfilled_ms"]
+    lines = [
+        f"orders      {report['orders']} of {report['orders_sent']} sent: "
+        f"{report['fulfilled']} fulfilled, {report['failed']} failed, "
+        f"{report['cancelled']} cancelled  {report['statuses']}",
+        f"print jobs  {report['print_jobs']} ({report['print_jobs_completed']} completed, "
+        f"{report['print_retries']} retries, {report['duplicate_print_jobs']} duplicates)",
+        f"shipments   {report['shipments']}; Shopify fulfillments "
+        f"{report['shopify_fulfillments']}",
+        f"latency     webhook->queued p50 {queued['p50']} ms p99 {queued['p99']} ms; "
+        f"webhook->fulfilled p50 {fulfilled['p50']} ms p99 {fulfilled['p99']} ms",
+        f"run         {report['elapsed_s']} s at {report['speedup']:g}x simulated time, "
+        f"farm failure rate {report['failure_rate']:g}"
+        + ("  (TIMED OUT)" if report["timed_out"] else ""),
+    ]
+    return "\n".join(lines)
