@@ -241,7 +241,8 @@ def _sandbox_parser(sub: Any) -> None:
                              "until Ctrl-C, or drive a running one")
     sandbox.add_argument("--speedup", type=float, default=60.0,
                          help="simulated seconds per real second (default 60)")
-    sandbox.add_argument("--seed", type=int, default=0)
+    sandbox.add_argument("--seed", type=int,
+                         help="random seed (default: from the clock, so order ids never repeat)")
     sandbox.add_argument("--failure-rate", type=_rate, default=0.0,
                          help="share of prints that fail on the simulated farm")
     sandbox.add_argument("--loss-rate", type=_rate, default=0.0,

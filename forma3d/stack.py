@@ -142,6 +142,8 @@ def _start_sandbox(stack: Stack, speedup: float) -> None:
     if asyncio.run(real()):
         stack.sandbox_note = "default tenant has real credentials; sandbox not started"
         return
+    # The simulators post their webhooks with httpx from this process: keep them out of the log.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     config = stack_config(stack.settings.http_port, speedup=speedup)
     stack.sandbox = SandboxThread(config)
     stack.stops.append(stack.sandbox.stop)

@@ -9,6 +9,7 @@ import json
 import os
 import socket
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,9 +26,15 @@ LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 FARM_SIZE = 8
 
 
-def stack_config(http_port: int, *, speedup: float = 60.0, seed: int = 0) -> SandboxConfig:
-    """Sandbox ports next to the API's (8001-8003 by default) so commands can find them."""
-    config = SandboxConfig(seed=seed, speedup=speedup)
+def stack_config(http_port: int, *, speedup: float = 60.0,
+                 seed: int | None = None) -> SandboxConfig:
+    """Sandbox ports next to the API's (8001-8003 by default) so commands can find them.
+
+    The seed defaults to the clock: the simulators are in-memory, and a fixed seed would hand
+    out the same Shopify order ids after a restart, which the database already holds.
+    """
+    config = SandboxConfig(seed=time.time_ns() % 2**31 if seed is None else seed,
+                           speedup=speedup)
     for offset, service in enumerate(SERVICES, start=1):
         port = http_port + offset
         setattr(config, f"{service}_port", port if port <= 65535 and _free(port) else 0)
@@ -41,6 +48,7 @@ def stack_config(http_port: int, *, speedup: float = 60.0, seed: int = 0) -> San
 
 def _free(port: int) -> bool:
     with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
         try:
             probe.bind(("127.0.0.1", port))
         except OSError:
