@@ -153,7 +153,10 @@ class OrderActor(Entity):
             raise LookupError(f"print job {envelope.payload['print_job_id']} is not in this order")
         if await self._status() == OrderStatus.CANCELLED:
             raise ValueError("the order is cancelled; its jobs cannot be retried")
-        if not await store.set_job_status(conn, job, PrintJobStatus.QUEUED, attempts=0,
+        # Attempts keep counting (each submission's queue note must be new); the budget grows.
+        budget = (await tenant_settings(conn, self.tenant_id)).max_print_attempts
+        if not await store.set_job_status(conn, job, PrintJobStatus.QUEUED,
+                                          max_attempts=job["attempts"] + budget,
                                           farm_queue_item_id=None, farm_job_uid=None,
                                           farm_printer_id=None, error=None):
             raise ValueError(f"print job is {job['status']}; only FAILED or CANCELLED retry")
