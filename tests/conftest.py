@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -20,17 +22,21 @@ from forma3d.platform.tenants import create_tenant
 RAY_HOSTS = 2
 # Integration secrets are sealed with this key; Ray workers inherit it from the environment.
 os.environ.setdefault("FORMA3D_SECRET_KEY", Fernet.generate_key().decode())
-DATA_DIR = Path(os.environ.get("FORMA3D_TEST_DATA_DIR", ".forma3d/test"))
 
 
 @pytest.fixture(scope="session")
 def services() -> Iterator[Services]:
-    """PostgreSQL and Redis: DATABASE_URL / REDIS_URL if set, embedded servers otherwise."""
+    """PostgreSQL and Redis: DATABASE_URL / REDIS_URL if set, else embedded servers in a fresh
+    directory, so concurrent test sessions never share a database (or its outbox)."""
+    configured = os.environ.get("FORMA3D_TEST_DATA_DIR")
+    data_dir = Path(configured) if configured else Path(tempfile.mkdtemp(prefix="forma3d-test-"))
     started = start_services(
-        os.environ.get("DATABASE_URL") or None, os.environ.get("REDIS_URL") or None, DATA_DIR
+        os.environ.get("DATABASE_URL") or None, os.environ.get("REDIS_URL") or None, data_dir
     )
     yield started
     started.stop()
+    if not configured:
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
