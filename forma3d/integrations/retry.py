@@ -16,6 +16,7 @@ from email.utils import parsedate_to_datetime
 from typing import TypeVar
 
 from forma3d.integrations.errors import IntegrationError
+from forma3d.retry import backoff_delay
 
 T = TypeVar("T")
 Sleep = Callable[[float], Awaitable[None]]
@@ -42,7 +43,7 @@ class RetryPolicy:
         return float(min(self.max_delay, self.base_delay * math.pow(2, exponent)))
 
     def backoff(self, retry_number: int, rng: random.Random) -> float:
-        return rng.uniform(0.0, self.backoff_ceiling(retry_number))
+        return backoff_delay(retry_number, base=self.base_delay, cap=self.max_delay, rng=rng)
 
     def delay_for(self, retry_number: int, error: IntegrationError, rng: random.Random) -> float:
         if error.retry_after is not None:

@@ -34,44 +34,9 @@ from forma3d.sandbox.control import control_routes, read_json
 from forma3d.sandbox.label import label_pdf
 from forma3d.sandbox.ratelimit import Limits, WindowLimit
 from forma3d.sandbox.webhooks import WebhookDispatcher
+from forma3d.shipping.states import SENDCLOUD_STATUS_MESSAGES
 
-STATUS_MESSAGES: dict[int, str] = {
-    999: "No label",
-    1000: "Ready to send",
-    1001: "Being announced",
-    1002: "Announcement failed",
-    1: "Announced",
-    13: "Announced: not collected",
-    15: "Error collecting",
-    22: "Shipment picked up by driver",
-    3: "En route to sorting center",
-    7: "Being sorted",
-    5: "Sorted",
-    6: "Not sorted",
-    4: "Delivery delayed",
-    91: "Parcel en route",
-    92: "Driver en route",
-    8: "Delivery attempt failed",
-    12: "Awaiting customer pickup",
-    11: "Delivered",
-    93: "Shipment collected by customer",
-    80: "Unable to deliver",
-    94: "Parcel cancellation failed.",
-    1337: "Unknown status - check carrier track & trace page for more insights",
-    1999: "Cancellation requested",
-    2001: "Submitting cancellation request",
-    1998: "Cancelled upstream",
-    2000: "Cancelled",
-    62989: "At customs",
-    62990: "At sorting centre",
-    62991: "Refused by recipient",
-    62992: "Returned to sender",
-    62993: "Delivery method changed",
-    62994: "Delivery date changed",
-    62995: "Delivery address changed",
-    62996: "Exception (lost, damaged, destroyed…)",
-    62997: "Address invalid",
-}
+STATUS_MESSAGES = SENDCLOUD_STATUS_MESSAGES  # one table: the domain's
 CANCELLING = {1999, 2001}
 CANCELLED = {1998, 2000}
 DELIVERED = {11, 93}
