@@ -23,6 +23,7 @@ from actors.message import Envelope, Reply
 from actors.router import EntityRouter
 from forma3d import logs
 from forma3d.db.pool import Connection, Pool, connect, create_pool
+from forma3d.events.live import relay
 from forma3d.retry import backoff_delay
 
 log = logging.getLogger(__name__)
@@ -166,6 +167,7 @@ class OutboxDispatcher:
         self.batch_size = batch_size
         self.dispatcher: Dispatcher | None = None
         self.task: asyncio.Task[None] | None = None
+        self.relay: asyncio.Task[None] | None = None
 
     async def start(self) -> bool:
         if self.task is None:
@@ -173,6 +175,9 @@ class OutboxDispatcher:
             router = EntityRouter.connect(self.host_count)
             self.dispatcher = Dispatcher(pool, router, batch_size=self.batch_size)
             self.task = asyncio.create_task(self.dispatcher.run(self.database_url))
+            redis_url = os.environ.get("REDIS_URL")
+            if redis_url:  # the same process relays committed events to dashboards
+                self.relay = asyncio.create_task(relay(self.database_url, redis_url))
         return True
 
     async def status(self) -> dict[str, Any]:

@@ -64,7 +64,7 @@ async def tenant_id(db_pool: Pool) -> uuid.UUID:
 
 
 @pytest.fixture(scope="session")
-def ray_runtime(database_url: str, db_pool: Pool) -> Iterator[Runtime]:
+def ray_runtime(database_url: str, redis_url: str, db_pool: Pool) -> Iterator[Runtime]:
     """One local Ray cluster per test session (2 CPUs, no dashboard, small object store)."""
     import ray
 
@@ -74,7 +74,8 @@ def ray_runtime(database_url: str, db_pool: Pool) -> Iterator[Runtime]:
              object_store_memory=200 * 2**20, log_to_driver=False)
     runtime = start_runtime(database_url, RAY_HOSTS, idle_seconds=300, ask_timeout=30,
                             reconcile_seconds=2, backfill_seconds=3600,
-                            env={"FORMA3D_SECRET_KEY": os.environ["FORMA3D_SECRET_KEY"]})
+                            env={"FORMA3D_SECRET_KEY": os.environ["FORMA3D_SECRET_KEY"],
+                                 "REDIS_URL": redis_url})
     yield runtime
     stop_runtime(RAY_HOSTS)
     ray.shutdown()

@@ -8,6 +8,7 @@ from typing import Any
 from forma3d import logs
 from forma3d.db.pool import Connection
 from forma3d.events.catalog import make_event
+from forma3d.events.live import announce
 
 
 async def record(conn: Connection, event_type: str, tenant_id: uuid.UUID | str,
@@ -26,4 +27,8 @@ async def record(conn: Connection, event_type: str, tenant_id: uuid.UUID | str,
         None if subject_id is None else str(subject_id), event.correlation_id, event.source,
         event.occurred_at, event.data.model_dump(mode="json"),
     )
+    await announce(conn, {"tenant_id": str(tenant_id), "event_id": str(event.event_id),
+                          "type": event.type, "subject_type": subject_type,
+                          "subject_id": None if subject_id is None else str(subject_id),
+                          "occurred_at": event.occurred_at.isoformat()})
     return event.event_id

@@ -3,6 +3,7 @@
 from forma3d.http.routes import (
     events,
     files,
+    live,
     mappings,
     orders,
     print_jobs,
@@ -11,5 +12,5 @@ from forma3d.http.routes import (
     tenant,
 )
 
-__all__ = ["events", "files", "mappings", "orders", "print_jobs", "printers", "shipments",
+__all__ = ["events", "files", "live", "mappings", "orders", "print_jobs", "printers", "shipments",
            "tenant"]
