@@ -5,13 +5,14 @@ from __future__ import annotations
 import contextlib
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import redis.asyncio as aioredis
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 
 import forma3d.http.routes.all  # noqa: F401  (registers every route module)
@@ -29,6 +30,14 @@ if TYPE_CHECKING:
     from actors.runtime import Runtime
 
 OPENAPI_PATH = "/openapi.json"
+
+
+DASHBOARD = Path(__file__).with_name("static") / "dashboard.html"
+
+
+async def dashboard(request: Request) -> Response:
+    """The operator dashboard: a static page over the REST API and the live stream."""
+    return HTMLResponse(DASHBOARD.read_text())
 
 
 async def openapi(request: Request) -> Response:
@@ -64,7 +73,8 @@ def build_app(deps: Deps | None = None, config: Settings | None = None) -> Starl
     api_app.add_middleware(ApiKeyMiddleware, lookup=lookup,
                            public=(OPENAPI_PATH, *api.public_paths()))
     app = Starlette(
-        routes=[Route("/health/live", health.live), Route("/health/ready", health.ready),
+        routes=[Route("/", dashboard), Route("/health/live", health.live),
+                Route("/health/ready", health.ready),
                 *webhook_routes, Mount(API_PREFIX, app=api_app)],
         middleware=[Middleware(RequestIdMiddleware)],
         exception_handlers=EXCEPTION_HANDLERS,

@@ -30,14 +30,22 @@ async def test_wrong_key_is_401(api: httpx.AsyncClient) -> None:
     assert response.json()["detail"] == "invalid API key"
 
 
-async def test_other_tenants_objects_are_404(api: httpx.AsyncClient, db_pool: Pool,
-                                             api_key: str) -> None:
+async def test_other_tenants_objects_are_404(
+    api: httpx.AsyncClient, db_pool: Pool, api_key: str
+) -> None:
     other = await create_tenant(db_pool, f"other-{uuid.uuid4().hex[:8]}")
     other_key = (await create_api_key(db_pool, other, "other")).key
-    created = await api.post("/api/v1/printers", headers=auth(api_key),
-                             json={"name": "MK4-01", "model": "MK4", "nozzle_diameter": "0.4",
-                                   "tags": ["pla"], "materials": [
-                                       {"slot": 0, "type": "PLA", "color": "black"}]})
+    created = await api.post(
+        "/api/v1/printers",
+        headers=auth(api_key),
+        json={
+            "name": "MK4-01",
+            "model": "MK4",
+            "nozzle_diameter": "0.4",
+            "tags": ["pla"],
+            "materials": [{"slot": 0, "type": "PLA", "color": "black"}],
+        },
+    )
     assert created.status_code == 201, created.text
     printer = created.json()
     assert printer["nozzle_diameter"] == "0.40"
@@ -50,8 +58,9 @@ async def test_other_tenants_objects_are_404(api: httpx.AsyncClient, db_pool: Po
     assert theirs.headers["content-type"] == PROBLEM
     listed = await api.get("/api/v1/printers", headers=auth(other_key))
     assert listed.status_code == 200 and listed.json() == []
-    patched = await api.patch(f"/api/v1/printers/{printer['id']}", headers=auth(other_key),
-                              json={"name": "stolen"})
+    patched = await api.patch(
+        f"/api/v1/printers/{printer['id']}", headers=auth(other_key), json={"name": "stolen"}
+    )
     assert patched.status_code == 404
 
 
@@ -69,14 +78,18 @@ async def test_bad_bodies_are_4xx_problems(api: httpx.AsyncClient, api_key: str)
     malformed = await api.post("/api/v1/printers", headers=headers, content=b"{nope")
     assert malformed.status_code == 400 and "malformed JSON" in malformed.json()["detail"]
 
-    invalid = await api.post("/api/v1/printers", headers=auth(api_key),
-                             json={"name": "", "nozzle_diameter": "9", "colour": "red"})
+    invalid = await api.post(
+        "/api/v1/printers",
+        headers=auth(api_key),
+        json={"name": "", "nozzle_diameter": "9", "colour": "red"},
+    )
     assert invalid.status_code == 422
     fields = {e["field"] for e in invalid.json()["errors"]}
     assert {"name", "nozzle_diameter", "colour"} <= fields
 
-    huge = await api.post("/api/v1/printers", headers=headers,
-                          content=b'{"name": "' + b"x" * (2 << 20) + b'"}')
+    huge = await api.post(
+        "/api/v1/printers", headers=headers, content=b'{"name": "' + b"x" * (2 << 20) + b'"}'
+    )
     assert huge.status_code == 413 and huge.headers["content-type"] == PROBLEM
 
     listed = await api.get("/api/v1/printers", headers=auth(api_key))
@@ -90,6 +103,17 @@ async def test_openapi_is_generated_from_models(api: httpx.AsyncClient) -> None:
     assert doc["openapi"].startswith("3.")
     post = doc["paths"]["/api/v1/printers"]["post"]
     assert post["requestBody"]["content"]["application/json"]["schema"] == {
-        "$ref": "#/components/schemas/PrinterIn"}
+        "$ref": "#/components/schemas/PrinterIn"
+    }
     assert "nozzle_diameter" in doc["components"]["schemas"]["PrinterIn"]["properties"]
     assert "/api/v1/printers/{printer_id}" in doc["paths"]
+
+
+async def test_dashboard_is_served_without_a_key(api: httpx.AsyncClient) -> None:
+    response = await api.get("/")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    page = response.text
+    assert 'const API = "/api/v1"' in page and "/live" in page
+    for resource in ("orders", "print-jobs", "shipments", "printers", "events"):
+        assert f'"{resource}"' in page or f"{resource}:" in page
