@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from dataclasses import dataclass
 from typing import Any
 
 import ray
 
+from actors.dispatch import FLEET_CLOCK_NAME, HOSTS_ENV, FleetClock
 from actors.host import EntityHost
 from actors.outbox import DISPATCHER_NAME, OutboxDispatcher
 from actors.router import NAMESPACE, EntityRouter, host_name
@@ -38,9 +40,14 @@ class Runtime:
 def start_runtime(database_url: str, host_count: int, *, idle_seconds: float = 600.0,
                   batch_size: int = 200, ask_timeout: float = 30.0,
                   reconcile_seconds: float = 30.0, backfill_seconds: float = 300.0,
+                  fleet_sync_seconds: float = 30.0, fleet_wake_seconds: float = 5.0,
                   env: dict[str, str] | None = None) -> Runtime:
-    """Create (or find) the named, detached, restartable hosts, dispatcher and scheduler."""
-    runtime_env = {"env_vars": env} if env else None
+    """Create (or find) the named, detached, restartable hosts, dispatcher and schedulers."""
+    # Entities reach each other (timers, fleet fan-out) and the tenants' live channels.
+    env_vars = {HOSTS_ENV: str(host_count), **(env or {})}
+    if os.environ.get("REDIS_URL"):
+        env_vars.setdefault("REDIS_URL", os.environ["REDIS_URL"])
+    runtime_env = {"env_vars": env_vars}
     hosts = [
         EntityHost.options(  # type: ignore[attr-defined]
             name=host_name(i), namespace=NAMESPACE, lifetime="detached", get_if_exists=True,
@@ -56,8 +63,12 @@ def start_runtime(database_url: str, host_count: int, *, idle_seconds: float = 6
         name=SCHEDULER_NAME, namespace=NAMESPACE, lifetime="detached", get_if_exists=True,
         max_restarts=-1, max_task_retries=-1, runtime_env=runtime_env,
     ).remote(database_url, host_count, reconcile_seconds, backfill_seconds)
+    fleet_clock = FleetClock.options(  # type: ignore[attr-defined]
+        name=FLEET_CLOCK_NAME, namespace=NAMESPACE, lifetime="detached", get_if_exists=True,
+        max_restarts=-1, max_task_retries=-1, runtime_env=runtime_env,
+    ).remote(database_url, host_count, fleet_sync_seconds, fleet_wake_seconds)
     ray.get([h.status.remote() for h in hosts])
-    ray.get([dispatcher.start.remote(), scheduler.start.remote()])
+    ray.get([dispatcher.start.remote(), scheduler.start.remote(), fleet_clock.start.remote()])
     return Runtime(hosts, dispatcher, EntityRouter(hosts, ask_timeout))
 
 
@@ -70,6 +81,7 @@ def connect_runtime(host_count: int, ask_timeout: float = 30.0) -> Runtime:
 
 def stop_runtime(host_count: int) -> None:
     """Kill the named actors this runtime created (detached actors outlive their creator)."""
-    for name in [*(host_name(i) for i in range(host_count)), DISPATCHER_NAME, SCHEDULER_NAME]:
+    for name in [*(host_name(i) for i in range(host_count)), DISPATCHER_NAME, SCHEDULER_NAME,
+                 FLEET_CLOCK_NAME]:
         with contextlib.suppress(ValueError):
             ray.kill(ray.get_actor(name, namespace=NAMESPACE), no_restart=True)

@@ -114,10 +114,23 @@ class TenantActor(Entity):
         body = json.loads(row["body"])
         status = WEBHOOK_STATUS.get(body.get("event", ""))
         job = (body.get("data") or {}).get("job") or {}
+        printer = job.get("printer_id") or (job.get("printer") or {}).get("id") or (
+            (body.get("data") or {}).get("printer") or {}).get("id")
+        # The printer's entity hears every job.* / printer.* event about it (live state).
+        ours_printer = printer and await self.ctx.pool.fetchval(
+            "SELECT id FROM printers WHERE tenant_id = $1 AND farm_printer_id = $2",
+            self.tenant_id, int(printer))
+        forward = uuid.uuid5(uuid.NAMESPACE_URL, f"forma3d:inbox:{row['id']}")
+        if ours_printer and not await self.ctx.pool.fetchval(
+                "SELECT true FROM outbox WHERE message_id = $1", forward):
+            async with self.ctx.pool.acquire() as conn, conn.transaction():
+                await enqueue(conn, Envelope("printer", str(ours_printer), "printer.farm_event",
+                                             self.key, {"event": body.get("event"), "job": job,
+                                                        "at": body.get("timestamp")},
+                                             message_id=str(forward), durable=True))
         if status is None or not job.get("uid"):
             await self._processed(self.ctx.pool, row["id"])
             return "ignored"
-        printer = job.get("printer_id") or (job.get("printer") or {}).get("id")
         ours = await self._job_for_farm_job(str(job["uid"]), printer)
         async with self.ctx.pool.acquire() as conn, conn.transaction():
             if ours is not None:
@@ -212,10 +225,12 @@ class TenantActor(Entity):
 
     @command("mapping.changed")
     async def mapping_changed(self, envelope: Envelope, conn: Connection) -> int:
-        """A new or changed product mapping resumes orders held for its SKU."""
+        """A new or changed product mapping resumes orders held for its SKU (GridFlock items
+        map through `mapping_sku` and may be GENERATING while their pipeline runs)."""
         orders = await conn.fetch(
-            "SELECT DISTINCT order_id FROM line_items WHERE tenant_id = $1 AND sku = $2"
-            " AND status = 'NEEDS_MAPPING'", self.tenant_id, envelope.payload["sku"])
+            "SELECT DISTINCT order_id FROM line_items WHERE tenant_id = $1"
+            " AND (sku = $2 OR mapping_sku = $2) AND status IN ('NEEDS_MAPPING', 'GENERATING')",
+            self.tenant_id, envelope.payload["sku"])
         for row in orders:
             await enqueue(conn, self._order(row["order_id"], "order.start"))
         return len(orders)

@@ -1,0 +1,220 @@
+"""The fleet around the printer entities: per-host services (a router for non-durable tells, the
+tenant's Redis channel), the FleetActor (one per tenant: printers/Get sync, waking ready
+printers) and the FleetClock Ray actor that drives them.
+
+Telemetry and wake-ups are non-durable tells: losing one costs a few seconds until the next
+sync, never a job. Everything a job depends on goes through PostgreSQL and the outbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import time
+import uuid
+from collections import defaultdict
+from typing import Any
+
+import ray
+
+from actors.entity import Entity, EntityContext, query, step
+from actors.message import Envelope
+from actors.router import EntityRouter
+from forma3d import logs
+from forma3d.db.pool import Pool, connect, create_pool
+from forma3d.platform.integrations import SimplyPrintSettings, load_integration
+from forma3d.printing.fleet import observe_row
+
+log = logging.getLogger(__name__)
+FLEET_CLOCK_NAME = "forma3d-fleet-clock"
+QUEUE_CHANNEL = "forma3d_queue"
+HOSTS_ENV = "FORMA3D_ENTITY_HOSTS"
+
+SMART_TENANTS = """SELECT tenant_id FROM integrations WHERE service = 'simplyprint' AND enabled
+    AND coalesce(config->>'dispatch_mode', '') = 'smart'"""
+
+
+def live_channel(tenant_id: str) -> str:
+    return f"forma3d:{tenant_id}:live"
+
+
+def router_of(ctx: EntityContext) -> EntityRouter | None:
+    """A router for tells from inside a host (the host count comes from the runtime env)."""
+    router: EntityRouter | None = ctx.services.get("router")
+    if router is None and os.environ.get(HOSTS_ENV):
+        with contextlib.suppress(Exception):
+            router = ctx.services["router"] = EntityRouter.connect(int(os.environ[HOSTS_ENV]))
+    return router
+
+
+def tell_later(ctx: EntityContext, envelope: Envelope, delay: float) -> None:
+    """Deliver a non-durable message after `delay` seconds (a timer, not a blocked handler)."""
+    router = router_of(ctx)
+    if router is None:
+        return
+
+    async def fire() -> None:
+        await asyncio.sleep(delay)
+        with contextlib.suppress(Exception):
+            router.tell(envelope)
+
+    tasks: set[asyncio.Task[None]] = ctx.services.setdefault("timers", set())
+    task = asyncio.create_task(fire())
+    tasks.add(task)
+    task.add_done_callback(tasks.discard)
+
+
+async def publish(ctx: EntityContext, tenant_id: str, message: dict[str, Any]) -> None:
+    """Best effort onto the tenant's live channel; dashboards tolerate a missed frame."""
+    client = ctx.services.get("redis")
+    if client is None:
+        url = os.environ.get("REDIS_URL")
+        if not url:
+            return
+        import redis.asyncio as aioredis
+
+        client = ctx.services["redis"] = aioredis.from_url(url)
+    try:
+        await client.publish(live_channel(tenant_id), json.dumps(message, default=str))
+    except Exception as error:
+        log.debug("live publish failed: %s", error)
+
+
+async def deliver_grouped(router: EntityRouter, envelopes: list[Envelope]) -> int:
+    """One Ray call per host instead of one per message: how a sync reaches 5,000 printers."""
+    groups: dict[int, list[Envelope]] = defaultdict(list)
+    for envelope in envelopes:
+        groups[router.hosts.index(router.host_for(envelope))].append(envelope)
+    replies = await asyncio.gather(*(router.hosts[i].deliver_many.remote(batch)
+                                     for i, batch in groups.items()), return_exceptions=True)
+    return sum(len(r) for r in replies if isinstance(r, list))
+
+
+class FleetActor(Entity):
+    """One per tenant: registers farm printers and feeds every printer entity its row."""
+
+    kind = "fleet"
+
+    async def activate(self) -> None:
+        self.tenant_id = uuid.UUID(self.key)
+        self.synced = 0
+
+    @step("fleet.sync")
+    async def sync(self, envelope: Envelope) -> int:
+        sp = await load_integration(self.ctx.pool, self.tenant_id, SimplyPrintSettings)
+        router = router_of(self.ctx)
+        if sp is None or router is None:
+            return 0
+        async with sp.client() as client:
+            farm = await client.all_printers()
+        now = time.time()
+        ids = await self._register([p.id for p in farm], {p.id: p.name for p in farm})
+        envelopes = [Envelope("printer", str(ids[p.id]), "printer.observe", self.key,
+                              observe_row(p.raw, now).as_payload()) for p in farm]
+        self.synced += 1
+        return await deliver_grouped(router, envelopes)
+
+    async def _register(self, farm_ids: list[int], names: dict[int, str]) -> dict[int, Any]:
+        """Our printer row for every farm printer, created on first sight."""
+        async with self.ctx.pool.acquire() as conn:
+            await conn.executemany(
+                """INSERT INTO printers (id, tenant_id, name, external_id, farm_printer_id)
+                   VALUES ($1, $2, $3, $4, $5)
+                   ON CONFLICT (tenant_id, farm_printer_id) DO NOTHING""",
+                [(uuid.uuid4(), self.tenant_id, names[f] or f"printer {f}", str(f), f)
+                 for f in farm_ids])
+            rows = await conn.fetch("SELECT id, farm_printer_id FROM printers"
+                                    " WHERE tenant_id = $1 AND farm_printer_id = ANY($2)",
+                                    self.tenant_id, farm_ids)
+        return {r["farm_printer_id"]: r["id"] for r in rows}
+
+    @step("fleet.wake")
+    async def wake(self, envelope: Envelope) -> int:
+        """Ask every idle, enabled, ready, online printer to pull a job (new work arrived)."""
+        router = router_of(self.ctx)
+        if router is None:
+            return 0
+        rows = await self.ctx.pool.fetch(
+            """SELECT p.id FROM printers p WHERE p.tenant_id = $1 AND p.online AND p.enabled
+                 AND p.ready AND p.state = 'operational' AND p.current_job_id IS NULL""",
+            self.tenant_id)
+        return await deliver_grouped(router, [
+            Envelope("printer", str(r["id"]), "printer.dispatch", self.key) for r in rows])
+
+    @query("fleet.status")
+    async def status(self, envelope: Envelope) -> dict[str, Any]:
+        return {"tenant_id": self.key, "synced": self.synced}
+
+
+async def tenants(pool: Pool, sql: str) -> list[str]:
+    return [str(r["tenant_id"]) for r in await pool.fetch(sql)]
+
+
+@ray.remote(num_cpus=0)
+class FleetClock:
+    """Syncs smart-dispatch tenants' printers every `sync_seconds` and wakes a tenant's ready
+    printers when a job of theirs is queued (NOTIFY from the print_jobs trigger)."""
+
+    def __init__(self, database_url: str, host_count: int, sync_seconds: float,
+                 wake_seconds: float) -> None:
+        logs.configure(os.environ.get("FORMA3D_LOG_LEVEL", "INFO"))
+        self.database_url = database_url
+        self.host_count = host_count
+        self.sync_seconds = sync_seconds
+        self.wake_seconds = wake_seconds
+        self.tasks: list[asyncio.Task[None]] = []
+        self.counts = {"syncs": 0, "wakes": 0}
+
+    async def start(self) -> bool:
+        if not self.tasks:
+            pool = await create_pool(self.database_url, max_size=2)
+            router = EntityRouter.connect(self.host_count)
+            self.tasks = [asyncio.create_task(self._wake_loop(pool, router))]
+            if self.sync_seconds > 0:
+                self.tasks.append(asyncio.create_task(self._sync_loop(pool, router)))
+        return True
+
+    async def _sync_loop(self, pool: Pool, router: EntityRouter) -> None:
+        while True:
+            with contextlib.suppress(Exception):
+                ts = await tenants(pool, SMART_TENANTS)
+                await asyncio.gather(*(router.deliver(Envelope("fleet", t, "fleet.sync", t),
+                                                      max(60.0, self.sync_seconds))
+                                       for t in ts), return_exceptions=True)
+                self.counts["syncs"] += 1
+            await asyncio.sleep(self.sync_seconds)
+
+    async def _wake_loop(self, pool: Pool, router: EntityRouter) -> None:
+        """Woken by NOTIFY (payload: tenant id), and every `wake_seconds` for every smart
+        tenant anyway, so a missed notification delays a job, never strands it."""
+        pending: set[str] = set()
+        event = asyncio.Event()
+
+        def heard(*args: Any) -> None:
+            pending.add(str(args[3]))
+            event.set()
+
+        listener = await connect(self.database_url)
+        await listener.add_listener(QUEUE_CHANNEL, heard)
+        try:
+            while True:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(event.wait(), self.wake_seconds)
+                event.clear()
+                if not pending:
+                    with contextlib.suppress(Exception):
+                        pending.update(await tenants(pool, SMART_TENANTS))
+                batch, pending = list(pending), set()
+                await asyncio.sleep(0.05)  # let a burst of queued jobs coalesce
+                for tenant in batch:
+                    router.tell(Envelope("fleet", tenant, "fleet.wake", tenant))
+                self.counts["wakes"] += len(batch)
+        finally:
+            await listener.close()
+
+    async def status(self) -> dict[str, Any]:
+        return {"pid": os.getpid(), **self.counts,
+                "running": bool(self.tasks) and not any(t.done() for t in self.tasks)}
