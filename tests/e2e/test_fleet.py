@@ -26,10 +26,11 @@ from tests.e2e.conftest import Farm, sandbox_config
 
 pytestmark = pytest.mark.ray
 
-# Parts' required tags: material and colour per part, a nozzle for the vase, a model for the bin.
+# Parts' required tags: material and colour per part, a nozzle for the vase, a model (as
+# SimplyPrint names it) for the bin.
 TAGS = {"BENCHY-PLA-RED": ["filament:PLA/Red"],
         "VASE-SPIRAL-PLA-WHITE": ["filament:PLA/White", "nozzle:0.6"],
-        "GRID-BIN-2X3-PETG-BLACK": ["filament:PETG/Black", "model:X1 Carbon"],  # as SimplyPrint names it
+        "GRID-BIN-2X3-PETG-BLACK": ["filament:PETG/Black", "model:X1 Carbon"],
         "PLANTER-HEX-PLA-GREEN": ["material:PLA", "color:Green"]}
 
 
