@@ -15,6 +15,7 @@ import os
 import random
 import uuid
 from collections import defaultdict
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import ray
@@ -54,8 +55,10 @@ class Dispatcher:
     """The dispatch loop without Ray, so tests and the benchmark can drive it directly."""
 
     def __init__(self, pool: Pool, router: EntityRouter, *, batch_size: int = 200,
-                 lease_seconds: float = 60.0, concurrency: int = 64) -> None:
+                 lease_seconds: float = 60.0, concurrency: int = 64,
+                 give_up_after: timedelta = timedelta(days=1)) -> None:
         self.pool = pool
+        self.give_up_after = give_up_after
         self.router = router
         self.batch_size = batch_size
         self.lease_seconds = lease_seconds
@@ -93,6 +96,8 @@ class Dispatcher:
         async with self.concurrency:
             for index, row in enumerate(rows):
                 reply = await self._deliver(row)
+                if reply.retryable and datetime.now(UTC) - row["created_at"] > self.give_up_after:
+                    reply = Reply(error=f"gave up after {row['attempts']} attempts: {reply.error}")
                 if reply.ok or not reply.retryable:
                     await self._finish(row, reply)
                 else:

@@ -87,3 +87,32 @@ async def test_idle_entities_passivate(database_url: str, tenant_id: uuid.UUID) 
         assert again.ok and host.activations == 2
     finally:
         await host.close()
+
+
+async def test_dispatcher_gives_up_on_a_message_that_keeps_failing(
+        database_url: str, db_pool: Pool, tenant_id: uuid.UUID) -> None:
+    """A retryable failure older than the give-up age becomes a visible dead letter."""
+    from datetime import timedelta
+
+    from actors.message import Reply
+    from actors.outbox import Dispatcher, enqueue
+
+    class Unreachable:
+        async def deliver(self, envelope: Envelope, timeout: float | None = None) -> Reply:
+            return Reply(error="host unavailable", retryable=True)
+
+    async with db_pool.acquire() as conn, conn.transaction():
+        await enqueue(conn, adjust(tenant_id, 1, durable=True))
+    dispatcher = Dispatcher(db_pool, Unreachable(), give_up_after=timedelta(hours=1))  # type: ignore[arg-type]
+    while await dispatcher.dispatch_once():
+        pass
+    row = await db_pool.fetchrow("SELECT * FROM outbox WHERE tenant_id = $1", tenant_id)
+    assert row["done_at"] is None and row["last_error"] == "host unavailable"  # will retry
+
+    await db_pool.execute("UPDATE outbox SET created_at = now() - interval '2 hours',"
+                          " available_at = now() WHERE tenant_id = $1", tenant_id)
+    while await dispatcher.dispatch_once():
+        pass
+    row = await db_pool.fetchrow("SELECT * FROM outbox WHERE tenant_id = $1", tenant_id)
+    assert row["done_at"] is not None and row["last_error"].startswith("gave up after")
+    assert dispatcher.dead == 1
