@@ -109,9 +109,13 @@ async def wire_tenant(db: Any, tenant_id: uuid.UUID, urls: dict[str, str],
     """Connect the tenant to the sandboxes; seed the catalog only the first time.
 
     Re-seeding would replace mapping parts that existing print jobs refer to, so it runs only
-    when a catalog SKU has no mapping yet. Returns whether it seeded.
+    when a catalog SKU has no mapping yet. A new sandbox is a new, empty SimplyPrint account:
+    file ids uploaded to the previous one no longer exist there, so they are forgotten.
+    Returns whether it seeded.
     """
     await connect_tenant(db, tenant_id, urls, config, api_base)
+    await db.execute("UPDATE print_files SET farm_file_id = NULL, farm_uploaded_at = NULL"
+                     " WHERE tenant_id = $1 AND farm_file_id IS NOT NULL", tenant_id)
     mapped = await db.fetchval(
         "SELECT count(*) FROM product_mappings WHERE tenant_id = $1 AND sku = ANY($2)",
         tenant_id, list(CATALOG))
