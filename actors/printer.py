@@ -22,6 +22,7 @@ from actors.entity import Entity, command, query, step
 from actors.message import Envelope
 from actors.outbox import enqueue
 from forma3d.db.pool import Connection, Pool, record_to_dict
+from forma3d.events.catalog import EventType
 from forma3d.events.log import record
 from forma3d.integrations.errors import PermanentError, TransientError
 from forma3d.integrations.simplyprint import Printer, SimplyPrintClient
@@ -36,7 +37,6 @@ from forma3d.printing.fleet import (
     observe_row,
     offline_delay,
 )
-from forma3d.printing.fleet_events import FleetEvent
 from forma3d.printing.matching import availability
 from forma3d.printing.reconcile import HISTORY_STATUS, JobUpdate
 from forma3d.printing.states import PrintJobStatus
@@ -120,7 +120,7 @@ class PrinterActor(Entity):
             " WHERE id = $1 RETURNING *", self.printer_id, *changes.values())
         before = {k: _jsonable(self.state.get(k)) for k in changes}
         self.state = record_to_dict(row)
-        await record(conn, FleetEvent.PRINTER_CHANGED, self.tenant_id, {
+        await record(conn, EventType.PRINTER_CHANGED, self.tenant_id, {
             "printer_id": self.key, "source": source, "before": before,
             "after": {k: _jsonable(v) for k, v in changes.items()}},
             subject=("printer", self.key))
@@ -261,7 +261,7 @@ class PrinterActor(Entity):
             await self._job_update(conn, job, JobUpdate(
                 str(job["id"]), status, at, None, job["farm_job_uid"], self.farm_id,
                 f"farm reports {found.status}" if found else None))
-            await record(conn, FleetEvent.JOB_RECONCILED, self.tenant_id, {
+            await record(conn, EventType.PRINT_JOB_RECONCILED, self.tenant_id, {
                 "print_job_id": str(job["id"]), "reason": "printer no longer runs it",
                 "before": {"status": job["status"]}, "after": {"status": status}},
                 subject=("print_job", job["id"]))

@@ -52,6 +52,10 @@ class EventType(StrEnum):
     INTEGRATION_SHOPIFY_CHANGED = "integration.shopify-changed"
     INTEGRATION_SIMPLYPRINT_CHANGED = "integration.simplyprint-changed"
     INTEGRATION_SENDCLOUD_CHANGED = "integration.sendcloud-changed"
+    PRINTER_CHANGED = "printer.changed"
+    PRINT_JOB_QUEUE_CHANGED = "print-job.queue-changed"
+    PRINT_JOB_RECONCILED = "print-job.reconciled"
+    PRINT_JOB_FORCE_STATUS = "print-job.force-status"
 
 
 class UnknownEventType(ValueError):
@@ -338,6 +342,45 @@ class IntegrationSimplyPrintChanged(IntegrationChanged):
 @_register(EventType.INTEGRATION_SENDCLOUD_CHANGED, "0.0.1", "The Sendcloud connection changed.")
 class IntegrationSendcloudChanged(IntegrationChanged):
     pass
+
+
+# --- fleet ----------------------------------------------------------------------------------
+
+
+class Change(EventPayload):
+    """What changed, as the values before and after (an audit trail, not a diff format)."""
+
+    before: dict[str, Any] = Field(default_factory=dict)
+    after: dict[str, Any] = Field(default_factory=dict)
+
+
+@_register(EventType.PRINTER_CHANGED, "0.0.1",
+           "A printer's state, readiness, name, tags or enablement changed.")
+class PrinterChanged(Change):
+    printer_id: Id
+    source: str = "farm"
+
+
+@_register(EventType.PRINT_JOB_QUEUE_CHANGED, "0.0.1",
+           "An operator changed the smart queue: cancel, pause, resume, reorder, clear.")
+class PrintJobQueueChanged(Change):
+    action: str
+    print_job_ids: list[str] = Field(default_factory=list)
+
+
+@_register(EventType.PRINT_JOB_RECONCILED, "0.0.1",
+           "Reconciliation corrected a job from the farm's state or job history.")
+class PrintJobReconciled(Change):
+    print_job_id: Id
+    reason: str
+
+
+@_register(EventType.PRINT_JOB_FORCE_STATUS, "0.0.1",
+           "An admin forced a job's status (audited: who, why, before and after).")
+class PrintJobForceStatus(Change):
+    print_job_id: Id
+    reason: str
+    by: str
 
 
 # --- envelope -------------------------------------------------------------------------------
