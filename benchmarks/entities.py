@@ -19,11 +19,11 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent.parent))
 
-from actors.message import Envelope  # noqa: E402
-from actors.router import EntityRouter  # noqa: E402
-from actors.runtime import start_runtime, stop_runtime  # noqa: E402
-from benchmarks._common import machine, percentile, ray_rss_mb, services  # noqa: E402
-from forma3d.db.pool import create_pool  # noqa: E402
+from actors.message import Envelope
+from actors.router import EntityRouter
+from actors.runtime import start_runtime, stop_runtime
+from benchmarks._common import machine, percentile, ray_rss_mb, services
+from forma3d.db.pool import create_pool
 
 
 async def seed(database_url: str, tenants: int, printers: int) -> list[Envelope]:
