@@ -98,6 +98,7 @@ KINDS: dict[str, type[Entity]] = {}
 
 def entity_class(kind: str) -> type[Entity]:
     # Importing the entity modules registers their kinds.
+    import actors.gridflock
     import actors.order
     import actors.printer
     import actors.tenant  # noqa: F401

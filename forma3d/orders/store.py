@@ -12,6 +12,8 @@ from typing import Any
 from forma3d.db.pool import Connection, record_to_dict
 from forma3d.events.catalog import EventType
 from forma3d.events.log import record
+from forma3d.gridflock.intake import gridflock_intake
+from forma3d.gridflock.sku import is_custom_sku
 from forma3d.orders.expansion import expand_line_item
 from forma3d.orders.progress import LineItemState, derive_order_status, next_order_status
 from forma3d.orders.shopify_order import ShopifyOrder
@@ -107,10 +109,19 @@ async def expand_order(conn: Connection, tenant_id: uuid.UUID, order_id: uuid.UU
     created = 0
     items = await conn.fetch(
         "SELECT * FROM line_items WHERE tenant_id = $1 AND order_id = $2"
-        " AND status IN ('PENDING', 'NEEDS_MAPPING') ORDER BY shopify_line_item_id FOR UPDATE",
+        " AND status IN ('PENDING', 'NEEDS_MAPPING', 'GENERATING')"
+        " ORDER BY shopify_line_item_id FOR UPDATE",
         tenant_id, order_id)
     for item in map(record_to_dict, items):
-        mapping = await load_mapping(conn, tenant_id, item["sku"] or "", item["variant_id"])
+        sku = item["sku"] or ""
+        # --- GridFlock (issue 5): GRID-CUSTOM maps through its canonical SKU, or waits/holds.
+        if is_custom_sku(sku):
+            canonical = await gridflock_intake(conn, tenant_id, item)
+            if canonical is None:
+                continue
+            sku = canonical
+        # --- end GridFlock
+        mapping = await load_mapping(conn, tenant_id, sku, item["variant_id"])
         if mapping is None:
             if item["status"] != LineItemStatus.NEEDS_MAPPING:
                 await set_line_item(conn, item, LineItemStatus.NEEDS_MAPPING,

@@ -80,6 +80,14 @@ class TenantSettings(BaseModel):
     cancel_printing_jobs: bool = True  # on order cancellation: stop prints, or let them finish
     packaging_grams: int = Field(default=150, ge=0)
     stranded_job_seconds: float = Field(default=120.0, gt=0)
+    # GridFlock (custom baseplates). Off by default: it spends cluster CPU minutes on OpenSCAD and
+    # creates product mappings and farm files by itself, so a shop opts in; until then a
+    # GRID-CUSTOM line item is held with a reason that names this flag.
+    gridflock_enabled: bool = False
+    gridflock_min_mm: float = Field(default=100.0, gt=0)
+    gridflock_max_mm: float = Field(default=1000.0, gt=0)
+    gridflock_printer_profile: str = "bambu-a1"
+    gridflock_required_tags: list[str] = Field(default_factory=list, max_length=32)
 
 
 SERVICES: dict[str, type[IntegrationSettings]] = {

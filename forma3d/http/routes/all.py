@@ -3,6 +3,7 @@
 from forma3d.http.routes import (
     events,
     files,
+    gridflock,
     live,
     mappings,
     orders,
@@ -12,5 +13,5 @@ from forma3d.http.routes import (
     tenant,
 )
 
-__all__ = ["events", "files", "live", "mappings", "orders", "print_jobs", "printers", "shipments",
-           "tenant"]
+__all__ = ["events", "files", "gridflock", "live", "mappings", "orders", "print_jobs", "printers",
+           "shipments", "tenant"]

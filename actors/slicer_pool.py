@@ -1,0 +1,207 @@
+"""The slicer pool: OpenSCAD and slicer runs as Ray tasks of one CPU each.
+
+Each plate is one `num_cpus=1` task, so as many run at once as the cluster has CPUs, and work
+that does not fit stays pending in Ray's scheduler, which is the demand the autoscaler reads to
+add nodes. One named actor (`SlicerPool`, no CPU of its own) fronts the tasks: it bounds the
+work in flight (callers wait for a slot: backpressure instead of an unbounded pile of tasks),
+counts OpenSCAD and slicer runs, and holds the pool's configuration: the cache root, a directory
+every node shares and that is passed to each task explicitly, and tool overrides for the
+workers' environment (`OPENSCAD_BIN`, `PRUSA_SLICER_BIN`, `BAMBU_STUDIO_BIN`).
+
+Tasks never raise for a tool failure: they return it with the step that broke, so the
+pipeline fails at the named step with the tool's own words.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import time
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import ray
+
+from actors.router import NAMESPACE
+from forma3d.gridflock.artifacts import PlateArtifacts
+from forma3d.gridflock.cache import ArtifactCache
+from forma3d.gridflock.errors import Step, StepFailed
+from forma3d.gridflock.planner import Plate
+from forma3d.gridflock.profiles import PrinterProfile
+
+POOL_NAME = "forma3d-slicer-pool"
+CACHE_ENV = "FORMA3D_GRIDFLOCK_CACHE"
+TOOL_ENV_VARS = frozenset({"OPENSCAD_BIN", "PRUSA_SLICER_BIN", "BAMBU_STUDIO_BIN"})
+DEFAULT_MAX_QUEUED = 64
+Kind = Literal["stl", "gcode"]
+
+
+def default_cache_root() -> Path:
+    """`$FORMA3D_GRIDFLOCK_CACHE`, else `$FORMA3D_DATA_DIR/gridflock-cache`, made absolute."""
+    explicit = os.environ.get(CACHE_ENV)
+    if explicit:
+        return Path(explicit).resolve()
+    return (Path(os.environ.get("FORMA3D_DATA_DIR", ".forma3d")) / "gridflock-cache").resolve()
+
+
+@dataclass(frozen=True, slots=True)
+class PlateResult:
+    """One plate's files (paths in the shared cache) or the step that failed, as plain data."""
+
+    number: int
+    stl_path: str | None = None
+    stl_key: str | None = None
+    stl_generated: bool = False
+    stl_seconds: float = 0.0
+    gcode_path: str | None = None
+    gcode_key: str | None = None
+    sliced: bool = False
+    slice_seconds: float = 0.0
+    print_seconds: int | None = None
+    filament_g: float | None = None
+    slicer: str | None = None
+    failed_step: str | None = None
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@contextlib.contextmanager
+def _tool_env(overrides: Mapping[str, str]) -> Iterator[None]:
+    """Apply tool overrides for one task; a num_cpus=1 task has its worker process to itself."""
+    saved = {k: os.environ.get(k) for k in overrides}
+    os.environ.update(overrides)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+async def make_plate(kind: Kind, plate: Plate, profile: PrinterProfile | None,
+                     cache_root: Path) -> PlateResult:
+    """The STL (and for `gcode` the sliced file) of one plate, through the content-hash cache."""
+    artifacts = PlateArtifacts(ArtifactCache(cache_root))
+    step = Step.GENERATING_STL
+    try:
+        stl = await artifacts.stl(plate)
+        result = PlateResult(plate.number, str(stl.path), stl.key, not stl.cached, stl.seconds)
+        if kind == "stl":
+            return result
+        assert profile is not None
+        step = Step.SLICING
+        gcode = await artifacts.gcode(plate, profile)
+        return PlateResult(
+            plate.number, result.stl_path, result.stl_key, result.stl_generated,
+            result.stl_seconds, str(gcode.path), gcode.key, not gcode.cached, gcode.seconds,
+            gcode.stats.print_seconds, gcode.stats.filament_g, gcode.slicer)
+    except StepFailed as failure:
+        return PlateResult(plate.number, failed_step=failure.step.value, error=failure.reason)
+    except Exception as error:  # a bug or a broken disk: still a visible failure at this step
+        return PlateResult(plate.number, failed_step=step.value,
+                           error=f"{type(error).__name__}: {error}")
+
+
+@ray.remote(num_cpus=1, max_retries=2)
+def plate_task(kind: Kind, plate: Plate, profile: PrinterProfile | None, cache_root: str,
+               tool_env: dict[str, str]) -> PlateResult:
+    """One plate on one CPU; Ray retries it only if the worker process itself dies."""
+    with _tool_env(tool_env):
+        return asyncio.run(make_plate(kind, plate, profile, Path(cache_root)))
+
+
+class SlicerPoolCore:
+    """The pool's logic without the actor wrapper, so tests and benchmarks can drive it."""
+
+    def __init__(self, cache_root: Path | str | None = None,
+                 max_queued: int = DEFAULT_MAX_QUEUED) -> None:
+        self.cache_root = Path(cache_root) if cache_root else default_cache_root()
+        self.max_queued = max_queued
+        self.slots = asyncio.Semaphore(max_queued)
+        self.tool_env: dict[str, str] = {}
+        self.stats: Counter[str] = Counter()
+        self.waiting = 0
+        self.running = 0
+
+    def configure(self, *, cache_root: str | None = None,
+                  tool_env: Mapping[str, str] | None = None) -> dict[str, Any]:
+        """Change the cache root and/or replace the tool overrides (ops and fault tests)."""
+        if tool_env is not None:
+            unknown = set(tool_env) - TOOL_ENV_VARS
+            if unknown:
+                raise ValueError(f"not a tool variable: {sorted(unknown)}")
+            self.tool_env = dict(tool_env)
+        if cache_root is not None:
+            self.cache_root = Path(cache_root)
+        return self.status()
+
+    async def run(self, kind: Kind, plates: Sequence[Plate],
+                  profile: PrinterProfile | None = None) -> list[PlateResult]:
+        """Make every plate (one task each, at most `max_queued` in flight pool-wide)."""
+        return list(await asyncio.gather(*(self._one(kind, p, profile) for p in plates)))
+
+    async def _one(self, kind: Kind, plate: Plate, profile: PrinterProfile | None
+                   ) -> PlateResult:
+        self.waiting += 1
+        try:
+            await self.slots.acquire()
+        finally:
+            self.waiting -= 1
+        self.running += 1
+        started = time.perf_counter()
+        try:
+            ref = plate_task.remote(kind, plate, profile, str(self.cache_root),
+                                    dict(self.tool_env))
+            result: PlateResult = await ref
+        finally:
+            self.running -= 1
+            self.slots.release()
+        self.stats["tasks"] += 1
+        self.stats["task_seconds_ms"] += int((time.perf_counter() - started) * 1000)
+        if result.failed_step:
+            self.stats[f"failed.{result.failed_step}"] += 1
+        self.stats["stl.miss" if result.stl_generated else "stl.hit"] += result.stl_key is not None
+        if kind == "gcode" and result.gcode_key is not None:
+            self.stats["gcode.miss" if result.sliced else "gcode.hit"] += 1
+        return result
+
+    def status(self) -> dict[str, Any]:
+        return {"cache_root": str(self.cache_root), "tool_env": dict(self.tool_env),
+                "max_queued": self.max_queued, "waiting": self.waiting,
+                "running": self.running, "stats": dict(self.stats)}
+
+
+@ray.remote(num_cpus=0)
+class SlicerPool:
+    """The named actor around SlicerPoolCore: one per cluster, found or created on first use."""
+
+    def __init__(self, cache_root: str | None = None,
+                 max_queued: int = DEFAULT_MAX_QUEUED) -> None:
+        self.core = SlicerPoolCore(cache_root, max_queued)
+
+    async def run(self, kind: Kind, plates: list[Plate],
+                  profile: PrinterProfile | None = None) -> list[PlateResult]:
+        return await self.core.run(kind, plates, profile)
+
+    async def configure(self, cache_root: str | None = None,
+                        tool_env: dict[str, str] | None = None) -> dict[str, Any]:
+        return self.core.configure(cache_root=cache_root, tool_env=tool_env)
+
+    async def status(self) -> dict[str, Any]:
+        return self.core.status()
+
+
+def get_pool(cache_root: Path | None = None) -> Any:
+    """The cluster's pool actor (detached, restarted after a crash), created if missing."""
+    return SlicerPool.options(  # type: ignore[attr-defined]
+        name=POOL_NAME, namespace=NAMESPACE, lifetime="detached", get_if_exists=True,
+        max_restarts=-1, max_task_retries=-1, max_concurrency=1000,
+    ).remote(str(cache_root or default_cache_root()))
