@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import signal
 import sys
@@ -202,7 +203,10 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     logs.configure("WARNING")
     options = DemoOptions(orders=args.orders, failure_rate=args.failure_rate,
                           timeout=args.timeout, speedup=args.speedup, api=args.api)
-    report = run_demo(options, settings, show_progress=not args.no_progress)
+    # Ray writes its own notices to stdout while a stack starts and stops in this process; they
+    # go to stderr so stdout carries only the report (one JSON object with --json).
+    with contextlib.redirect_stdout(sys.stderr):
+        report = run_demo(options, settings, show_progress=not args.no_progress)
     print(json.dumps(report) if args.json else summary(report), flush=True)
     return 0 if report["fulfilled"] == report["orders_sent"] else 1
 

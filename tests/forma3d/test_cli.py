@@ -1,0 +1,100 @@
+"""The `forma3d` command: one-line errors with exit status 2, and the sandbox controls against
+a Shopify sandbox on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+
+from forma3d.cli import main
+from forma3d.demo import MIX, order_lines, percentiles
+from forma3d.sandbox.runner import stack_config
+from forma3d.sandbox.server import RunningSandboxes, serve_sandboxes
+from forma3d.sandbox.tenant import CATALOG
+
+
+def error_line(capsys: pytest.CaptureFixture[str]) -> str:
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "Traceback" not in err, err
+    return err
+
+
+def test_bad_environment_variable_is_one_line_naming_it(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("FORMA3D_HTTP_PORT", "eighty")
+    assert main(["migrate"]) == 2
+    err = error_line(capsys)
+    assert err.startswith("forma3d: error: invalid configuration: FORMA3D_HTTP_PORT")
+    assert "'eighty'" in err
+
+
+def test_bad_sandbox_switch_is_one_line(monkeypatch: pytest.MonkeyPatch,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("FORMA3D_SANDBOX", "perhaps")
+    assert main(["demo", "--orders", "1"]) == 2
+    assert "FORMA3D_SANDBOX" in error_line(capsys)
+
+
+@pytest.mark.db
+def test_unknown_tenant_is_one_line(database_url: str, monkeypatch: pytest.MonkeyPatch,
+                                    capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    assert main(["apikey", "create", "--tenant", f"nobody-{uuid.uuid4().hex[:8]}"]) == 2
+    err = error_line(capsys)
+    assert err.startswith("forma3d: error: no tenant 'nobody-")
+
+
+def test_rate_outside_zero_to_one_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["demo", "--failure-rate", "1.5"])
+    assert exit_.value.code == 2
+    assert "must be between 0 and 1" in capsys.readouterr().err
+
+
+def test_send_order_without_a_sandbox_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["sandbox", "shopify", "send-order", "--url", "http://127.0.0.1:9"]) == 2
+    assert "no Shopify sandbox answers at http://127.0.0.1:9" in error_line(capsys)
+
+
+def test_demo_mix_covers_single_multi_part_and_quantities() -> None:
+    lines = [line for i in range(len(MIX)) for line in order_lines(i)]
+    assert {line["sku"] for line in lines} == set(CATALOG)
+    assert any(line["quantity"] > 1 for line in lines)
+    assert any(len(order_lines(i)) > 1 for i in range(len(MIX)))
+    assert percentiles([]) == {"p50": None, "p99": None}
+    assert percentiles([float(v) for v in range(1, 101)]) == {"p50": 50.0, "p99": 99.0}
+
+
+@pytest.fixture
+async def sandbox() -> AsyncIterator[RunningSandboxes]:
+    config = stack_config(65000, seed=11)
+    config.shopify_port = config.simplyprint_port = config.sendcloud_port = 0
+    running = await serve_sandboxes(config)
+    yield running
+    await running.stop()
+
+
+async def test_send_and_cancel_order_through_the_control_endpoints(
+        sandbox: RunningSandboxes, capsys: pytest.CaptureFixture[str]) -> None:
+    url = sandbox.urls["shopify"]
+    code = await asyncio.to_thread(main, [
+        "sandbox", "shopify", "send-order", "--sku", "BENCHY-PLA-RED", "--quantity", "3",
+        "--sku", "VASE-SPIRAL-PLA-WHITE", "--url", url])
+    assert code == 0
+    order_id = int(capsys.readouterr().out.split()[0])
+    order = sandbox.sandboxes.shopify.orders[order_id]
+    assert [(li["sku"], li["quantity"]) for li in order["line_items"]] == [
+        ("BENCHY-PLA-RED", 3), ("VASE-SPIRAL-PLA-WHITE", 1)]
+
+    assert await asyncio.to_thread(main, [
+        "sandbox", "shopify", "cancel-order", str(order_id), "--url", url]) == 0
+    assert sandbox.sandboxes.shopify.orders[order_id]["cancelled_at"]
+    capsys.readouterr()
+
+    assert await asyncio.to_thread(main, [
+        "sandbox", "shopify", "cancel-order", "424242", "--url", url]) == 2
+    assert error_line(capsys) == ("forma3d: error: Shopify sandbox refused (404): "
+                                  "order not found")
