@@ -25,6 +25,7 @@ from actors.message import Envelope
 from actors.router import EntityRouter
 from forma3d import logs
 from forma3d.db.pool import Pool, connect, create_pool
+from forma3d.events.live import live_channel
 from forma3d.platform.integrations import SimplyPrintSettings, load_integration
 from forma3d.printing.fleet import observe_row
 
@@ -35,10 +36,6 @@ HOSTS_ENV = "FORMA3D_ENTITY_HOSTS"
 
 SMART_TENANTS = """SELECT tenant_id FROM integrations WHERE service = 'simplyprint' AND enabled
     AND coalesce(config->>'dispatch_mode', '') = 'smart'"""
-
-
-def live_channel(tenant_id: str) -> str:
-    return f"forma3d:{tenant_id}:live"
 
 
 def router_of(ctx: EntityContext) -> EntityRouter | None:

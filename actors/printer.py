@@ -285,6 +285,8 @@ class PrinterActor(Entity):
         return await self.dispatch_now()
 
     async def dispatch_now(self) -> str:
+        if self.job is not None:  # an operator may have cancelled or forced it meanwhile
+            self.job = await active_job(self.pool, self.printer_id)
         if self.job is not None:
             if self.job["status"] == PrintJobStatus.ASSIGNED and not self.job["farm_job_uid"]:
                 return await self._start(self.job)  # a crash came between claim and start

@@ -9,9 +9,10 @@ from forma3d.http.routes import (
     orders,
     print_jobs,
     printers,
+    queue,
     shipments,
     tenant,
 )
 
 __all__ = ["events", "files", "gridflock", "live", "mappings", "orders", "print_jobs", "printers",
-           "shipments", "tenant"]
+           "queue", "shipments", "tenant"]

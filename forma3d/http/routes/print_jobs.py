@@ -52,6 +52,9 @@ class PrintJobOut(BaseModel):
     queued_at: datetime | None
     started_at: datetime | None
     completed_at: datetime | None
+    held: bool
+    assigned_at: datetime | None
+    cleared_at: datetime | None
     created_at: datetime
     updated_at: datetime
 
@@ -84,6 +87,9 @@ PRINT_JOBS = QuerySpec(
         Field("queued_at", FieldType.DATETIME, "j.queued_at"),
         Field("started_at", FieldType.DATETIME, "j.started_at"),
         Field("completed_at", FieldType.DATETIME, "j.completed_at"),
+        Field("held", FieldType.BOOL, "j.held"),
+        Field("assigned_at", FieldType.DATETIME, "j.assigned_at"),
+        Field("cleared_at", FieldType.DATETIME, "j.cleared_at"),
         Field("created_at", FieldType.DATETIME, "j.created_at"),
         Field("updated_at", FieldType.DATETIME, "j.updated_at"),
     ),

@@ -46,6 +46,7 @@ class PrinterPatch(BaseModel):
     materials: list[Material] | None = Field(default=None, max_length=32)
     enabled: bool | None = None
     ready: bool | None = None
+    auto_ready: bool | None = None
 
 
 class PrinterOut(BaseModel):
@@ -61,6 +62,10 @@ class PrinterOut(BaseModel):
     tags: list[str]
     materials: list[dict[str, Any]]
     current_job_id: uuid.UUID | None
+    farm_printer_id: int | None = None
+    auto_ready: bool = False
+    state_changed_at: datetime | None = None
+    offline_since: datetime | None = None
     created_at: datetime
     updated_at: datetime
 
@@ -107,7 +112,29 @@ async def get_printer(request: Request) -> dict[str, Any]:
 async def patch_printer(request: Request, body: PrinterPatch) -> dict[str, Any]:
     printer = await _owned(request, parse_id(request.path_params["printer_id"], "printer"))
     changes = body.model_dump(exclude_unset=True, mode="python")
+    return await _update(request, printer, changes)
+
+
+async def _update(request: Request, printer: dict[str, Any],
+                  changes: dict[str, Any]) -> dict[str, Any]:
+    """Through the printer's entity: written, logged (printer.changed), then a dispatch try."""
     envelope = Envelope("printer", str(printer["id"]), "printer.update", str(printer["tenant_id"]),
                         changes, correlation_id=logs.correlation_id.get())
     state: dict[str, Any] = await deps(request).require_runtime().router.ask(envelope)
     return state
+
+
+def _action(path: str, summary: str, changes: dict[str, Any]) -> None:
+    @api.route("POST", f"/printers/{{printer_id}}/{path}", summary, response=PrinterOut,
+               tags=("printers",))
+    async def act(request: Request) -> dict[str, Any]:
+        printer = await _owned(request, parse_id(request.path_params["printer_id"], "printer"))
+        return await _update(request, printer, changes)
+
+    act.__name__ = f"printer_{path.replace('-', '_')}"
+
+
+_action("ready", "Confirm the bed is clear: the printer may take its next job", {"ready": True})
+_action("enable", "Let the printer take jobs", {"enabled": True})
+_action("disable", "Keep the printer from taking jobs (a running print continues)",
+        {"enabled": False})
