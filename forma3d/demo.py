@@ -200,8 +200,9 @@ async def _wait(conn: Any, t: Target, ids: list[int], timeout: float, show: bool
             await asyncio.sleep(0.25)
 
 
-async def _farm_duplicates(client: httpx.AsyncClient, t: Target, keys: set[str]) -> int:
-    """Farm queue items that repeat a job attempt (same `job_key#attempt` note)."""
+async def _farm(client: httpx.AsyncClient, t: Target, keys: set[str]) -> dict[str, int]:
+    """The farm's side: queue items repeating a job attempt (same `job_key#attempt` note) are
+    duplicates; failed prints are counted from the farm's own job list."""
     from forma3d.sandbox.server import SandboxConfig
 
     sp = SandboxConfig().simplyprint
@@ -209,10 +210,16 @@ async def _farm_duplicates(client: httpx.AsyncClient, t: Target, keys: set[str])
                                 params={"groups": ""}, headers={"X-API-KEY": sp.api_key})
     response.raise_for_status()
     queue = response.json().get("queue") or {}
-    notes = Counter(str(i.get("note")) for i in [*queue.get("items", []),
-                                                 *queue.get("done_items", [])]
-                    if str(i.get("note") or "").split("#")[0] in keys)
-    return sum(n - 1 for n in notes.values() if n > 1)
+    ours = [i for i in [*queue.get("items", []), *queue.get("done_items", [])]
+            if str(i.get("note") or "").split("#")[0] in keys]
+    notes = Counter(str(i["note"]) for i in ours)
+    jobs = await client.get(f"{t.urls['simplyprint']}/_sandbox/jobs")
+    jobs.raise_for_status()
+    item_ids = {i["id"] for i in ours}
+    farm_jobs = [j for j in jobs.json()["jobs"] if j.get("queue_item_id") in item_ids]
+    return {"duplicates": sum(n - 1 for n in notes.values() if n > 1),
+            "queue_items": len(ours), "jobs": len(farm_jobs),
+            "failed": sum(1 for j in farm_jobs if j.get("state") == "failed")}
 
 
 async def _report(conn: Any, client: httpx.AsyncClient, t: Target,
@@ -228,7 +235,7 @@ async def _report(conn: Any, client: httpx.AsyncClient, t: Target,
     jobs = await conn.fetchrow(
         """SELECT count(*) AS total, count(*) - count(DISTINCT job_key) AS duplicates,
                   count(*) FILTER (WHERE status = 'COMPLETED') AS completed,
-                  coalesce(sum(greatest(attempts - 1, 0)), 0) AS retries
+                  coalesce(sum(attempts), 0) AS failed_attempts
              FROM print_jobs WHERE tenant_id = $1 AND order_id = ANY($2)""",
         t.tenant_id, order_ids)
     keys = {str(r["job_key"]) for r in await conn.fetch(
@@ -240,7 +247,7 @@ async def _report(conn: Any, client: httpx.AsyncClient, t: Target,
     listed = await client.get(f"{t.urls['shopify']}/_sandbox/orders")
     listed.raise_for_status()
     ours = [o for o in listed.json()["orders"] if int(o["id"]) in set(ids)]
-    farm_duplicates = await _farm_duplicates(client, t, keys)
+    farm = await _farm(client, t, keys)
     report: dict[str, Any] = {
         "orders": len(orders),
         "orders_sent": len(ids),
@@ -250,8 +257,11 @@ async def _report(conn: Any, client: httpx.AsyncClient, t: Target,
         "statuses": dict(sorted(statuses.items())),
         "print_jobs": int(jobs["total"]),
         "print_jobs_completed": int(jobs["completed"]),
-        "print_retries": int(jobs["retries"]),
-        "duplicate_print_jobs": int(jobs["duplicates"]) + farm_duplicates,
+        "print_failures": int(jobs["failed_attempts"]),
+        "duplicate_print_jobs": int(jobs["duplicates"]) + farm["duplicates"],
+        "farm_queue_items": farm["queue_items"],
+        "farm_prints": farm["jobs"],
+        "farm_prints_failed": farm["failed"],
         "shipments": int(shipments),
         "shopify_fulfillments": sum(
             1 for o in ours for f in o.get("fulfillments", []) if f.get("status") == "success"),
@@ -322,7 +332,8 @@ def summary(report: dict[str, Any]) -> str:
         f"{report['fulfilled']} fulfilled, {report['failed']} failed, "
         f"{report['cancelled']} cancelled  {report['statuses']}",
         f"print jobs  {report['print_jobs']} ({report['print_jobs_completed']} completed, "
-        f"{report['print_retries']} retries, {report['duplicate_print_jobs']} duplicates)",
+        f"{report['duplicate_print_jobs']} duplicates); farm: {report['farm_prints']} prints, "
+        f"{report['farm_prints_failed']} failed",
         f"shipments   {report['shipments']}; Shopify fulfillments "
         f"{report['shopify_fulfillments']}",
         f"latency     webhook->queued p50 {queued['p50']} ms p99 {queued['p99']} ms; "
