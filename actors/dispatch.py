@@ -112,7 +112,22 @@ class FleetActor(Entity):
         envelopes = [Envelope("printer", str(ids[p.id]), "printer.observe", self.key,
                               observe_row(p.raw, now).as_payload()) for p in farm]
         self.synced += 1
-        return await deliver_grouped(router, envelopes)
+        delivered = await deliver_grouped(router, envelopes)
+        await deliver_grouped(router, [
+            Envelope("printer", str(r["printer_id"]), "printer.reconcile", self.key,
+                     {"print_job_id": str(r["id"])}) for r in await self.stuck()])
+        return delivered
+
+    async def stuck(self) -> list[Any]:
+        """Jobs on a printer with no change for the tenant's `stuck_job_seconds` (default 30
+        min): their printers check them against the farm and its job history."""
+        return list(await self.ctx.pool.fetch(
+            """SELECT j.id, j.printer_id FROM print_jobs j JOIN tenants t ON t.id = j.tenant_id
+               WHERE j.tenant_id = $1 AND j.status IN ('ASSIGNED', 'PRINTING')
+                 AND j.printer_id IS NOT NULL
+                 AND j.updated_at < now() - make_interval(secs =>
+                     coalesce((t.settings->>'stuck_job_seconds')::float8, 1800))""",
+            self.tenant_id))
 
     async def _register(self, farm_ids: list[int], names: dict[int, str]) -> dict[int, Any]:
         """Our printer row for every farm printer, created on first sight."""

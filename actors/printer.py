@@ -74,6 +74,7 @@ class PrinterActor(Entity):
         self.telemetry: dict[str, Any] = {}
         self.offline_attempts = 0
         self.resync_pending = False
+        self.resync_at: float | None = None
         self.busy_attempts = 0
         self.checked_farm = False  # memory came from PostgreSQL; SimplyPrint not asked yet
         self.rng = random.Random()
@@ -96,7 +97,9 @@ class PrinterActor(Entity):
     @query("printer.get")
     async def get(self, envelope: Envelope) -> dict[str, Any]:
         return {**self.state, "telemetry": dict(self.telemetry),
-                "job_id": self.job["id"] if self.job else None}
+                "job_id": self.job["id"] if self.job else None,
+                "offline_attempts": self.offline_attempts,
+                "resync_at": self.resync_at if self.resync_pending else None}
 
     # --- operator changes ---------------------------------------------------------------
 
@@ -163,12 +166,14 @@ class PrinterActor(Entity):
         """Offline printers are re-synced on a widening, jittered timer (never a tight loop)."""
         if self.state["online"]:
             self.offline_attempts = 0
+            self.resync_pending = False
             return
         if not self.resync_pending:
             self.offline_attempts += 1
             self.resync_pending = True
-            tell_later(self.ctx, self._self("printer.resync"),
-                       offline_delay(self.offline_attempts, self.rng))
+            delay = offline_delay(self.offline_attempts, self.rng)
+            self.resync_at = time.time() + delay
+            tell_later(self.ctx, self._self("printer.resync"), delay)
 
     @step("printer.resync")
     async def resync(self, envelope: Envelope) -> str:
@@ -255,9 +260,14 @@ class PrinterActor(Entity):
         found = next((j for j in page.jobs if j.uid == job["farm_job_uid"]), None)
         status = HISTORY_STATUS.get(found.status) if found else None
         if status is None or status == "PRINTING":
+            # Confirmed alive: not stuck again until another quiet period has passed.
+            await self.pool.execute("UPDATE print_jobs SET updated_at = now() WHERE id = $1",
+                                    job["id"])
             return "still running"
         at = (found.end_date or datetime.now(UTC)) if found else datetime.now(UTC)
         async with self.pool.acquire() as conn, conn.transaction():
+            job["status"] = await conn.fetchval("SELECT status FROM print_jobs WHERE id = $1",
+                                                job["id"])
             await self._job_update(conn, job, JobUpdate(
                 str(job["id"]), status, at, None, job["farm_job_uid"], self.farm_id,
                 f"farm reports {found.status}" if found else None))
@@ -273,8 +283,8 @@ class PrinterActor(Entity):
     async def reconcile(self, envelope: Envelope) -> str:
         """A stuck job (no update for a while): look at the printer, then at the history."""
         result = await self._look()
-        if self.job is not None and self.job["farm_job_uid"] is not None and \
-                self.state.get("farm_job_uid") != self.job["farm_job_uid"]:
+        self.job = await active_job(self.pool, self.printer_id)
+        if self.job is not None and self.job["farm_job_uid"] is not None:
             return await self.reconcile_job(self.job)
         return result
 
@@ -285,6 +295,8 @@ class PrinterActor(Entity):
         return await self.dispatch_now()
 
     async def dispatch_now(self) -> str:
+        if not self.checked_farm and self.farm_id is not None:
+            return await self._look()  # memory came from PostgreSQL: ask SimplyPrint first
         if self.job is not None:  # an operator may have cancelled or forced it meanwhile
             self.job = await active_job(self.pool, self.printer_id)
         if self.job is not None:

@@ -171,3 +171,39 @@ async def test_killing_the_host_of_a_printing_printer_loses_and_doubles_nothing(
     uids = await db_pool.fetch("SELECT farm_job_uid FROM print_jobs WHERE tenant_id = $1",
                                farm.tenant_id)
     assert {r["farm_job_uid"] for r in uids} == {j.uid for j in farm_jobs}
+
+
+async def test_lost_farm_webhooks_are_reconciled_from_the_printer_and_job_history(
+        db_pool: Pool, ingress: str, ray_runtime: Runtime, stopper: list[Farm]) -> None:
+    printer = PrinterSpec(name="MK4 red", model="MK4", materials=mat("PLA", "Red"))
+    farm, [printer_id] = await smart_farm(db_pool, ingress, ray_runtime, [printer], speedup=3600)
+    stopper.append(farm)
+    t = str(farm.tenant_id)
+    await farm.control("simplyprint", "webhooks", {"loss_rate": 1.0})  # we hear nothing back
+    order = farm.send_order([("BENCHY-PLA-RED", 1)])
+
+    async def printing() -> Any:
+        return await db_pool.fetchrow("SELECT id FROM print_jobs WHERE tenant_id = $1"
+                                      " AND status = 'PRINTING'", farm.tenant_id)
+
+    job_id = (await eventually(printing))["id"]
+    farm_jobs = farm.sandboxes.sandboxes.simplyprint.farm.jobs.values()
+    await eventually(lambda: _all_done(farm_jobs))
+    # The sync sees an idle printer where our job was: the history says how it ended.
+    while (await db_pool.fetchval("SELECT status FROM print_jobs WHERE id = $1", job_id)
+           ) != "COMPLETED":
+        await ray_runtime.router.ask(Envelope("fleet", t, "fleet.sync", t))
+        await asyncio.sleep(0.2)
+    final = await farm.wait([order], {"FULFILLED", "FAILED", "CANCELLED"}, timeout=60)
+    assert final == {order: "FULFILLED"}
+    [entry] = await db_pool.fetch(
+        "SELECT data FROM event_log WHERE tenant_id = $1 AND type = 'print-job.reconciled'",
+        farm.tenant_id)
+    assert entry["data"]["before"] == {"status": "PRINTING"}
+    assert entry["data"]["after"] == {"status": "COMPLETED"}
+    state = await ray_runtime.router.ask(Envelope("printer", str(printer_id), "printer.get", t))
+    assert state["current_job_id"] is None and state["state"] == "operational"
+
+
+async def _all_done(jobs: Any) -> bool:
+    return bool(list(jobs)) and all(j.state == "done" for j in jobs)
