@@ -286,12 +286,23 @@ async def _diagnostics(conn: Any, t: Target, ids: list[int],
     inbox = await conn.fetch(
         "SELECT source, topic, error FROM webhook_inbox WHERE tenant_id = $1"
         " AND error IS NOT NULL ORDER BY id DESC LIMIT 10", t.tenant_id)
+    # Sessions holding a transaction open for long: the usual sign of a stuck handler.
+    stuck = await conn.fetch(
+        """SELECT left(query, 200) AS last_query, count(*) AS sessions,
+                  round(extract(epoch FROM max(now() - state_change))) AS seconds
+             FROM pg_stat_activity
+            WHERE datname = current_database() AND state = 'idle in transaction'
+              AND now() - state_change > interval '10 seconds'
+            GROUP BY 1 ORDER BY 2 DESC LIMIT 5""")
+    waiting = Counter((str(o["status"]), o["reason"]) for o in orders
+                      if o["status"] != "FULFILLED")
     return {
         "missing_orders": len(ids) - len(orders),
-        "not_fulfilled": [{"status": o["status"], "reason": o["reason"]} for o in orders
-                          if o["status"] != "FULFILLED"][:20],
+        "not_fulfilled": [{"status": status, "reason": reason, "orders": n}
+                          for (status, reason), n in waiting.most_common(10)],
         "outbox_errors": [dict(r) for r in outbox],
         "inbox_errors": [dict(r) for r in inbox],
+        "idle_in_transaction": [{**dict(r), "seconds": float(r["seconds"])} for r in stuck],
     }
 
 
