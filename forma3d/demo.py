@@ -281,8 +281,10 @@ async def _diagnostics(conn: Any, t: Target, ids: list[int],
                        orders: Sequence[Any]) -> dict[str, Any]:
     """What an operator looks at when orders are stuck: reasons, outbox and inbox errors."""
     outbox = await conn.fetch(
-        "SELECT message_type, attempts, last_error FROM outbox WHERE tenant_id = $1"
-        " AND last_error IS NOT NULL AND done_at IS NULL ORDER BY id DESC LIMIT 10", t.tenant_id)
+        "SELECT message_type, left(last_error, 300) AS last_error, count(*) AS messages,"
+        " max(attempts) AS max_attempts FROM outbox WHERE tenant_id = $1"
+        " AND last_error IS NOT NULL AND done_at IS NULL GROUP BY 1, 2 ORDER BY 3 DESC LIMIT 10",
+        t.tenant_id)
     inbox = await conn.fetch(
         "SELECT source, topic, error FROM webhook_inbox WHERE tenant_id = $1"
         " AND error IS NOT NULL ORDER BY id DESC LIMIT 10", t.tenant_id)
