@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import stat
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -19,6 +20,7 @@ import httpx
 import pytest
 import ray
 
+from actors.message import Envelope
 from actors.runtime import Runtime
 from actors.slicer_pool import get_pool
 from forma3d.gridflock import PlanOptions, get_profile, plan_plates
@@ -255,3 +257,37 @@ def test_the_crash_script_really_crashes(tmp_path: Path) -> None:
     run = subprocess.run([str(script), "--export-gcode", "x.stl"], capture_output=True,
                          check=False, env={**os.environ})
     assert run.returncode == -11
+
+
+# --- crash ----------------------------------------------------------------------------------
+
+
+async def test_a_pipeline_resumes_after_its_host_is_killed(
+        gridflock_farm: Farm, slicer_pool: Any, ray_runtime: Runtime, tmp_path: Path) -> None:
+    """SIGKILL the entity host mid-STL: the outbox's next ask activates the entity again, it
+    resumes from the persisted step, and the plate in flight is not generated twice."""
+    farm = gridflock_farm
+    slow = tmp_path / "openscad-slow"
+    slow.write_text('#!/bin/sh\nsleep 2\nexec openscad "$@"\n')
+    slow.chmod(slow.stat().st_mode | stat.S_IXUSR)
+    ray.get(slicer_pool.configure.remote(tool_env={"OPENSCAD_BIN": str(slow)}))
+    width, depth = 140, 100
+    plan = plan_plates(width, depth, get_profile("bambu-a1"), PlanOptions(magnets=True))
+    before = ray.get(slicer_pool.status.remote())["stats"].get("stl.miss", 0)
+    sku = sku_of(width, depth)
+    shopify_id = send_drawer(farm, width, depth)
+
+    await wait_job(farm, sku, {"GENERATING_STL"}, timeout=60)
+    envelope = Envelope("gridflock", f"{farm.tenant_id}:{sku}", "gridflock.run",
+                        str(farm.tenant_id))
+    host = ray_runtime.router.host_for(envelope)
+    assert await host.has_entity.remote(envelope.address)
+    pid = (await host.status.remote())["pid"]
+    os.kill(pid, signal.SIGKILL)
+
+    job = await wait_job(farm, sku, {"COMPLETED", "FAILED"}, timeout=180)
+    assert job["status"] == "COMPLETED", job
+    assert (await host.status.remote())["pid"] != pid  # it really was another process
+    after = ray.get(slicer_pool.status.remote())["stats"].get("stl.miss", 0)
+    assert after - before == len(plan.plates)  # the plate in flight was not made twice
+    assert await farm.wait([shopify_id], DONE, timeout=120) == {shopify_id: "FULFILLED"}
