@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -93,6 +94,11 @@ async def run(width: float, depth: float, profile_id: str) -> dict[str, Any]:
         "slice_s_per_plate": round(sum(r.slice_seconds for r in one) / unique, 2),
         "pool_wall_s_1_cpu": round(one_wall, 1), "pool_wall_s_2_cpus": round(two_wall, 1),
         "pool_speedup_2_vs_1": round(one_wall / two_wall, 2),
+        # Tool seconds summed over plates: about equal in both runs when the two workers really
+        # had a CPU each; about double in the 2-CPU run when something else took the cores.
+        "tool_s_sum_1_cpu": round(sum(r.stl_seconds + r.slice_seconds for r in one), 1),
+        "tool_s_sum_2_cpus": round(sum(r.stl_seconds + r.slice_seconds for r in two), 1),
+        "load_average_1m": round(os.getloadavg()[0], 1),
         "cache_hit_ms": round(hit_ms, 1),
         "cache_hit_in_process_ms": round(statistics.median(inproc), 1),
         "preview_ms": round(preview_ms(width, depth, profile), 2),
