@@ -126,6 +126,7 @@ async def wire_tenant(db: Any, tenant_id: uuid.UUID, urls: dict[str, str],
 
 
 def write_state(data_dir: Path, api_base: str, urls: dict[str, str]) -> Path:
+    data_dir.mkdir(parents=True, exist_ok=True)
     path = data_dir / STATE_FILE
     path.write_text(json.dumps({"api": api_base, "urls": urls, "pid": os.getpid()}))
     return path
