@@ -80,6 +80,14 @@ async def publish(ctx: EntityContext, tenant_id: str, message: dict[str, Any]) -
         log.debug("live publish failed: %s", error)
 
 
+def observed(ctx: EntityContext, lag_seconds: float) -> None:
+    """Count an applied farm observation and keep a bounded sample of its event-to-state lag."""
+    stats: dict[str, Any] = ctx.services.setdefault("observations", {"count": 0, "lags": []})
+    stats["count"] += 1
+    if len(stats["lags"]) < 500_000:
+        stats["lags"].append(lag_seconds)
+
+
 async def deliver_grouped(router: EntityRouter, envelopes: list[Envelope]) -> int:
     """One Ray call per host instead of one per message: how a sync reaches 5,000 printers."""
     groups: dict[int, list[Envelope]] = defaultdict(list)
@@ -159,6 +167,13 @@ class FleetActor(Entity):
     @query("fleet.status")
     async def status(self, envelope: Envelope) -> dict[str, Any]:
         return {"tenant_id": self.key, "synced": self.synced}
+
+    @query("fleet.host_observations")
+    async def host_observations(self, envelope: Envelope) -> dict[str, Any]:
+        """This host's observation count and lag samples (taken, then reset): for benchmarks."""
+        stats: dict[str, Any] = self.ctx.services.get("observations") or {"count": 0, "lags": []}
+        self.ctx.services["observations"] = {"count": 0, "lags": []}
+        return {"host": self.ctx.host_index, **stats}
 
 
 async def tenants(pool: Pool, sql: str) -> list[str]:

@@ -17,7 +17,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from actors.dispatch import publish, tell_later
+from actors.dispatch import observed, publish, tell_later
 from actors.entity import Entity, command, query, step
 from actors.message import Envelope
 from actors.outbox import enqueue
@@ -153,6 +153,8 @@ class PrinterActor(Entity):
         elif changes.get("online") is True:
             changes["offline_since"] = None
         await self._save(changes)
+        if seen.at:
+            observed(self.ctx, time.time() - seen.at)
         if seen.telemetry:
             self.telemetry = {**seen.telemetry, "at": seen.at}
             await publish(self.ctx, str(self.tenant_id), {
@@ -199,7 +201,10 @@ class PrinterActor(Entity):
         mine = self.job is not None and uid is not None and self.job.get("farm_job_uid") == uid
         if event in JOB_END:
             if mine or self.state.get("farm_job_uid") == uid:
-                await self._ended(JOB_END[event], envelope.payload, mine)
+                stamp = float(envelope.payload.get("at") or time.time())
+                await self._ended(self.job if mine else None, JOB_END[event],
+                                  datetime.fromtimestamp(stamp, UTC), job.get("failedReason"),
+                                  from_event=True)
         elif event == "job.bed_cleared":
             await self._save({"ready": True} if not self.state["ready"] else {})
         elif event in ("job.paused", "job.resumed"):
@@ -209,29 +214,39 @@ class PrinterActor(Entity):
             return await self._look()
         return await self.dispatch_now()
 
-    async def _ended(self, status: str, payload: dict[str, Any], mine: bool) -> None:
-        """The print is over: the printer is free (ready again only if it clears its own bed);
-        the job's order hears it from us as well as from the webhook (job.status is idempotent),
-        so a webhook that raced our record of the job's uid loses nothing."""
-        changes = {k: v for k, v in {
-            "current_job_id": None, "farm_job_uid": None, "state": PrinterState.OPERATIONAL.value,
-            "ready": bool(self.state["auto_ready"])}.items() if self.state.get(k) != v}
-        job = self.job if mine else None
-        at = datetime.fromtimestamp(float(payload.get("at") or time.time()), UTC)
-        error = (payload.get("job") or {}).get("failedReason")
+    async def _ended(self, job: dict[str, Any] | None, status: str, at: datetime,
+                     error: str | None, *, from_event: bool, why: str | None = None) -> None:
+        """A print is over: the printer is free (ready again only if it clears its own bed) and
+        the job's order hears it from us, as well as from the webhook (job.status is
+        idempotent), so a webhook that raced our record of the job's uid loses nothing.
+        `why` marks a correction found by reconciliation (logged with before and after)."""
+        wanted: dict[str, Any] = {"current_job_id": None, "ready": bool(self.state["auto_ready"])}
+        if from_event:
+            wanted |= {"farm_job_uid": None, "state": PrinterState.OPERATIONAL.value}
+        changes = {k: v for k, v in wanted.items() if self.state.get(k) != v}
         async with self.pool.acquire() as conn, conn.transaction():
             if changes:
-                await self._write(conn, changes, "farm")
+                await self._write(conn, changes, "farm" if from_event else "reconciliation")
             if job is not None:
+                before = await conn.fetchval("SELECT status FROM print_jobs WHERE id = $1",
+                                             job["id"])
                 await self._job_update(conn, job, JobUpdate(
                     str(job["id"]), status, at, None, job["farm_job_uid"], self.farm_id,
                     error or (None if status == "COMPLETED" else f"farm reports {status}")))
-        if mine:
+                if why is not None:
+                    await record(conn, EventType.PRINT_JOB_RECONCILED, self.tenant_id, {
+                        "print_job_id": str(job["id"]), "reason": why,
+                        "before": {"status": before}, "after": {"status": status}},
+                        subject=("print_job", job["id"]))
+        if job is not None and self.job is job:
             self.job = None
 
     async def _after_look(self) -> str:
         if self.job is not None:
-            await self._check_job()
+            await self._check_job()  # memory only, unless the farm disagrees
+            if self.job is not None and (self.job["farm_job_uid"]
+                                         or self.job["status"] != PrintJobStatus.ASSIGNED):
+                return "busy"
         return await self.dispatch_now()
 
     async def _check_job(self) -> None:
@@ -265,18 +280,8 @@ class PrinterActor(Entity):
                                     job["id"])
             return "still running"
         at = (found.end_date or datetime.now(UTC)) if found else datetime.now(UTC)
-        async with self.pool.acquire() as conn, conn.transaction():
-            job["status"] = await conn.fetchval("SELECT status FROM print_jobs WHERE id = $1",
-                                                job["id"])
-            await self._job_update(conn, job, JobUpdate(
-                str(job["id"]), status, at, None, job["farm_job_uid"], self.farm_id,
-                f"farm reports {found.status}" if found else None))
-            await record(conn, EventType.PRINT_JOB_RECONCILED, self.tenant_id, {
-                "print_job_id": str(job["id"]), "reason": "printer no longer runs it",
-                "before": {"status": job["status"]}, "after": {"status": status}},
-                subject=("print_job", job["id"]))
-        self.job = None
-        await self._save({"current_job_id": None} if self.state["current_job_id"] else {})
+        await self._ended(job, status, at, f"farm reports {found.status}" if found else None,
+                          from_event=False, why="the printer no longer runs it")
         return status
 
     @step("printer.reconcile")

@@ -1,0 +1,357 @@
+"""A simulated farm of thousands of printers on the printer entities: telemetry, dispatch, lag.
+
+    .venv/bin/python benchmarks/fleet.py [--printers 5000] [--tenants 200] [--seconds 90]
+                                         [--hosts 4] [--json]
+
+One SimplyPrint sandbox (on loopback, real HTTP) holds every printer; each tenant owns an equal
+share of them in smart-dispatch mode, with a backlog of queued jobs plus a steady stream of new
+ones. Telemetry: every printer reports its printers/Get row every 5 s (0.2 Hz, 1,000 frames/s
+for 5,000 printers), stamped when the sandbox produced it and delivered to the printer entities
+in one Ray call per host per 100 ms tick, as a webhook relay would. Farm job events (started,
+done) reach the printers the same way; the HTTP ingress and inbox in front of them have their
+own figures. The printers claim jobs in PostgreSQL and start them with CreateJob on the sandbox.
+
+Figures: updates/s applied by the entities; p50/p99 lag from a frame's creation to the entity
+applying it (measured in the entity); dispatch decisions/s (jobs claimed and started); p99 from
+a printer finishing a print (ready again) to its next job starting, from the sandbox's own job
+timestamps; RSS of every Ray process together.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import hashlib
+import itertools
+import json
+import os
+import random
+import sys
+import time
+import uuid
+from collections import defaultdict
+from decimal import Decimal
+from typing import Any
+
+import psutil
+import ray
+from cryptography.fernet import Fernet
+
+sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent.parent))
+
+from actors.message import Envelope
+from actors.router import EntityRouter, rendezvous
+from actors.runtime import start_runtime, stop_runtime
+from benchmarks._common import machine, percentile, services
+from forma3d.db.pool import Pool, create_pool
+from forma3d.platform.integrations import SimplyPrintSettings, save_integration
+from forma3d.printing.fleet import observe_row
+from forma3d.sandbox.farm import MaterialSpec, PrinterSpec
+from forma3d.sandbox.server import RunningSandboxes, SandboxConfig, serve_sandboxes
+from forma3d.sandbox.tenant import fake_gcode
+
+SPEEDUP = 180.0  # simulated seconds per real second: prints of 30 to 60 s
+TELEMETRY_PERIOD = 5.0  # seconds between two frames of one printer (0.2 Hz)
+TICK = 0.1
+# Printer kinds and the jobs that fit them: (model, nozzle, material, colour).
+KINDS = [("MK4", 0.4, "PLA", "Black"), ("MK4", 0.6, "PLA", "White"),
+         ("X1C", 0.4, "PETG", "Black"), ("X1C", 0.4, "PLA", "Red")]
+MODEL_NAMES = {"MK4": "Original Prusa MK4", "X1C": "X1 Carbon"}
+
+
+def job_tags(kind: int) -> list[str]:
+    model, nozzle, material, colour = KINDS[kind]
+    return [f"model:{MODEL_NAMES[model]}", f"nozzle:{nozzle}", f"filament:{material}/{colour}"]
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace, database_url: str) -> None:
+        self.args = args
+        self.database_url = database_url
+        self.rng = random.Random(11)
+        self.tenants = [uuid.uuid4() for _ in range(args.tenants)]
+        self.printers: dict[int, tuple[str, str]] = {}  # farm id -> (tenant, printer uuid)
+        self.events: list[Envelope] = []
+        self.delivered_events = 0
+        self.refusals: dict[str, int] = {}
+        self.applied = 0
+
+    def kind(self, i: int) -> tuple[str, float, str, str]:
+        """Printer i belongs to tenant i % tenants; kinds vary within every tenant."""
+        return KINDS[(i // len(self.tenants)) % len(KINDS)]
+
+    def farm_config(self) -> SandboxConfig:
+        config = SandboxConfig(seed=3, speedup=SPEEDUP)
+        sp = config.simplyprint
+        sp.auto_print = False
+        sp.default_print_seconds = 3600
+        sp.printers = [PrinterSpec(id=1001 + i, name=f"P{i:05d}", model=self.kind(i)[0],
+                                   nozzle=self.kind(i)[1],
+                                   materials=[MaterialSpec(type=self.kind(i)[2],
+                                                           color=self.kind(i)[3])])
+                       for i in range(self.args.printers)]
+        return config
+
+    async def seed(self, pool: Pool, url: str, config: SandboxConfig) -> None:
+        run = uuid.uuid4().hex[:8]
+        await pool.executemany("INSERT INTO tenants (id, slug, name) VALUES ($1, $2, $2)",
+                               [(t, f"fleet-{run}-{i}") for i, t in enumerate(self.tenants)])
+        sp = config.simplyprint
+        for tenant in self.tenants:
+            await save_integration(pool, tenant, SimplyPrintSettings(
+                company_id=sp.company_id, api_key=sp.api_key, webhook_secret=sp.webhook_secret,
+                base_url=url, files_url=url, dispatch_mode="smart"))
+        rows = []
+        for i in range(self.args.printers):
+            tenant = self.tenants[i % len(self.tenants)]
+            printer_id = uuid.uuid4()
+            model, nozzle, material, colour = self.kind(i)
+            rows.append((printer_id, tenant, f"P{i:05d}", str(1001 + i), 1001 + i,
+                         MODEL_NAMES[model], Decimal(str(nozzle)), "operational", True, True,
+                         True, True, [{"slot": 0, "type": material, "color": colour}]))
+            self.printers[1001 + i] = (str(tenant), str(printer_id))
+        await pool.executemany(
+            """INSERT INTO printers (id, tenant_id, name, external_id, farm_printer_id, model,
+                                    nozzle_diameter, state, online, enabled, ready, auto_ready,
+                                    materials)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)""", rows)
+        self.files: dict[uuid.UUID, list[uuid.UUID]] = {}
+        for tenant in self.tenants:
+            ids = []
+            for minutes in (90, 120, 150, 180):  # 30 to 60 real seconds at SPEEDUP
+                content = fake_gcode(f"{tenant}-{minutes}", minutes, 20)
+                file_id = uuid.uuid4()
+                await pool.execute(
+                    """INSERT INTO print_files (id, tenant_id, filename, content_hash, size_bytes,
+                                                content, estimated_seconds)
+                       VALUES ($1, $2, $3, $4, $5, $6, $7)""",
+                    file_id, tenant, f"part-{minutes}.gcode",
+                    hashlib.sha256(content).hexdigest(), len(content), content, minutes * 60)
+                ids.append(file_id)
+            self.files[tenant] = ids
+
+    async def add_jobs(self, pool: Pool, count: int) -> None:
+        """Queued STOCK jobs spread over tenants and printer kinds (best first: priority)."""
+        rows = []
+        for _ in range(count):
+            tenant = self.rng.choice(self.tenants)
+            kind = self.rng.randrange(4)
+            rows.append((uuid.uuid4(), tenant, f"bench:{uuid.uuid4().hex}", "STOCK", 1,
+                         self.rng.choice(self.files[tenant]), "QUEUED",
+                         self.rng.choice((0, 0, 0, 1)), self.rng.randrange(1000),
+                         job_tags(kind)))
+        await pool.executemany(
+            """INSERT INTO print_jobs (id, tenant_id, job_key, purpose, copy_number, file_id,
+                                       status, priority, position, required_tags)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)""", rows)
+
+    def on_farm_event(self, original: Any) -> Any:
+        """The sandbox's webhook emitter, teed to the printer entities (job.* only)."""
+
+        def emit(event: str, data: dict[str, Any]) -> None:
+            original(event, data)
+            job = data.get("job") or {}
+            owner = self.printers.get(int(job.get("printer_id") or 0))
+            if owner and event.startswith("job."):
+                self.events.append(Envelope("printer", owner[1], "printer.farm_event", owner[0],
+                                            {"event": event, "job": job, "at": time.time()}))
+
+        return emit
+
+    async def feed(self, running: RunningSandboxes, router: EntityRouter,
+                   until: float) -> int:
+        """Telemetry at 0.2 Hz per printer plus the farm's job events, every TICK seconds."""
+        sandbox = running.sandboxes.simplyprint
+        ids = list(self.printers)
+        self.rng.shuffle(ids)
+        per_tick = len(ids) * TICK / TELEMETRY_PERIOD
+        sent, cursor, carry = 0, 0, 0.0
+        loop = asyncio.get_running_loop()
+        next_tick = loop.time()
+        while loop.time() < until:
+            carry += per_tick
+            batch = []
+            now = time.time()
+            while carry >= 1:
+                farm_id = ids[cursor % len(ids)]
+                cursor, carry = cursor + 1, carry - 1
+                tenant, printer = self.printers[farm_id]
+                row = sandbox.printer_row(sandbox.farm.printers[farm_id])
+                batch.append(Envelope("printer", printer, "printer.observe", tenant,
+                                      observe_row(row, now).as_payload()))
+            events, self.events = self.events, []
+            await self.deliver(router, batch + events)
+            sent += len(batch)
+            self.delivered_events += len(events)
+            next_tick += TICK
+            await asyncio.sleep(max(0.0, next_tick - loop.time()))
+        return sent
+
+    async def deliver(self, router: EntityRouter, envelopes: list[Envelope]) -> None:
+        """One Ray call per host; refusals are counted by error (none is expected)."""
+        groups: dict[int, list[Envelope]] = defaultdict(list)
+        for envelope in envelopes:
+            groups[rendezvous(envelope.address, len(router.hosts))].append(envelope)
+        replies = await asyncio.gather(*(router.hosts[i].deliver_many.remote(batch)
+                                         for i, batch in groups.items()))
+        sent = itertools.chain.from_iterable(groups.values())
+        for envelope, reply in zip(sent, itertools.chain.from_iterable(replies), strict=True):
+            if reply.error is None and envelope.type == "printer.observe":
+                self.applied += 1
+            elif reply.error:
+                key = f"{reply.error_type}: {reply.error[:80]}"
+                self.refusals[key] = self.refusals.get(key, 0) + 1
+
+
+    async def stream_jobs(self, pool: Pool, until: float, per_second: float) -> None:
+        loop = asyncio.get_running_loop()
+        while loop.time() < until:
+            await self.add_jobs(pool, max(1, int(per_second)))
+            await asyncio.sleep(1.0)
+
+    async def host_observations(self, router: EntityRouter) -> list[float]:
+        """Every host's lag samples (taken and reset there), asked through a fleet entity key
+        that hashes to that host."""
+        lags: list[float] = []
+        for index in range(len(router.hosts)):
+            key = next(k for k in (str(uuid.UUID(int=n)) for n in range(1, 10_000))
+                       if rendezvous(f"fleet:{k}", len(router.hosts)) == index)
+            stats = await router.ask(Envelope("fleet", key, "fleet.host_observations", key))
+            lags += stats["lags"]
+        return lags
+
+    async def warm_up(self, pool: Pool, running: RunningSandboxes,
+                      router: EntityRouter) -> float:
+        """Feed telemetry while every idle printer takes its first job (a cold-start burst of
+        one dispatch per printer); returns how long that took."""
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        while loop.time() - started < self.args.warmup:
+            await self.feed(running, router, loop.time() + 2.0)
+            busy = await pool.fetchval(
+                "SELECT count(*) FROM print_jobs WHERE status IN ('ASSIGNED', 'PRINTING')")
+            if busy >= 0.98 * self.args.printers:
+                break
+        return loop.time() - started
+
+    async def run(self, router: EntityRouter) -> dict[str, Any]:
+        config = self.farm_config()
+        running = await serve_sandboxes(config)
+        farm = running.sandboxes.simplyprint.farm
+        farm.emit = self.on_farm_event(farm.emit)
+        pool = await create_pool(self.database_url, max_size=4)
+        try:
+            await self.seed(pool, running.urls["simplyprint"], config)
+            await self.add_jobs(pool, self.args.printers * 4)  # the backlog
+            warmup = await self.warm_up(pool, running, router)
+            await self.host_observations(router)  # measure the steady state only
+            self.applied = 0
+            loop = asyncio.get_running_loop()
+            started, start_wall = loop.time(), time.time()
+            until = started + self.args.seconds
+            streamer = asyncio.create_task(self.stream_jobs(pool, until, self.args.printers / 200))
+            frames = await self.feed(running, router, until)
+            elapsed = loop.time() - started
+            streamer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await streamer
+            lags = await self.host_observations(router)
+            applied = self.applied
+            dispatched = await pool.fetchval(
+                "SELECT count(*) FROM print_jobs WHERE tenant_id = ANY($1)"
+                " AND assigned_at >= to_timestamp($2)", self.tenants, start_wall)
+            rss = cluster_rss_mb()
+            statuses = {r[0]: r[1] for r in await pool.fetch(
+                "SELECT status, count(*) FROM print_jobs WHERE tenant_id = ANY($1)"
+                " GROUP BY status", self.tenants)}
+            errors = {r[0]: r[1] for r in await pool.fetch(
+                "SELECT left(error, 60), count(*) FROM print_jobs WHERE error IS NOT NULL"
+                " AND tenant_id = ANY($1) GROUP BY 1", self.tenants)}
+        finally:
+            await pool.close()
+            await running.stop()
+        gaps = ready_to_start(farm.jobs.values())
+        return {
+            "printers": self.args.printers, "tenants": self.args.tenants,
+            "ray_rss_mb": round(rss, 1),
+            "updates_per_s": round(applied / elapsed, 1),
+            "lag_p50_ms": round(percentile(lags, 50) * 1000, 1),
+            "lag_p99_ms": round(percentile(lags, 99) * 1000, 1),
+            "dispatch_per_s": round(dispatched / elapsed, 1),
+            "ready_to_start_p99_ms": round(percentile(gaps, 99) * 1000, 1),
+            "ready_to_start_p50_ms": round(percentile(gaps, 50) * 1000, 1),
+            "frames_sent": frames, "farm_events": self.delivered_events,
+            "jobs_started_on_farm": len(farm.jobs),
+            "farm_jobs_done": sum(j.state == "done" for j in farm.jobs.values()),
+            "restarts_measured": len(gaps),
+            "job_statuses": statuses, "errors": errors,
+            "refusals": self.refusals,
+            "seconds": round(elapsed, 1), "warmup_s": round(warmup, 1),
+            "hosts": self.args.hosts, "machine": machine(),
+        }
+
+
+def cluster_rss_mb() -> float:
+    """RSS of the Ray processes this run started (the driver's descendants: GCS, raylet, agents,
+    workers), so other Ray clusters on a shared machine do not count."""
+    total = 0
+    for proc in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+            cmdline = " ".join(proc.cmdline())
+            if cmdline.startswith("ray::") or "/site-packages/ray/" in cmdline:
+                total += proc.memory_info().rss
+    return total / 2**20
+
+
+def ready_to_start(jobs: Any) -> list[float]:
+    """Real seconds from a print ending to the same printer's next print starting."""
+    by_printer: dict[int, list[Any]] = defaultdict(list)
+    for job in jobs:
+        by_printer[job.printer_id].append(job)
+    gaps = []
+    for runs in by_printer.values():
+        runs.sort(key=lambda j: j.started)
+        for prev, nxt in itertools.pairwise(runs):
+            if prev.ended is not None:
+                gaps.append(max(0.0, (nxt.started - prev.ended) / SPEEDUP))
+    return gaps
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--printers", type=int, default=5000)
+    parser.add_argument("--tenants", type=int, default=200)
+    parser.add_argument("--seconds", type=float, default=90.0)
+    parser.add_argument("--hosts", type=int, default=4)
+    parser.add_argument("--warmup", type=float, default=180.0,
+                        help="at most this long for every printer to take its first job")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    if args.printers < args.tenants or args.tenants < 1:
+        parser.error("need at least one printer per tenant")
+
+    with services() as svc:
+        os.environ["REDIS_URL"] = svc.redis_url  # entities publish telemetry to live channels
+        secret = os.environ.setdefault("FORMA3D_SECRET_KEY", Fernet.generate_key().decode())
+        ray.init(address="local", num_cpus=2, include_dashboard=False, namespace="forma3d",
+                 object_store_memory=200 * 2**20, log_to_driver=False)
+        try:
+            runtime = start_runtime(svc.database_url, args.hosts, fleet_sync_seconds=0,
+                                    fleet_wake_seconds=2.0, ask_timeout=60,
+                                    env={"FORMA3D_SECRET_KEY": secret})
+            result = asyncio.run(Bench(args, svc.database_url).run(runtime.router))
+        finally:
+            stop_runtime(args.hosts)
+            ray.shutdown()
+
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for key, value in result.items():
+            print(f"{key:>24}: {value}")
+
+
+if __name__ == "__main__":
+    main()
