@@ -57,9 +57,12 @@ class OrderActor(Entity):
         return Envelope("order", self.key, message_type, str(self.tenant_id), payload or {},
                         durable=True)
 
-    async def _status(self) -> OrderStatus:
-        return OrderStatus(await self.ctx.pool.fetchval(
-            "SELECT status FROM orders WHERE id = $1", self.order_id))
+    async def _status(self, conn: Connection | None = None) -> OrderStatus:
+        """Pass the handler's connection when it holds a transaction: a second pooled
+        connection per busy entity would let a burst of handlers exhaust the pool."""
+        db = conn if conn is not None else self.ctx.pool
+        return OrderStatus(await db.fetchval("SELECT status FROM orders WHERE id = $1",
+                                             self.order_id))
 
     async def _integration(self, model: type[Any]) -> Any:
         settings = await load_integration(self.ctx.pool, self.tenant_id, model)
@@ -115,7 +118,8 @@ class OrderActor(Entity):
         if queue_item is not None and job["farm_queue_item_id"] not in (None, int(queue_item)):
             return "stale: an earlier attempt"
         status = JOB_EVENTS[p["status"]]
-        if await self._status() == OrderStatus.CANCELLED and status != PrintJobStatus.COMPLETED:
+        if await self._status(conn) == OrderStatus.CANCELLED and \
+                status != PrintJobStatus.COMPLETED:
             return "order cancelled"
         at = datetime.fromisoformat(p["at"]) if p.get("at") else datetime.now(UTC)
         links = {k: v for k, v in (("farm_job_uid", p.get("farm_job_uid")),
@@ -151,7 +155,7 @@ class OrderActor(Entity):
         job = await self._job(conn, uuid.UUID(envelope.payload["print_job_id"]))
         if job is None:
             raise LookupError(f"print job {envelope.payload['print_job_id']} is not in this order")
-        if await self._status() == OrderStatus.CANCELLED:
+        if await self._status(conn) == OrderStatus.CANCELLED:
             raise ValueError("the order is cancelled; its jobs cannot be retried")
         # Attempts keep counting (each submission's queue note must be new); the budget grows.
         budget = (await tenant_settings(conn, self.tenant_id)).max_print_attempts
@@ -267,7 +271,7 @@ class OrderActor(Entity):
         async with self.ctx.pool.acquire() as conn, conn.transaction():
             await conn.execute("UPDATE shipments SET shopify_fulfillment_id = $2,"
                                " updated_at = now() WHERE id = $1", shipment["id"], fulfillment_id)
-            status = await self._status()
+            status = await self._status(conn)
             if ORDER_MACHINE.can(status, OrderStatus.FULFILLED):
                 await conn.execute("UPDATE orders SET status = 'FULFILLED', fulfilled_at = now(),"
                                    " reason = NULL, updated_at = now() WHERE id = $1",

@@ -18,6 +18,7 @@ from forma3d.orders.expansion import expand_line_item
 from forma3d.orders.progress import LineItemState, derive_order_status, next_order_status
 from forma3d.orders.shopify_order import ShopifyOrder
 from forma3d.orders.states import LINE_ITEM_MACHINE, LineItemStatus, OrderStatus
+from forma3d.platform.integrations import tenant_settings
 from forma3d.printing.mapping import AssemblyPart, ProductMapping
 from forma3d.printing.states import PRINT_JOB_MACHINE, PrintJobStatus
 
@@ -107,6 +108,7 @@ async def expand_order(conn: Connection, tenant_id: uuid.UUID, order_id: uuid.UU
     """Resolve mappings and create print jobs for every line item that can start; returns the
     number of jobs created (idempotent: jobs are unique per order, line item, part and copy)."""
     created = 0
+    attempts = (await tenant_settings(conn, tenant_id)).max_print_attempts
     items = await conn.fetch(
         "SELECT * FROM line_items WHERE tenant_id = $1 AND order_id = $2"
         " AND status IN ('PENDING', 'NEEDS_MAPPING', 'GENERATING')"
@@ -132,12 +134,10 @@ async def expand_order(conn: Connection, tenant_id: uuid.UUID, order_id: uuid.UU
         await conn.executemany(
             """INSERT INTO print_jobs (id, tenant_id, job_key, order_id, line_item_id, part_id,
                                        copy_number, file_id, required_tags, max_attempts)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9,
-                       (SELECT coalesce((settings->>'max_print_attempts')::int, 3)
-                        FROM tenants WHERE id = $2))
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
                ON CONFLICT (tenant_id, job_key) DO NOTHING""",
             [(uuid.uuid4(), tenant_id, s.key, order_id, item["id"], uuid.UUID(s.part_id),
-              s.copy_number, uuid.UUID(s.file_id), tags.get(s.part_id, []))
+              s.copy_number, uuid.UUID(s.file_id), tags.get(s.part_id, []), attempts)
              for s in specs])
         created += len(specs)
         if item["status"] == LineItemStatus.NEEDS_MAPPING:

@@ -76,7 +76,8 @@ class SendcloudSettings(IntegrationSettings):
 class TenantSettings(BaseModel):
     """Operational choices a tenant makes (stored in tenants.settings)."""
 
-    max_print_attempts: int = Field(default=3, ge=1, le=20)
+    # Five: at a 10 % failure rate a 140-job day loses no order in 99.9 % of days (three: 87 %).
+    max_print_attempts: int = Field(default=5, ge=1, le=20)
     cancel_printing_jobs: bool = True  # on order cancellation: stop prints, or let them finish
     packaging_grams: int = Field(default=150, ge=0)
     stranded_job_seconds: float = Field(default=120.0, gt=0)

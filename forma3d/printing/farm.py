@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from forma3d.db.pool import Pool
+from forma3d.integrations.errors import RejectedError
 from forma3d.integrations.simplyprint import SimplyPrintClient
 
 # SimplyPrint's API file ids are temporary (about 24 h): upload again when older than this.
@@ -28,15 +29,20 @@ def _lock_key(file_id: uuid.UUID) -> int:
                           signed=True)
 
 
-async def ensure_uploaded(pool: Pool, client: SimplyPrintClient, file_id: uuid.UUID) -> str:
-    """The farm's id for a print file, uploading it only if no fresh upload exists."""
+async def ensure_uploaded(pool: Pool, client: SimplyPrintClient, file_id: uuid.UUID, *,
+                          stale: str | None = None) -> str:
+    """The farm's id for a print file, uploading it only if no fresh upload exists.
+
+    `stale` names a farm id the farm just refused (expired early): it is uploaded again.
+    """
     async with pool.acquire() as conn:
         await conn.execute("SELECT pg_advisory_lock($1)", _lock_key(file_id))
         try:
             row = await conn.fetchrow(
                 "SELECT farm_file_id, farm_uploaded_at FROM print_files WHERE id = $1", file_id)
             fresh = datetime.now(UTC) - FILE_ID_TTL
-            if row and row["farm_file_id"] and row["farm_uploaded_at"] > fresh:
+            if row and row["farm_file_id"] and row["farm_uploaded_at"] > fresh \
+                    and row["farm_file_id"] != stale:
                 return str(row["farm_file_id"])
             content = await conn.fetchrow(
                 "SELECT filename, content FROM print_files WHERE id = $1", file_id)
@@ -63,7 +69,14 @@ async def queue_jobs(pool: Pool, client: SimplyPrintClient,
             placed[job["id"]] = by_note[note]
             continue
         farm_file = await ensure_uploaded(pool, client, job["file_id"])
-        placed[job["id"]] = await client.add_queue_item(file_id=farm_file, amount=1, note=note)
+        try:
+            placed[job["id"]] = await client.add_queue_item(file_id=farm_file, amount=1,
+                                                            note=note)
+        except RejectedError:
+            # SimplyPrint's API file ids are temporary; a refused one is uploaded again once.
+            farm_file = await ensure_uploaded(pool, client, job["file_id"], stale=farm_file)
+            placed[job["id"]] = await client.add_queue_item(file_id=farm_file, amount=1,
+                                                            note=note)
     return placed
 
 

@@ -99,8 +99,14 @@ def sandbox_config(**farm: Any) -> SandboxConfig:
 
 
 @pytest.fixture
-async def farm(db_pool: Pool, ingress: str) -> AsyncIterator[Farm]:
-    config = sandbox_config()
+def sandbox() -> SandboxConfig:
+    """The farm fixture's sandbox settings; a test module may override this fixture."""
+    return sandbox_config()
+
+
+@pytest.fixture
+async def farm(db_pool: Pool, ingress: str, sandbox: SandboxConfig) -> AsyncIterator[Farm]:
+    config = sandbox
     running = await serve_sandboxes(config)
     tenant_id = await create_tenant(db_pool, f"e2e-{uuid.uuid4().hex[:10]}")
     async with db_pool.acquire() as conn:

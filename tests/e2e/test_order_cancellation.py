@@ -9,7 +9,8 @@ import pytest
 
 from actors.message import Envelope
 from actors.outbox import enqueue
-from tests.e2e.conftest import Farm
+from forma3d.sandbox.server import SandboxConfig
+from tests.e2e.conftest import Farm, sandbox_config
 
 pytestmark = pytest.mark.ray
 DONE = {"FULFILLED", "FAILED", "CANCELLED", "ON_HOLD"}
@@ -75,6 +76,13 @@ async def test_cancel_while_printing_stops_the_printer(farm: Farm) -> None:
     cancelled = [j for j in farm.sandboxes.sandboxes.simplyprint.farm.jobs.values()
                  if j.state == "cancelled"]
     assert cancelled, "the running print was not stopped"
+
+
+@pytest.fixture
+def sandbox() -> SandboxConfig:
+    config = sandbox_config()
+    config.sendcloud.status_interval = 10**7  # parcels wait at "announced": cancellable
+    return config
 
 
 async def test_cancel_after_the_label_cancels_the_parcel(farm: Farm) -> None:
