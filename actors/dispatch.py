@@ -16,6 +16,7 @@ import os
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import AsyncIterator
 from typing import Any
 
 import ray
@@ -26,6 +27,7 @@ from actors.router import EntityRouter
 from forma3d import logs
 from forma3d.db.pool import Pool, connect, create_pool
 from forma3d.events.live import live_channel
+from forma3d.integrations.simplyprint import SimplyPrintClient
 from forma3d.platform.integrations import SimplyPrintSettings, load_integration
 from forma3d.printing.fleet import observe_row
 
@@ -36,6 +38,10 @@ HOSTS_ENV = "FORMA3D_ENTITY_HOSTS"
 
 SMART_TENANTS = """SELECT tenant_id FROM integrations WHERE service = 'simplyprint' AND enabled
     AND coalesce(config->>'dispatch_mode', '') = 'smart'"""
+# Smart tenants with work waiting: the periodic wake-up skips everyone else.
+WAITING_TENANTS = SMART_TENANTS + """ AND EXISTS (SELECT 1 FROM print_jobs j
+    WHERE j.tenant_id = integrations.tenant_id AND j.status = 'QUEUED' AND NOT j.held
+      AND j.farm_queue_item_id IS NULL)"""
 
 
 def router_of(ctx: EntityContext) -> EntityRouter | None:
@@ -78,6 +84,36 @@ async def publish(ctx: EntityContext, tenant_id: str, message: dict[str, Any]) -
         await client.publish(live_channel(tenant_id), json.dumps(message, default=str))
     except Exception as error:
         log.debug("live publish failed: %s", error)
+
+
+FARM_CALLS_PER_HOST = 32
+
+
+def farm_gate(ctx: EntityContext) -> asyncio.Semaphore:
+    """At most FARM_CALLS_PER_HOST SimplyPrint conversations at once per host: a cold start or
+    a hundred printers coming back online queue here instead of stampeding the farm's API
+    into timeouts (and retries) that would stall everyone."""
+    gate: asyncio.Semaphore | None = ctx.services.get("farm_gate")
+    if gate is None:
+        gate = ctx.services["farm_gate"] = asyncio.Semaphore(FARM_CALLS_PER_HOST)
+    return gate
+
+
+@contextlib.asynccontextmanager
+async def farm_session(ctx: EntityContext, tenant_id: uuid.UUID,
+                       settings: SimplyPrintSettings) -> AsyncIterator[SimplyPrintClient]:
+    """The tenant's SimplyPrint client, one per host and tenant (its connection pool and rate
+    limit pause are shared by the tenant's printers, and not rebuilt per call), behind the
+    host's farm gate."""
+    clients: dict[uuid.UUID, tuple[SimplyPrintSettings, SimplyPrintClient]] = (
+        ctx.services.setdefault("farm_clients", {}))
+    async with farm_gate(ctx):
+        found = clients.get(tenant_id)
+        if found is None or found[0] != settings:
+            if found is not None:
+                await found[1].aclose()
+            found = clients[tenant_id] = (settings, settings.client())
+        yield found[1]
 
 
 def observed(ctx: EntityContext, lag_seconds: float) -> None:
@@ -216,7 +252,8 @@ class FleetClock:
 
     async def _wake_loop(self, pool: Pool, router: EntityRouter) -> None:
         """Woken by NOTIFY (payload: tenant id), and every `wake_seconds` for every smart
-        tenant anyway, so a missed notification delays a job, never strands it."""
+        tenant with queued work anyway, so a missed notification delays a job, never strands
+        it."""
         pending: set[str] = set()
         event = asyncio.Event()
 
@@ -233,7 +270,7 @@ class FleetClock:
                 event.clear()
                 if not pending:
                     with contextlib.suppress(Exception):
-                        pending.update(await tenants(pool, SMART_TENANTS))
+                        pending.update(await tenants(pool, WAITING_TENANTS))
                 batch, pending = list(pending), set()
                 await asyncio.sleep(0.05)  # let a burst of queued jobs coalesce
                 for tenant in batch:

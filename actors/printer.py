@@ -17,7 +17,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from actors.dispatch import observed, publish, tell_later
+from actors.dispatch import farm_session, observed, publish, tell_later
 from actors.entity import Entity, command, query, step
 from actors.message import Envelope
 from actors.outbox import enqueue
@@ -187,7 +187,7 @@ class PrinterActor(Entity):
         sp = await self._simplyprint()
         if sp is None or self.farm_id is None:
             return "no farm"
-        async with sp.client() as client:
+        async with farm_session(self.ctx, self.tenant_id, sp) as client:
             printer = await client.get_printer(self.farm_id)
         await self._apply(observe_row(printer.raw, time.time()))
         return await self._after_look()
@@ -270,7 +270,7 @@ class PrinterActor(Entity):
         sp = await self._simplyprint()
         if sp is None or self.farm_id is None:
             return "no farm"
-        async with sp.client() as client:
+        async with farm_session(self.ctx, self.tenant_id, sp) as client:
             page = await client.get_print_jobs(printer_ids=[self.farm_id], page_size=50)
         found = next((j for j in page.jobs if j.uid == job["farm_job_uid"]), None)
         status = HISTORY_STATUS.get(found.status) if found else None
@@ -336,7 +336,7 @@ class PrinterActor(Entity):
         if sp is None or self.farm_id is None:
             return await self._release(job, "no SimplyPrint printer")
         try:
-            async with sp.client() as client:
+            async with farm_session(self.ctx, self.tenant_id, sp) as client:
                 printer = await client.get_printer(self.farm_id)
                 if printer.job is None or not printer.job.uid:
                     if printer.state != "operational":
@@ -406,7 +406,7 @@ class PrinterActor(Entity):
         sp = await self._simplyprint()
         if sp is None or self.farm_id is None:
             raise ValueError("printer is not linked to SimplyPrint")
-        async with sp.client() as client:
+        async with farm_session(self.ctx, self.tenant_id, sp) as client:
             if action == "pause":
                 await client.pause(self.farm_id)
             elif action == "resume":
