@@ -3,9 +3,9 @@ speed-up from one to two CPUs, and the cost of a cache hit. Real OpenSCAD and Pr
 
     .venv/bin/python benchmarks/gridflock.py [--width 523 --depth 387 --profile bambu-a1] [--json]
 
-The pool runs twice on a fresh local Ray cluster, first with one CPU and then with two, each time
-into an empty cache, so both runs make every unique plate (STL and gcode) for real. Per-plate
-tool times come from the one-CPU run, where no two tools share the machine.
+On a local Ray cluster of two CPUs the pool makes every unique plate (STL and gcode) into an
+empty cache, once bounded to one worker and once to two, so both runs use the real tools. Per-plate
+tool times come from the one-worker runs, where no two tools share the machine.
 """
 
 from __future__ import annotations
@@ -43,66 +43,73 @@ def preview_ms(width: float, depth: float, profile: PrinterProfile, repeat: int 
     return statistics.median(times)
 
 
-async def pool_run(plate_set: PlateSet, cache: Path, warm: Path, cpus: int
-                   ) -> tuple[float, list[PlateResult], float]:
-    """(wall seconds to make every unique plate, results, median cache-hit ms through the pool)."""
-    ray.init(num_cpus=cpus, include_dashboard=False, object_store_memory=200 * 2**20,
-             log_to_driver=False)
-    try:
-        pool = SlicerPoolCore(cache)
-        warm_pool = SlicerPoolCore(warm)
-        tiny = plan_plates(100, 100, plate_set.profile, PlanOptions()).plates[0]
-        # Warm the workers (imports, tool versions) on an STL that is already cached.
-        await warm_pool.run("stl", [tiny] * cpus)
-        started = time.perf_counter()
-        results = await pool.run("gcode", plate_set.plates, plate_set.profile)
-        wall = time.perf_counter() - started
-        failed = [r for r in results if r.failed_step]
-        if failed:
-            raise SystemExit(f"plate failed: {failed[0]}")
-        hits = []
-        for _ in range(20):
-            t = time.perf_counter()
-            again = await pool.run("gcode", plate_set.plates[:1], plate_set.profile)
-            hits.append((time.perf_counter() - t) * 1000)
-            assert not again[0].sliced and not again[0].stl_generated
-        return wall, results, statistics.median(hits)
-    finally:
-        ray.shutdown()
+async def make_all(plate_set: PlateSet, cache: Path, workers: int
+                   ) -> tuple[float, list[PlateResult]]:
+    """Wall seconds for `workers` slicer workers to make every unique plate into an empty cache."""
+    pool = SlicerPoolCore(cache, max_queued=workers)
+    started = time.perf_counter()
+    results = await pool.run("gcode", plate_set.plates, plate_set.profile)
+    wall = time.perf_counter() - started
+    failed = [r for r in results if r.failed_step]
+    if failed:
+        raise SystemExit(f"plate failed: {failed[0]}")
+    return wall, results
 
 
-async def run(width: float, depth: float, profile_id: str) -> dict[str, Any]:
+async def run(width: float, depth: float, profile_id: str, rounds: int) -> dict[str, Any]:
+    """One Ray cluster of two CPUs; one worker (a pool bounded to one task) against two,
+    alternating per round so a noisy neighbour hits both alike."""
     profile = get_profile(profile_id)
     plate_set = plan_plates(width, depth, profile, PlanOptions(magnets=True))
-    with tempfile.TemporaryDirectory(prefix="gridflock-bench-") as tmp:
-        root = Path(tmp)
-        tiny = plan_plates(100, 100, profile, PlanOptions()).plates[0]
-        await make_plate("stl", tiny, None, root / "warm")
-        one_wall, one, _ = await pool_run(plate_set, root / "one", root / "warm", 1)
-        two_wall, two, hit_ms = await pool_run(plate_set, root / "two", root / "warm", 2)
-        inproc = []
-        for _ in range(20):
-            t = time.perf_counter()
-            r = await make_plate("gcode", plate_set.plates[0], profile, root / "two")
-            inproc.append((time.perf_counter() - t) * 1000)
-            assert not r.sliced
+    ray.init(num_cpus=2, include_dashboard=False, object_store_memory=200 * 2**20,
+             log_to_driver=False)
+    try:
+        with tempfile.TemporaryDirectory(prefix="gridflock-bench-") as tmp:
+            root = Path(tmp)
+            tiny = plan_plates(100, 100, profile, PlanOptions()).plates[0]
+            await make_plate("stl", tiny, None, root / "warm")
+            await SlicerPoolCore(root / "warm").run("stl", [tiny, tiny])  # warm both workers
+            ones, twos = [], []
+            for r in range(rounds):
+                ones.append(await make_all(plate_set, root / f"one-{r}", 1))
+                twos.append(await make_all(plate_set, root / f"two-{r}", 2))
+            pool = SlicerPoolCore(root / "two-0")
+            hits = []
+            for _ in range(20):
+                t = time.perf_counter()
+                [again] = await pool.run("gcode", plate_set.plates[:1], profile)
+                hits.append((time.perf_counter() - t) * 1000)
+                assert not again.sliced and not again.stl_generated
+            inproc = []
+            for _ in range(20):
+                t = time.perf_counter()
+                hit = await make_plate("gcode", plate_set.plates[0], profile, root / "two-0")
+                inproc.append((time.perf_counter() - t) * 1000)
+                assert not hit.sliced
+    finally:
+        ray.shutdown()
     unique = len(plate_set.plates)
+    one_results = [x for _, rs in ones for x in rs]
+    speedups = [o[0] / t[0] for o, t in zip(ones, twos, strict=True)]
     return {
         "drawer_mm": [width, depth], "printer_profile": profile.id, "magnets": True,
-        "plates": plate_set.total_plates, "unique_plates": unique,
-        "stl_s_per_plate": round(sum(r.stl_seconds for r in one) / unique, 2),
-        "slice_s_per_plate": round(sum(r.slice_seconds for r in one) / unique, 2),
-        "pool_wall_s_1_cpu": round(one_wall, 1), "pool_wall_s_2_cpus": round(two_wall, 1),
-        "pool_speedup_2_vs_1": round(one_wall / two_wall, 2),
-        # Tool seconds summed over plates: about equal in both runs when the two workers really
-        # had a CPU each; about double in the 2-CPU run when something else took the cores.
-        "tool_s_sum_1_cpu": round(sum(r.stl_seconds + r.slice_seconds for r in one), 1),
-        "tool_s_sum_2_cpus": round(sum(r.stl_seconds + r.slice_seconds for r in two), 1),
-        "load_average_1m": round(os.getloadavg()[0], 1),
-        "cache_hit_ms": round(hit_ms, 1),
+        "plates": plate_set.total_plates, "unique_plates": unique, "rounds": rounds,
+        "stl_s_per_plate": round(statistics.fmean(r.stl_seconds for r in one_results), 2),
+        "slice_s_per_plate": round(statistics.fmean(r.slice_seconds for r in one_results), 2),
+        "pool_wall_s_1_worker": [round(w, 1) for w, _ in ones],
+        "pool_wall_s_2_workers": [round(w, 1) for w, _ in twos],
+        "pool_speedup_2_vs_1": round(statistics.median(speedups), 2),
+        # Tool seconds summed over plates: about equal for one and two workers when each worker
+        # really had a core; about double with two when something else took the cores.
+        "tool_s_sum_1_worker": round(sum(r.stl_seconds + r.slice_seconds for r in ones[0][1]), 1),
+        "tool_s_sum_2_workers": round(sum(r.stl_seconds + r.slice_seconds
+                                          for r in twos[0][1]), 1),
+        "cache_hit_ms": round(statistics.median(hits), 1),
         "cache_hit_in_process_ms": round(statistics.median(inproc), 1),
         "preview_ms": round(preview_ms(width, depth, profile), 2),
-        "filament_g_total": round(sum(r.filament_g or 0 for r in two), 1),
+        "filament_g_total": round(sum((r.filament_g or 0) * p.count for r, p in
+                                      zip(twos[0][1], plate_set.plates, strict=True)), 1),
+        "load_average_1m": round(os.getloadavg()[0], 1),
         "machine": machine(),
     }
 
@@ -112,9 +119,10 @@ def main() -> None:
     parser.add_argument("--width", type=float, default=523)
     parser.add_argument("--depth", type=float, default=387)
     parser.add_argument("--profile", default="bambu-a1")
+    parser.add_argument("--rounds", type=int, default=1, help="1-vs-2 worker pairs to run")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    result = asyncio.run(run(args.width, args.depth, args.profile))
+    result = asyncio.run(run(args.width, args.depth, args.profile, args.rounds))
     if args.json:
         print(json.dumps(result))
         return
