@@ -19,6 +19,7 @@ from collections import defaultdict
 from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
 import ray
 
 from actors.entity import Entity, EntityContext, query, step
@@ -110,9 +111,15 @@ async def farm_session(ctx: EntityContext, tenant_id: uuid.UUID,
     async with farm_gate(ctx):
         found = clients.get(tenant_id)
         if found is None or found[0] != settings:
-            if found is not None:
-                await found[1].aclose()
-            found = clients[tenant_id] = (settings, settings.client())
+            # One connection pool (and TLS context) per host for every tenant's client.
+            transport = ctx.services.get("farm_transport")
+            if transport is None:
+                transport = ctx.services["farm_transport"] = httpx.AsyncHTTPTransport(
+                    limits=httpx.Limits(max_connections=FARM_CALLS_PER_HOST * 2))
+            client = SimplyPrintClient(settings.company_id, settings.api_key,
+                                       base_url=settings.base_url, files_url=settings.files_url,
+                                       transport=transport)
+            found = clients[tenant_id] = (settings, client)
         yield found[1]
 
 
@@ -255,6 +262,8 @@ class FleetClock:
         tenant with queued work anyway, so a missed notification delays a job, never strands
         it."""
         pending: set[str] = set()
+        inflight: set[str] = set()
+        tasks: set[asyncio.Task[None]] = set()
         event = asyncio.Event()
 
         def heard(*args: Any) -> None:
@@ -271,13 +280,27 @@ class FleetClock:
                 if not pending:
                     with contextlib.suppress(Exception):
                         pending.update(await tenants(pool, WAITING_TENANTS))
-                batch, pending = list(pending), set()
                 await asyncio.sleep(0.05)  # let a burst of queued jobs coalesce
+                # One wake-up in flight per tenant: a slow one is followed by one more, never
+                # by a pile of them.
+                batch = [t for t in pending if t not in inflight]
+                pending.difference_update(batch)
                 for tenant in batch:
-                    router.tell(Envelope("fleet", tenant, "fleet.wake", tenant))
+                    inflight.add(tenant)
+                    task = asyncio.create_task(self._wake(router, tenant, inflight))
+                    tasks.add(task)
+                    task.add_done_callback(tasks.discard)
                 self.counts["wakes"] += len(batch)
         finally:
             await listener.close()
+
+    async def _wake(self, router: EntityRouter, tenant: str, inflight: set[str]) -> None:
+        try:
+            await router.deliver(Envelope("fleet", tenant, "fleet.wake", tenant), 300.0)
+        except Exception as error:  # the next round wakes it again
+            log.debug("fleet.wake for %s failed: %s", tenant, error)
+        finally:
+            inflight.discard(tenant)
 
     async def status(self) -> dict[str, Any]:
         return {"pid": os.getpid(), **self.counts,

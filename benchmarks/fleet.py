@@ -1,7 +1,7 @@
 """A simulated farm of thousands of printers on the printer entities: telemetry, dispatch, lag.
 
     .venv/bin/python benchmarks/fleet.py [--printers 5000] [--tenants 200] [--seconds 90]
-                                         [--hosts 4] [--json]
+                                         [--hosts 2] [--json]
 
 One SimplyPrint sandbox (on loopback, real HTTP) holds every printer; each tenant owns an equal
 share of them in smart-dispatch mode, with a backlog of queued jobs plus a steady stream of new
@@ -51,7 +51,7 @@ from forma3d.sandbox.farm import MaterialSpec, PrinterSpec
 from forma3d.sandbox.server import RunningSandboxes, SandboxConfig, serve_sandboxes
 from forma3d.sandbox.tenant import fake_gcode
 
-SPEEDUP = 180.0  # simulated seconds per real second: prints of 30 to 60 s
+SPEEDUP = 180.0  # simulated seconds per real second
 TELEMETRY_PERIOD = 5.0  # seconds between two frames of one printer (0.2 Hz)
 TICK = 0.1
 # Printer kinds and the jobs that fit them: (model, nozzle, material, colour).
@@ -75,6 +75,7 @@ class Bench:
         self.events: list[Envelope] = []
         self.delivered_events = 0
         self.refusals: dict[str, int] = {}
+        self.inflight: set[asyncio.Task[None]] = set()
         self.applied = 0
 
     def kind(self, i: int) -> tuple[str, float, str, str]:
@@ -119,7 +120,7 @@ class Bench:
         self.files: dict[uuid.UUID, list[uuid.UUID]] = {}
         for tenant in self.tenants:
             ids = []
-            for minutes in (90, 120, 150, 180):  # 30 to 60 real seconds at SPEEDUP
+            for minutes in (180, 360, 720, 1440):  # 1 to 8 real minutes at SPEEDUP
                 content = fake_gcode(f"{tenant}-{minutes}", minutes, 20)
                 file_id = uuid.uuid4()
                 await pool.execute(
@@ -181,7 +182,11 @@ class Bench:
                 batch.append(Envelope("printer", printer, "printer.observe", tenant,
                                       observe_row(row, now).as_payload()))
             events, self.events = self.events, []
-            await self.deliver(router, batch + events)
+            # Fire and collect later, as a relay with many requests in flight would: a printer
+            # busy starting a job delays its own frame, never the next tick.
+            task = asyncio.create_task(self.deliver(router, batch + events))
+            self.inflight.add(task)
+            task.add_done_callback(self.inflight.discard)
             sent += len(batch)
             self.delivered_events += len(events)
             next_tick += TICK
@@ -230,7 +235,8 @@ class Bench:
         while loop.time() - started < self.args.warmup:
             await self.feed(running, router, loop.time() + 2.0)
             busy = await pool.fetchval(
-                "SELECT count(*) FROM print_jobs WHERE status IN ('ASSIGNED', 'PRINTING')")
+                "SELECT count(*) FROM print_jobs WHERE tenant_id = ANY($1)"
+                " AND status = 'PRINTING'", self.tenants)
             if busy >= 0.98 * self.args.printers:
                 break
         return loop.time() - started
@@ -252,6 +258,7 @@ class Bench:
             until = started + self.args.seconds
             streamer = asyncio.create_task(self.stream_jobs(pool, until, self.args.printers / 200))
             frames = await self.feed(running, router, until)
+            await asyncio.gather(*self.inflight)
             elapsed = loop.time() - started
             streamer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -261,7 +268,7 @@ class Bench:
             dispatched = await pool.fetchval(
                 "SELECT count(*) FROM print_jobs WHERE tenant_id = ANY($1)"
                 " AND assigned_at >= to_timestamp($2)", self.tenants, start_wall)
-            rss = cluster_rss_mb()
+            rss, processes = cluster_rss_mb()
             statuses = {r[0]: r[1] for r in await pool.fetch(
                 "SELECT status, count(*) FROM print_jobs WHERE tenant_id = ANY($1)"
                 " GROUP BY status", self.tenants)}
@@ -274,7 +281,7 @@ class Bench:
         gaps = ready_to_start(farm.jobs.values())
         return {
             "printers": self.args.printers, "tenants": self.args.tenants,
-            "ray_rss_mb": round(rss, 1),
+            "ray_rss_mb": round(rss, 1), "ray_processes_mb": processes,
             "updates_per_s": round(applied / elapsed, 1),
             "lag_p50_ms": round(percentile(lags, 50) * 1000, 1),
             "lag_p99_ms": round(percentile(lags, 99) * 1000, 1),
@@ -292,16 +299,20 @@ class Bench:
         }
 
 
-def cluster_rss_mb() -> float:
+def cluster_rss_mb() -> tuple[float, dict[str, float]]:
     """RSS of the Ray processes this run started (the driver's descendants: GCS, raylet, agents,
-    workers), so other Ray clusters on a shared machine do not count."""
+    workers), so other Ray clusters on a shared machine do not count; and MB per process kind."""
     total = 0
+    kinds: dict[str, float] = defaultdict(float)
     for proc in psutil.Process().children(recursive=True):
         with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
             cmdline = " ".join(proc.cmdline())
             if cmdline.startswith("ray::") or "/site-packages/ray/" in cmdline:
-                total += proc.memory_info().rss
-    return total / 2**20
+                rss = proc.memory_info().rss
+                total += rss
+                name = cmdline.split()[0].split("/")[-1].split(".")[0]
+                kinds[name] += round(rss / 2**20, 1)
+    return total / 2**20, dict(kinds)
 
 
 def ready_to_start(jobs: Any) -> list[float]:
@@ -324,7 +335,7 @@ def main() -> None:
     parser.add_argument("--printers", type=int, default=5000)
     parser.add_argument("--tenants", type=int, default=200)
     parser.add_argument("--seconds", type=float, default=90.0)
-    parser.add_argument("--hosts", type=int, default=4)
+    parser.add_argument("--hosts", type=int, default=2)
     parser.add_argument("--warmup", type=float, default=180.0,
                         help="at most this long for every printer to take its first job")
     parser.add_argument("--json", action="store_true")
