@@ -25,6 +25,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import ray
+
 from actors.entity import Entity, command, step
 from actors.message import Envelope
 from actors.outbox import enqueue
@@ -137,6 +139,11 @@ class GridflockActor(Entity):
                 status = S((await self._job())["status"])
         except JobLost as lost:
             log.info("gridflock %s: %s", self.key, lost)
+        except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError) as gone:
+            # The pool actor restarted under us: not the job's fault. The outbox's next ask
+            # starts this step again (its finished plates are cache hits).
+            log.warning("gridflock %s: slicer pool unavailable (%s); resuming later",
+                        self.key, type(gone).__name__)
         except StepFailedAt as failure:
             await self._fail(status, failure.step, failure.reason)
         except Exception as error:
