@@ -99,11 +99,13 @@ async def run(width: float, depth: float, profile_id: str, rounds: int) -> dict[
         "pool_wall_s_1_worker": [round(w, 1) for w, _ in ones],
         "pool_wall_s_2_workers": [round(w, 1) for w, _ in twos],
         "pool_speedup_2_vs_1": round(statistics.median(speedups), 2),
+        "pool_speedup_per_round": [round(x, 2) for x in speedups],
         # Tool seconds summed over plates: about equal for one and two workers when each worker
         # really had a core; about double with two when something else took the cores.
-        "tool_s_sum_1_worker": round(sum(r.stl_seconds + r.slice_seconds for r in ones[0][1]), 1),
-        "tool_s_sum_2_workers": round(sum(r.stl_seconds + r.slice_seconds
-                                          for r in twos[0][1]), 1),
+        "tool_s_sum_1_worker": [round(sum(r.stl_seconds + r.slice_seconds for r in rs), 1)
+                                for _, rs in ones],
+        "tool_s_sum_2_workers": [round(sum(r.stl_seconds + r.slice_seconds for r in rs), 1)
+                                 for _, rs in twos],
         "cache_hit_ms": round(statistics.median(hits), 1),
         "cache_hit_in_process_ms": round(statistics.median(inproc), 1),
         "preview_ms": round(preview_ms(width, depth, profile), 2),
