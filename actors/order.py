@@ -89,14 +89,14 @@ class OrderActor(Entity):
     @step("order.submit")
     async def submit(self, envelope: Envelope) -> int:
         """Put queued jobs that are not on the farm yet into SimplyPrint's queue."""
-        sp: SimplyPrintSettings = await self._integration(SimplyPrintSettings)
-        if sp.dispatch_mode != "simplyprint_queue":
-            return 0  # smart dispatch: printers pull from our queue
         async with self.ctx.pool.acquire() as conn:
             jobs = [j for j in await self._jobs(conn, "QUEUED")
                     if j["farm_queue_item_id"] is None]
         if not jobs or ORDER_MACHINE.is_terminal(await self._status()):
-            return 0
+            return 0  # nothing to place (a held order needs no farm yet)
+        sp: SimplyPrintSettings = await self._integration(SimplyPrintSettings)
+        if sp.dispatch_mode != "simplyprint_queue":
+            return 0  # smart dispatch: printers pull from our queue
         async with sp.client() as client:
             placed = await farm.queue_jobs(self.ctx.pool, client, jobs)
         async with self.ctx.pool.acquire() as conn, conn.transaction():
