@@ -321,7 +321,9 @@ class OrderActor(Entity):
         settings = await tenant_settings(self.ctx.pool, self.tenant_id)
         async with self.ctx.pool.acquire() as conn:
             jobs = await self._jobs(conn, "PENDING", "QUEUED", "ASSIGNED", "PRINTING")
-        on_farm = [j for j in jobs if j["farm_queue_item_id"] is not None]
+        # Queued on SimplyPrint, or started on a printer by smart dispatch (no queue item).
+        on_farm = [j for j in jobs if j["farm_queue_item_id"] is not None
+                   or j["farm_job_uid"] or j["farm_printer_id"]]
         if on_farm:
             sp: SimplyPrintSettings = await self._integration(SimplyPrintSettings)
             async with sp.client() as client:

@@ -81,6 +81,8 @@ class TenantSettings(BaseModel):
     cancel_printing_jobs: bool = True  # on order cancellation: stop prints, or let them finish
     packaging_grams: int = Field(default=150, ge=0)
     stranded_job_seconds: float = Field(default=120.0, gt=0)
+    # A job PRINTING with no update for this long is checked against the farm's job history.
+    stuck_job_seconds: float = Field(default=1800.0, gt=0)
     # GridFlock (custom baseplates). Off by default: it spends cluster CPU minutes on OpenSCAD and
     # creates product mappings and farm files by itself, so a shop opts in; until then a
     # GRID-CUSTOM line item is held with a reason that names this flag.
