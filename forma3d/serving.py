@@ -8,7 +8,6 @@ from ray import serve
 
 from forma3d.http.app import build_app
 
-
 # The app is async end to end, so one replica serves many requests at once. Serve's default of 5
 # in flight made its router back off (up to 1 s) under webhook bursts: measured 6.7 accepted/s at
 # 64 concurrent senders, against 124/s at 4 (benchmarks/webhooks.py).
