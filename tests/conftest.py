@@ -79,3 +79,16 @@ def ray_runtime(database_url: str, redis_url: str, db_pool: Pool) -> Iterator[Ru
     yield runtime
     stop_runtime(RAY_HOSTS)
     ray.shutdown()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the tiers in order: pure and PostgreSQL/Redis tests first, Ray tests last.
+
+    Once the session's Ray runtime is up, its outbox dispatcher delivers every pending message in
+    the database; database-tier tests that look at freshly enqueued state run before that.
+    """
+    def needs_ray(item: pytest.Item) -> bool:
+        return "ray_runtime" in getattr(item, "fixturenames", ()) or bool(
+            item.get_closest_marker("ray"))
+
+    items.sort(key=needs_ray)
