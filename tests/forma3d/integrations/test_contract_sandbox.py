@@ -25,6 +25,7 @@ from forma3d.integrations.sendcloud import CancelOutcome, ParcelRequest, Sendclo
 from forma3d.integrations.shopify import FulfillmentOrderLines, ShopifyClient, TrackingInfo
 from forma3d.integrations.simplyprint import CancelReason, SimplyPrintClient
 from forma3d.sandbox.server import SandboxConfig, build_apps
+from tests.forma3d.integrations.transports import DropAnswer
 
 GCODE = b"; sandbox contract test\nG28\nG1 X10 Y10\n"
 
@@ -35,21 +36,6 @@ class FakeSleep:
 
     async def __call__(self, seconds: float) -> None:
         self.calls.append(seconds)
-
-
-class DropAnswer(httpx.AsyncBaseTransport):
-    """Lets the sandbox act on the next POST, then loses its answer."""
-
-    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
-        self.inner = inner
-        self.drop_next_post = False
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        response = await self.inner.handle_async_request(request)
-        if request.method == "POST" and self.drop_next_post:
-            self.drop_next_post = False
-            raise httpx.ReadTimeout("answer lost", request=request)
-        return response
 
 
 @dataclass

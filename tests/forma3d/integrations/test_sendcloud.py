@@ -27,6 +27,7 @@ from forma3d.integrations.sendcloud import (
     ParcelRequest,
     SendcloudClient,
 )
+from tests.forma3d.integrations.transports import DropAnswer
 
 PUBLIC, SECRET = "pub", "sec"
 PDF = b"%PDF-1.4\n% label\n%%EOF\n"
@@ -235,19 +236,6 @@ class FakeSendcloud:
         return JSONResponse(SHIPPING_METHODS)
 
 
-class DropAnswer(httpx.AsyncBaseTransport):
-    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
-        self.inner = inner
-        self.drop_next_post = False
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        response = await self.inner.handle_async_request(request)
-        if request.method == "POST" and self.drop_next_post:
-            self.drop_next_post = False
-            raise httpx.RemoteProtocolError("connection dropped", request=request)
-        return response
-
-
 @pytest.fixture
 def fake() -> FakeSendcloud:
     return FakeSendcloud()
@@ -256,7 +244,7 @@ def fake() -> FakeSendcloud:
 def client_for(
     fake: FakeSendcloud, sleep: FakeSleep | None = None, secret: str = SECRET
 ) -> tuple[SendcloudClient, DropAnswer]:
-    transport = DropAnswer(httpx.ASGITransport(app=fake.app()))
+    transport = DropAnswer(httpx.ASGITransport(app=fake.app()), httpx.RemoteProtocolError)
     client = SendcloudClient(
         PUBLIC,
         secret,

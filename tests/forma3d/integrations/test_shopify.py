@@ -24,6 +24,7 @@ from forma3d.integrations.shopify import (
     TrackingInfo,
     parse_link_header,
 )
+from tests.forma3d.integrations.transports import DropAnswer
 
 TOKEN = "shpat_test"
 PREFIX = f"/admin/api/{DEFAULT_API_VERSION}"
@@ -237,21 +238,6 @@ class FakeShopify:
             "tracking_url": tracking.get("url"),
         }
         return self.reply({"fulfillment": fulfillment})
-
-
-class DropAnswer(httpx.AsyncBaseTransport):
-    """Lets the app act on the next POST, then loses the answer (a read timeout)."""
-
-    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
-        self.inner = inner
-        self.drop_next_post = False
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        response = await self.inner.handle_async_request(request)
-        if request.method == "POST" and self.drop_next_post:
-            self.drop_next_post = False
-            raise httpx.ReadTimeout("answer lost", request=request)
-        return response
 
 
 @pytest.fixture

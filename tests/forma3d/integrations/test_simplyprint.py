@@ -21,6 +21,7 @@ from forma3d.integrations.errors import (
 )
 from forma3d.integrations.retry import RetryPolicy
 from forma3d.integrations.simplyprint import CancelReason, SimplyPrintClient, csv_ids
+from tests.forma3d.integrations.transports import DropAnswer
 
 KEY = "sp-key"
 CO = 123
@@ -266,19 +267,6 @@ class FakeSimplyPrint:
             files = [{"name": "Benchy.gcode", "printers": pids, "queued": False, "cost": None}]
             return self.ok(files=files, jobIds=[495462 + n for n in range(len(pids))])
         return self.ok()
-
-
-class DropAnswer(httpx.AsyncBaseTransport):
-    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
-        self.inner = inner
-        self.drop_next_post = False
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        response = await self.inner.handle_async_request(request)
-        if request.method == "POST" and self.drop_next_post:
-            self.drop_next_post = False
-            raise httpx.ReadTimeout("answer lost", request=request)
-        return response
 
 
 @pytest.fixture
