@@ -145,8 +145,19 @@ class SlicerPoolCore:
 
     async def run(self, kind: Kind, plates: Sequence[Plate],
                   profile: PrinterProfile | None = None) -> list[PlateResult]:
-        """Make every plate (one task each, at most `max_queued` in flight pool-wide)."""
-        return list(await asyncio.gather(*(self._one(kind, p, profile) for p in plates)))
+        """Make every plate (one task each, at most `max_queued` in flight pool-wide).
+
+        Largest plates start first (longest-processing-time order): with unequal plates on a
+        few workers, no worker is left alone with a big plate at the end. Results keep the
+        callers' order.
+        """
+        order = sorted(range(len(plates)),
+                       key=lambda i: -plates[i].width_mm * plates[i].depth_mm)
+        made = await asyncio.gather(*(self._one(kind, plates[i], profile) for i in order))
+        results: list[PlateResult | None] = [None] * len(plates)
+        for index, result in zip(order, made, strict=True):
+            results[index] = result
+        return [r for r in results if r is not None]
 
     async def _one(self, kind: Kind, plate: Plate, profile: PrinterProfile | None
                    ) -> PlateResult:
