@@ -32,11 +32,13 @@ class HandlerKind(StrEnum):
 class Handler:
     fn: Callable[..., Awaitable[Any]]
     kind: HandlerKind
+    latest_wins: bool = False
 
 
-def _marker(message_type: str, kind: HandlerKind) -> Callable[[F], F]:
+def _marker(message_type: str, kind: HandlerKind,
+            latest_wins: bool = False) -> Callable[[F], F]:
     def mark(fn: F) -> F:
-        fn.__entity_message__ = (message_type, kind)  # type: ignore[attr-defined]
+        fn.__entity_message__ = (message_type, kind, latest_wins)  # type: ignore[attr-defined]
         return fn
 
     return mark
@@ -47,9 +49,14 @@ def command(message_type: str) -> Callable[[CommandHandler], CommandHandler]:
     return _marker(message_type, HandlerKind.COMMAND)
 
 
-def step(message_type: str) -> Callable[[QueryHandler], QueryHandler]:
-    """An idempotent handler with external I/O: fn(self, envelope), managing its own writes."""
-    return _marker(message_type, HandlerKind.STEP)
+def step(message_type: str, *,
+         latest_wins: bool = False) -> Callable[[QueryHandler], QueryHandler]:
+    """An idempotent handler with external I/O: fn(self, envelope), managing its own writes.
+
+    `latest_wins` marks snapshot messages (a printer's observed state): while the entity is
+    busy, at most one waits, and a newer one replaces it, so a backlog can never build.
+    """
+    return _marker(message_type, HandlerKind.STEP, latest_wins)
 
 
 def query(message_type: str) -> Callable[[QueryHandler], QueryHandler]:
@@ -81,7 +88,7 @@ class Entity:
             for value in vars(base).values():
                 mark = getattr(value, "__entity_message__", None)
                 if mark:
-                    table[mark[0]] = Handler(value, mark[1])
+                    table[mark[0]] = Handler(value, *mark[1:])
         cls.handlers = table
         if "kind" in vars(cls):
             KINDS[cls.kind] = cls

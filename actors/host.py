@@ -37,6 +37,8 @@ class Slot:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     active: bool = False
     last_used: float = field(default_factory=time.monotonic)
+    # The newest waiting latest-wins message of each type (see actors.entity.step).
+    latest: dict[str, Envelope] = field(default_factory=dict)
 
 
 class EntityHostCore:
@@ -76,9 +78,16 @@ class EntityHostCore:
     async def deliver(self, envelope: Envelope) -> Reply:
         ctx = await self._context()
         slot = self._slot(envelope, ctx)
+        handler = slot.entity.handlers.get(envelope.type)
+        if handler is not None and handler.latest_wins and not envelope.durable:
+            waiting = envelope.type in slot.latest
+            slot.latest[envelope.type] = envelope
+            if waiting:
+                return Reply(value="superseded")  # the waiting delivery applies this one
         token = logs.correlation_id.set(envelope.correlation_id)
         try:
             async with slot.lock:
+                envelope = slot.latest.pop(envelope.type, envelope)
                 slot.last_used = time.monotonic()
                 try:
                     return await self._handle(slot, envelope, ctx)

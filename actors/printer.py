@@ -135,7 +135,7 @@ class PrinterActor(Entity):
 
     # --- what the farm says -------------------------------------------------------------
 
-    @step("printer.observe")
+    @step("printer.observe", latest_wins=True)
     async def observe(self, envelope: Envelope) -> str:
         """A printers/Get row (sync) or a telemetry frame: state written on change only."""
         await self._apply(Observation.from_payload(envelope.payload))

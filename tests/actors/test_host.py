@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from typing import ClassVar
 
 from actors.host import EntityHostCore
 from actors.message import Envelope
@@ -116,3 +117,37 @@ async def test_dispatcher_gives_up_on_a_message_that_keeps_failing(
     row = await db_pool.fetchrow("SELECT * FROM outbox WHERE tenant_id = $1", tenant_id)
     assert row["done_at"] is not None and row["last_error"].startswith("gave up after")
     assert dispatcher.dead == 1
+
+
+async def test_latest_wins_messages_never_queue_up(database_url: str,
+                                                   tenant_id: uuid.UUID) -> None:
+    """While an entity is busy, newer snapshots replace the waiting one: no backlog builds,
+    and the last snapshot is the one applied."""
+    from actors.entity import Entity, step
+
+    class Gauge(Entity):
+        kind = "test-gauge"
+        seen: ClassVar[list[int]] = []
+
+        @step("gauge.observe", latest_wins=True)
+        async def observe(self, envelope: Envelope) -> int:
+            await asyncio.sleep(0.05)  # a busy entity (e.g. a printer starting a job)
+            value = int(envelope.payload["value"])
+            self.seen.append(value)
+            return value
+
+    host = EntityHostCore(0, 1, database_url)
+    try:
+        def frame(value: int) -> Envelope:
+            return Envelope("test-gauge", "g1", "gauge.observe", str(tenant_id),
+                            {"value": value})
+
+        first = asyncio.create_task(host.deliver(frame(0)))
+        await asyncio.sleep(0.01)  # the first frame holds the entity
+        replies = await asyncio.gather(*(host.deliver(frame(v)) for v in range(1, 21)))
+        await first
+        superseded = [r for r in replies if r.value == "superseded"]
+        assert len(superseded) == 19  # only one frame waited behind the busy entity
+        assert Gauge.seen == [0, 20]  # ... and it was the newest
+    finally:
+        await host.close()
