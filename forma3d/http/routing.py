@@ -35,18 +35,24 @@ class Endpoint:
     public: bool = False
 
 
-async def read_json(request: Request, limit: int = MAX_BODY_BYTES) -> Any:
-    """The request body as JSON, refusing oversized, non-JSON and malformed bodies."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise Problem(413, f"request body is larger than {limit} bytes")
+async def read_body(request: Request, limit: int = MAX_BODY_BYTES,
+                    what: str = "request body") -> bytes:
+    """The raw body, refused with 413 as soon as it is known to be larger than `limit`."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise Problem(413, f"{what} is larger than {limit} bytes")
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise Problem(413, f"request body is larger than {limit} bytes")
+            raise Problem(413, f"{what} is larger than {limit} bytes")
         chunks.append(chunk)
-    raw = b"".join(chunks)
+    return b"".join(chunks)
+
+
+async def read_json(request: Request, limit: int = MAX_BODY_BYTES) -> Any:
+    """The request body as JSON, refusing oversized, non-JSON and malformed bodies."""
+    raw = await read_body(request, limit)
     content_type = request.headers.get("content-type", "application/json").split(";")[0]
     if raw and not content_type.strip().endswith("json"):
         raise Problem(415, f"expected a JSON body, got {content_type!r}")

@@ -22,7 +22,7 @@ from actors.outbox import enqueue
 from forma3d import logs
 from forma3d.http.deps import deps, parse_id
 from forma3d.http.problems import Problem
-from forma3d.http.routing import MAX_BODY_BYTES
+from forma3d.http.routing import read_body
 from forma3d.integrations import signatures
 from forma3d.orders.shopify_order import ORDER_TOPICS, ShopifyOrder
 from forma3d.platform.integrations import (
@@ -41,16 +41,6 @@ class Delivery:
     key: str
     topic: str
     message_type: str
-
-
-async def _raw_body(request: Request) -> bytes:
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise Problem(413, f"webhook body is larger than {MAX_BODY_BYTES} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _json(body: bytes) -> dict[str, Any]:
@@ -134,7 +124,7 @@ async def receive(request: Request) -> Response:
     if source not in SOURCES:
         raise Problem(404, f"no webhook source {source!r}")
     tenant_id = parse_id(request.path_params["tenant_id"], "tenant")
-    body = await _raw_body(request)
+    body = await read_body(request, what="webhook body")
     settings = await _settings(request, tenant_id, source)
     if settings is None:
         raise Problem(401, f"{source} is not configured for this tenant")

@@ -22,7 +22,7 @@ from forma3d.http.problems import Problem
 from forma3d.http.query import Field, FieldType, QuerySpec
 from forma3d.http.routes.api import api
 from forma3d.http.routes.listing import Row, fetch_one, list_routes
-from forma3d.http.routing import json_response
+from forma3d.http.routing import json_response, read_body
 from forma3d.sandbox.gcode import estimated_seconds
 
 MAX_FILE_BYTES = 100 * 2**20
@@ -113,18 +113,10 @@ def clean_filename(raw: str | None) -> str:
 async def read_upload(request: Request, limit: int | None = None) -> bytes:
     """The raw body, refused with 413 as soon as it is known to be too large."""
     limit = MAX_FILE_BYTES if limit is None else limit
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise Problem(413, f"a print file may be at most {limit} bytes")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise Problem(413, f"a print file may be at most {limit} bytes")
-        chunks.append(chunk)
-    if not size:
+    body = await read_body(request, limit, "a print file")
+    if not body:
         raise Problem(422, "the file is empty", errors=[{"field": "body", "message": "empty"}])
-    return b"".join(chunks)
+    return body
 
 
 @api.route("POST", "/print-files", "Upload a print file (raw body, ?filename=); the same "
