@@ -21,22 +21,11 @@ from typing import Protocol
 from forma3d.gridflock.errors import Step, StepFailed
 from forma3d.gridflock.profiles import PrinterProfile
 from forma3d.gridflock.tools import SLICER_DIR, resolve_binary, run_tool
+from forma3d.printing import gcode
 
 PROFILES_DIR = SLICER_DIR / "profiles"
 _versions: dict[str, str] = {}
 DEFAULT_TIMEOUT_S = 600.0
-
-_DURATION = re.compile(r"(?:(\d+)d)?\s*(?:(\d+)h)?\s*(?:(\d+)m)?\s*(?:(\d+)s)?")
-_TIME_LINES = (
-    re.compile(r"^; estimated printing time \(normal mode\) = (.+)$", re.M),
-    re.compile(r"^; total estimated time: (.+)$", re.M),  # BambuStudio header
-    re.compile(r"^; model printing time: [^;]*; total estimated time: (.+)$", re.M),
-)
-_GRAM_LINES = (
-    re.compile(r"^; filament used \[g\] = ([\d.,\s]+)$", re.M),
-    re.compile(r"^; total filament weight \[g\] : ([\d.,\s]+)$", re.M),  # BambuStudio header
-)
-
 
 @dataclass(frozen=True, slots=True)
 class GcodeStats:
@@ -56,30 +45,22 @@ class SliceResult:
 
 
 def parse_duration(text: str) -> int:
-    """`1d 2h 3m 4s`, `2h 3m 4s`, `45m 10s`, `31s` -> seconds."""
-    m = _DURATION.fullmatch(text.strip())
-    if m is None or not any(m.groups()):
+    """`1d 2h 3m 4s`, `2h 3m 4s`, `45m 10s`, `31s` -> seconds; ValueError otherwise."""
+    seconds = gcode.parse_duration(text)
+    if seconds is None:
         raise ValueError(f"not a slicer duration: {text!r}")
-    d, h, mi, s = (int(g) if g else 0 for g in m.groups())
-    return ((d * 24 + h) * 60 + mi) * 60 + s
+    return seconds
 
 
-def parse_gcode_stats(gcode: str) -> GcodeStats:
+def parse_gcode_stats(text: str) -> GcodeStats:
     """Print time and grams from the slicer's comment lines (multi-extruder grams are summed)."""
-    seconds: int | None = None
-    for pattern in _TIME_LINES:
-        if m := pattern.search(gcode):
-            seconds = parse_duration(m.group(1))
-            break
-    grams: float | None = None
-    for pattern in _GRAM_LINES:
-        if m := pattern.search(gcode):
-            grams = sum(float(v) for v in re.split(r"[,\s]+", m.group(1).strip()) if v)
-            break
+    content = text.encode(errors="replace")
+    seconds = gcode.estimated_seconds(content)
+    grams = gcode.filament_grams(content)
     if seconds is None or grams is None:
         missing = "print time" if seconds is None else "filament grams"
         raise StepFailed(Step.SLICING, f"the gcode has no {missing} line")
-    return GcodeStats(print_seconds=seconds, filament_g=round(grams, 2))
+    return GcodeStats(print_seconds=seconds, filament_g=float(grams))
 
 
 def _read_tail(path: Path, size: int = 64 * 1024) -> str:

@@ -21,8 +21,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from forma3d.printing.gcode import estimated_seconds
 from forma3d.sandbox.clock import SimClock
-from forma3d.sandbox.gcode import estimated_seconds
 
 Emit = Callable[[str, dict[str, Any]], None]
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import re
 import uuid
 import zipfile
 from datetime import datetime
@@ -23,19 +22,11 @@ from forma3d.http.query import Field, FieldType, QuerySpec
 from forma3d.http.routes.api import api
 from forma3d.http.routes.listing import Row, fetch_one, list_routes
 from forma3d.http.routing import json_response, read_body
-from forma3d.sandbox.gcode import estimated_seconds
+from forma3d.printing.gcode import estimated_seconds, filament_grams
 
 MAX_FILE_BYTES = 100 * 2**20
 EXTENSIONS = (".gcode", ".gco", ".bgcode", ".3mf", ".stl")
 TAG = "print-files"
-# PrusaSlicer: "; total filament used [g] = 12.34" (or per extruder "; filament used [g] = 1, 2");
-# BambuStudio/OrcaSlicer: "; total filament weight [g] : 12.34,0.00".
-_GRAMS = (
-    re.compile(rb";\s*total filament (?:used|weight) \[g\]\s*[=:]\s*([0-9., ]+)"),
-    re.compile(rb";\s*filament used \[g\]\s*[=:]\s*([0-9., ]+)"),
-)
-
-
 class PrintFileOut(BaseModel):
     id: uuid.UUID
     filename: str
@@ -64,19 +55,6 @@ FILES = QuerySpec(
         Field("created_at", FieldType.DATETIME, "f.created_at"),
     ),
 )
-
-
-def grams(gcode: bytes) -> Decimal | None:
-    """The slicer's filament weight from gcode comments (summed over extruders), or None."""
-    for pattern in _GRAMS:
-        match = pattern.search(gcode)
-        if match:
-            values = [v.strip() for v in match.group(1).decode("ascii").split(",")]
-            total = sum((Decimal(v) for v in values if re.fullmatch(r"\d+(\.\d+)?", v)),
-                        Decimal(0))
-            if total > 0:
-                return total.quantize(Decimal("0.01"))
-    return None
 
 
 def _gcode_of(filename: str, content: bytes) -> bytes | None:
@@ -128,7 +106,7 @@ async def upload_print_file(request: Request) -> Response:
     digest = hashlib.sha256(content).hexdigest()
     gcode = _gcode_of(filename, content)
     seconds = estimated_seconds(gcode) if gcode else None
-    weight = grams(gcode) if gcode else None
+    weight = filament_grams(gcode) if gcode else None
     tenant_id = tenant_of(request)
     async with deps(request).pool.acquire() as conn:
         new_id = await conn.fetchval(
