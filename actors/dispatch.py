@@ -23,14 +23,15 @@ import httpx
 import ray
 
 from actors.entity import Entity, EntityContext, query, step
-from actors.message import Envelope
 from actors.router import EntityRouter
 from forma3d import logs
 from forma3d.db.pool import Pool, connect, create_pool
-from forma3d.events.live import live_channel
+from forma3d.domain.printing.fleet import observe_row
+from forma3d.integrations.settings import SimplyPrintSettings
 from forma3d.integrations.simplyprint import SimplyPrintClient
-from forma3d.platform.integrations import SimplyPrintSettings, load_integration
-from forma3d.printing.fleet import observe_row
+from forma3d.messaging.envelope import Envelope
+from forma3d.messaging.live import live_channel
+from forma3d.store.integrations import load_integration
 
 log = logging.getLogger(__name__)
 FLEET_CLOCK_NAME = "forma3d-fleet-clock"

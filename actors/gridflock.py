@@ -28,31 +28,29 @@ from typing import Any
 import ray
 
 from actors.entity import Entity, command, step
-from actors.message import Envelope
-from actors.outbox import enqueue
 from actors.slicer_pool import Kind, PlateResult, get_pool
 from forma3d import logs
 from forma3d.db.pool import Connection, record_to_dict
-from forma3d.domain.pipeline_states import (
+from forma3d.domain.events import EventType
+from forma3d.domain.gridflock.planner import Plate, PlateSet
+from forma3d.domain.gridflock.profiles import PrinterProfile
+from forma3d.domain.gridflock.sku import GridRequest, parse_sku
+from forma3d.domain.gridflock.states import (
     GRIDFLOCK_JOB_MACHINE,
     GridflockJobStatus,
     GridflockStep,
     next_step,
 )
-from forma3d.events.catalog import EventType
-from forma3d.events.log import record
-from forma3d.gridflock.intake import KIND, RETRY, RUN, run_message
-from forma3d.gridflock.planner import Plate, PlateSet
-from forma3d.gridflock.profiles import PrinterProfile
-from forma3d.gridflock.sku import GridRequest, parse_sku
+from forma3d.handlers import farm
 from forma3d.integrations.errors import TransientError
-from forma3d.platform.integrations import (
-    SimplyPrintSettings,
-    load_integration,
-    tenant_settings,
-)
-from forma3d.printing import farm
+from forma3d.integrations.settings import SimplyPrintSettings
+from forma3d.messaging.envelope import Envelope
 from forma3d.retry import backoff_delay
+from forma3d.store.events import record
+from forma3d.store.gridflock import KIND, RETRY, RUN, run_message
+from forma3d.store.integrations import load_integration
+from forma3d.store.outbox import enqueue
+from forma3d.store.tenants import tenant_settings
 
 log = logging.getLogger(__name__)
 S = GridflockJobStatus

@@ -1,7 +1,8 @@
 """EntityHost: one Ray actor process that carries thousands of logical entities.
 
 Each entity has its own lock (its mailbox): one message at a time per entity, different
-entities concurrently. Entities activate on their first message and passivate when idle.
+entities concurrently. Entities activate (their spec loads their state) on their first message
+and passivate when idle. Which kinds exist is the explicit list in actors.entities.
 """
 
 from __future__ import annotations
@@ -10,18 +11,24 @@ import asyncio
 import logging
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
 import ray
+from pydantic import ValidationError
 
-from actors.entity import Entity, EntityContext, HandlerKind, entity_class
-from actors.message import Envelope, Reply
+from actors.sender import RaySender
 from forma3d import logs
-from forma3d.db.pool import Connection, Pool, create_pool
+from forma3d.db.pool import Pool, create_pool
+from forma3d.handlers.registry import EntitySpec, HandlerKind
+from forma3d.handlers.services import Live, Sender, Services, Slicer
 from forma3d.integrations.errors import TransientError
-from forma3d.platform.integrations import IntegrationMissing
+from forma3d.integrations.settings import IntegrationMissing
+from forma3d.messaging.envelope import Envelope, Reply
+from forma3d.messaging.message import parse
+from forma3d.store import handled
 
 log = logging.getLogger(__name__)
 
@@ -33,11 +40,13 @@ TRANSIENT = (OSError, TimeoutError, asyncpg.PostgresConnectionError, asyncpg.Int
 
 @dataclass
 class Slot:
-    entity: Entity
+    spec: EntitySpec[Any]
+    key: str
+    state: Any = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     active: bool = False
     last_used: float = field(default_factory=time.monotonic)
-    # The newest waiting latest-wins message of each type (see actors.entity.step).
+    # The newest waiting latest-wins message of each type (see Handlers.step).
     latest: dict[str, Envelope] = field(default_factory=dict)
 
 
@@ -45,40 +54,58 @@ class EntityHostCore:
     """The host's logic without Ray, so it can be tested and embedded directly."""
 
     def __init__(self, index: int, host_count: int, database_url: str,
-                 idle_seconds: float = 600.0, pool_size: int = 10) -> None:
+                 idle_seconds: float = 600.0, pool_size: int = 10, *,
+                 specs: Sequence[EntitySpec[Any]] | None = None, sender: Sender | None = None,
+                 redis_url: str | None = None, slicer: Slicer | None = None) -> None:
+        if specs is None:
+            from actors.entities import ENTITIES
+
+            specs = ENTITIES
+        self.specs = {spec.kind: spec for spec in specs}
         self.index = index
         self.host_count = host_count
         self.database_url = database_url
         self.idle_seconds = idle_seconds
         self.pool_size = pool_size
+        self.sender = sender
+        self.redis_url = redis_url
+        self.slicer = slicer
         self.slots: dict[str, Slot] = {}
         self.handled = 0
         self.activations = 0
         self._pool: Pool | None = None
-        self._ctx: EntityContext | None = None
+        self._services: Services | None = None
         self._start_lock = asyncio.Lock()
         self._reaper: asyncio.Task[None] | None = None
 
-    async def _context(self) -> EntityContext:
-        if self._ctx is None:
+    async def services(self) -> Services:
+        if self._services is None:
             async with self._start_lock:
-                if self._ctx is None:
+                if self._services is None:
                     self._pool = await create_pool(self.database_url, max_size=self.pool_size)
-                    self._ctx = EntityContext(self._pool, self.index)
+                    self._services = Services(
+                        pool=self._pool, host_index=self.index,
+                        sender=self.sender or RaySender(self.host_count),
+                        live=Live(self.redis_url), slicer=self.slicer)
                     self._reaper = asyncio.create_task(self._reap_idle())
-        return self._ctx
+        return self._services
 
-    def _slot(self, envelope: Envelope, ctx: EntityContext) -> Slot:
+    def _slot(self, envelope: Envelope) -> Slot:
         slot = self.slots.get(envelope.address)
         if slot is None:
-            entity = entity_class(envelope.kind)(envelope.key, ctx)
-            slot = self.slots[envelope.address] = Slot(entity)
+            spec = self.specs.get(envelope.kind)
+            if spec is None:
+                raise LookupError(f"no entity kind {envelope.kind!r}; known: {sorted(self.specs)}")
+            slot = self.slots[envelope.address] = Slot(spec, envelope.key)
         return slot
 
     async def deliver(self, envelope: Envelope) -> Reply:
-        ctx = await self._context()
-        slot = self._slot(envelope, ctx)
-        handler = slot.entity.handlers.get(envelope.type)
+        services = await self.services()
+        try:
+            slot = self._slot(envelope)
+        except LookupError as error:
+            return Reply(error=str(error), error_type="LookupError")
+        handler = slot.spec.handlers.table.get(envelope.type)
         if handler is not None and handler.latest_wins and not envelope.durable:
             waiting = envelope.type in slot.latest
             slot.latest[envelope.type] = envelope
@@ -90,7 +117,7 @@ class EntityHostCore:
                 envelope = slot.latest.pop(envelope.type, envelope)
                 slot.last_used = time.monotonic()
                 try:
-                    return await self._handle(slot, envelope, ctx)
+                    return await self._handle(slot, envelope, services)
                 except Exception as error:
                     # Memory may now disagree with PostgreSQL: reload on the next message.
                     slot.active = False
@@ -102,43 +129,35 @@ class EntityHostCore:
         finally:
             logs.correlation_id.reset(token)
 
-    async def _handle(self, slot: Slot, envelope: Envelope, ctx: EntityContext) -> Reply:
-        entity = slot.entity
-        if not slot.active:
-            await entity.activate()
-            slot.active = True
-            self.activations += 1
-        handler = entity.handlers.get(envelope.type)
+    async def _handle(self, slot: Slot, envelope: Envelope, services: Services) -> Reply:
+        handler = slot.spec.handlers.table.get(envelope.type)
         if handler is None:
             raise LookupError(f"{envelope.kind} has no handler for {envelope.type!r}")
-        assert self._pool is not None
+        try:
+            message: Any = envelope if handler.raw else parse(envelope)
+        except ValidationError as error:
+            raise ValueError(f"malformed {envelope.type}: {error.errors()[:3]}") from None
+        if not slot.active:
+            slot.state = await slot.spec.load(services, slot.key)
+            slot.active = True
+            self.activations += 1
+        pool = services.pool
         if handler.kind == HandlerKind.QUERY:
-            return Reply(await handler.fn(entity, envelope))
+            return Reply(await handler.fn(slot.state, message))
         if handler.kind == HandlerKind.STEP:
-            if envelope.durable and await self._pool.fetchval(
-                "SELECT true FROM handled_messages WHERE message_id = $1", envelope.message_id
-            ):
+            if envelope.durable and await handled.seen(pool, envelope):
                 return Reply(duplicate=True)
-            value = await handler.fn(entity, envelope)
+            value = await handler.fn(slot.state, message)
             if envelope.durable:
-                await self._mark_handled(self._pool, envelope)
+                await handled.mark(pool, envelope)
             self.handled += 1
             return Reply(value)
-        async with self._pool.acquire() as conn, conn.transaction():
-            if envelope.durable and not await self._mark_handled(conn, envelope):
+        async with pool.acquire() as conn, conn.transaction():
+            if envelope.durable and not await handled.mark(conn, envelope):
                 return Reply(duplicate=True)
-            value = await handler.fn(entity, envelope, conn)
+            value = await handler.fn(slot.state, message, conn)
         self.handled += 1
         return Reply(value)
-
-    @staticmethod
-    async def _mark_handled(db: Pool | Connection, envelope: Envelope) -> bool:
-        fresh: bool | None = await db.fetchval(
-            "INSERT INTO handled_messages (message_id, tenant_id, entity_key)"
-            " VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING true",
-            envelope.message_id, envelope.tenant_id, envelope.address,
-        )
-        return bool(fresh)
 
     async def _reap_idle(self) -> None:
         interval = min(30.0, max(0.05, self.idle_seconds / 4))
@@ -149,7 +168,7 @@ class EntityHostCore:
                 if slot.last_used < cutoff and not slot.lock.locked():
                     del self.slots[address]
                     if slot.active:
-                        await slot.entity.passivate()
+                        await slot.spec.unload(slot.state)
 
     def status(self) -> dict[str, Any]:
         return {"index": self.index, "pid": os.getpid(), "entities": len(self.slots),
@@ -159,6 +178,8 @@ class EntityHostCore:
     async def close(self) -> None:
         if self._reaper is not None:
             self._reaper.cancel()
+        if self._services is not None:
+            self._services.live.close()
         if self._pool is not None:
             await self._pool.close()
 
@@ -169,8 +190,13 @@ class EntityHost:
 
     def __init__(self, index: int, host_count: int, database_url: str,
                  idle_seconds: float = 600.0) -> None:
-        logs.configure(os.environ.get("FORMA3D_LOG_LEVEL", "INFO"))
-        self.core = EntityHostCore(index, host_count, database_url, idle_seconds)
+        from actors.slicer_pool import RaySlicer
+        from forma3d.config import settings
+
+        config = settings()
+        logs.configure(config.log_level)
+        self.core = EntityHostCore(index, host_count, database_url, idle_seconds,
+                                   redis_url=config.redis_url, slicer=RaySlicer())
 
     async def deliver(self, envelope: Envelope) -> Reply:
         return await self.core.deliver(envelope)

@@ -13,29 +13,30 @@ from datetime import UTC, datetime
 from typing import Any
 
 from actors.entity import Entity, command, step
-from actors.message import Envelope
-from actors.outbox import enqueue
 from forma3d.db.pool import Connection, record_to_dict
-from forma3d.events.catalog import EventType
-from forma3d.events.log import record
+from forma3d.domain.events import EventType
+from forma3d.domain.orders.shopify_order import ShopifyAddress, split_street
+from forma3d.domain.orders.states import ORDER_MACHINE, OrderStatus
+from forma3d.domain.printing.states import PrintJobStatus
+from forma3d.domain.shipping.parcel import parcel_weight_kg
+from forma3d.domain.shipping.states import SHIPMENT_MACHINE, ShipmentStatus, status_from_sendcloud
+from forma3d.handlers import farm
 from forma3d.integrations.errors import PermanentError
 from forma3d.integrations.sendcloud import ParcelRequest
-from forma3d.integrations.shopify import FulfillmentOrderLines, TrackingInfo
-from forma3d.orders import store
-from forma3d.orders.shopify_order import ShopifyAddress, split_street
-from forma3d.orders.states import ORDER_MACHINE, OrderStatus
-from forma3d.platform.integrations import (
+from forma3d.integrations.settings import (
     IntegrationMissing,
     SendcloudSettings,
     ShopifySettings,
     SimplyPrintSettings,
-    load_integration,
-    tenant_settings,
 )
-from forma3d.printing import farm
-from forma3d.printing.states import PrintJobStatus
-from forma3d.shipping.parcel import parcel_weight_kg
-from forma3d.shipping.states import SHIPMENT_MACHINE, ShipmentStatus, status_from_sendcloud
+from forma3d.integrations.shopify import FulfillmentOrderLines, TrackingInfo
+from forma3d.messaging.envelope import Envelope
+from forma3d.store import orders as store
+from forma3d.store import print_jobs
+from forma3d.store.events import record
+from forma3d.store.integrations import load_integration
+from forma3d.store.outbox import enqueue
+from forma3d.store.tenants import tenant_settings
 
 log = logging.getLogger(__name__)
 JOB_EVENTS = {"PRINTING": PrintJobStatus.PRINTING, "COMPLETED": PrintJobStatus.COMPLETED,
@@ -80,7 +81,7 @@ class OrderActor(Entity):
         async with self.ctx.pool.acquire() as conn, conn.transaction():
             await store.expand_order(conn, self.tenant_id, self.order_id)
             for job in await self._jobs(conn, "PENDING"):
-                await store.set_job_status(conn, job, PrintJobStatus.QUEUED,
+                await print_jobs.set_job_status(conn, job, PrintJobStatus.QUEUED,
                                            queued_at=datetime.now(UTC))
             await store.recompute(conn, self.tenant_id, self.order_id)
         submitted: int = await self.submit(envelope)
@@ -125,10 +126,10 @@ class OrderActor(Entity):
         links = {k: v for k, v in (("farm_job_uid", p.get("farm_job_uid")),
                                    ("farm_printer_id", p.get("farm_printer_id"))) if v}
         if status == PrintJobStatus.PRINTING:
-            changed = await store.set_job_status(conn, job, status, started_at=at, status_at=at,
-                                                 **links)
+            changed = await print_jobs.set_job_status(conn, job, status, started_at=at,
+                                                      status_at=at, **links)
         elif status == PrintJobStatus.COMPLETED:
-            changed = await store.set_job_status(conn, job, status, completed_at=at,
+            changed = await print_jobs.set_job_status(conn, job, status, completed_at=at,
                                                  status_at=at, **links)
         else:
             changed = await self._failed(conn, job, status, p.get("error") or p["status"], at)
@@ -140,12 +141,13 @@ class OrderActor(Entity):
     async def _failed(self, conn: Connection, job: dict[str, Any], status: PrintJobStatus,
                       error: str, at: datetime) -> bool:
         """A failed print goes back to the queue until its attempts are used up."""
-        if not await store.set_job_status(conn, job, status, error=error, status_at=at,
+        if not await print_jobs.set_job_status(conn, job, status, error=error, status_at=at,
                                           attempts=job["attempts"] + 1):
             return False
         if job["attempts"] + 1 < job["max_attempts"]:
-            await store.set_job_status(conn, job, PrintJobStatus.QUEUED, farm_queue_item_id=None,
-                                       farm_job_uid=None, farm_printer_id=None)
+            await print_jobs.set_job_status(conn, job, PrintJobStatus.QUEUED,
+                                            farm_queue_item_id=None, farm_job_uid=None,
+                                            farm_printer_id=None)
             await enqueue(conn, self._to_self("order.submit"))
         return True
 
@@ -159,7 +161,7 @@ class OrderActor(Entity):
             raise ValueError("the order is cancelled; its jobs cannot be retried")
         # Attempts keep counting (each submission's queue note must be new); the budget grows.
         budget = (await tenant_settings(conn, self.tenant_id)).max_print_attempts
-        if not await store.set_job_status(conn, job, PrintJobStatus.QUEUED,
+        if not await print_jobs.set_job_status(conn, job, PrintJobStatus.QUEUED,
                                           max_attempts=job["attempts"] + budget,
                                           farm_queue_item_id=None, farm_job_uid=None,
                                           farm_printer_id=None, error=None):
@@ -343,7 +345,7 @@ class OrderActor(Entity):
             for job in await self._jobs(conn, "PENDING", "QUEUED", "ASSIGNED", "PRINTING"):
                 if job["status"] == "PRINTING" and not settings.cancel_printing_jobs:
                     continue  # left to finish; its part goes to stock or scrap
-                await store.set_job_status(conn, job, PrintJobStatus.CANCELLED,
+                await print_jobs.set_job_status(conn, job, PrintJobStatus.CANCELLED,
                                            error="order cancelled")
             await conn.execute(
                 "UPDATE line_items SET status = 'CANCELLED', reason = $2"

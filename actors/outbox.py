@@ -1,7 +1,6 @@
-"""Durable messaging: the outbox table and the dispatcher that empties it.
+"""The outbox dispatcher: empties the outbox table (forma3d.store.outbox) into the entities.
 
-`enqueue` writes a message in the caller's transaction, so it exists exactly when the change
-that caused it exists. The dispatcher claims pending rows under a lease, delivers them to their
+The dispatcher claims pending rows under a lease, delivers them to their
 entities (in order per entity), and marks them done; a crash anywhere means redelivery, and the
 entity's handled_messages row turns the repeat into a no-op.
 """
@@ -13,35 +12,23 @@ import contextlib
 import logging
 import os
 import random
-import uuid
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import ray
 
-from actors.message import Envelope, Reply
 from actors.router import EntityRouter
 from forma3d import logs
-from forma3d.db.pool import Connection, Pool, connect, create_pool
-from forma3d.events.live import relay
+from forma3d.db.pool import Pool, connect, create_pool
+from forma3d.messaging.envelope import Envelope, Reply
+from forma3d.messaging.live import relay
 from forma3d.retry import backoff_delay
+from forma3d.store import outbox
+from forma3d.store.outbox import CHANNEL
 
 log = logging.getLogger(__name__)
-CHANNEL = "forma3d_outbox"
 DISPATCHER_NAME = "forma3d-outbox-dispatcher"
-
-
-async def enqueue(conn: Connection, envelope: Envelope) -> None:
-    """Write a durable message in the current transaction; delivered after commit."""
-    await conn.execute(
-        """INSERT INTO outbox (message_id, tenant_id, target_kind, target_key, message_type,
-                               payload, correlation_id)
-           VALUES ($1, $2, $3, $4, $5, $6, $7)""",
-        uuid.UUID(envelope.message_id), uuid.UUID(envelope.tenant_id), envelope.kind,
-        envelope.key, envelope.type, envelope.payload, envelope.correlation_id,
-    )
-    await conn.execute("SELECT pg_notify($1, '')", CHANNEL)
 
 
 def _envelope(row: Any) -> Envelope:
@@ -69,17 +56,7 @@ class Dispatcher:
         self.rng = random.Random()
 
     async def claim(self) -> list[Any]:
-        return list(await self.pool.fetch(
-            """UPDATE outbox o
-               SET claimed_until = now() + make_interval(secs => $2), attempts = o.attempts + 1
-               WHERE o.id IN (
-                   SELECT id FROM outbox
-                   WHERE done_at IS NULL AND available_at <= now()
-                     AND (claimed_until IS NULL OR claimed_until < now())
-                   ORDER BY available_at, id LIMIT $1 FOR UPDATE SKIP LOCKED)
-               RETURNING o.*""",
-            self.batch_size, self.lease_seconds,
-        ))
+        return await outbox.claim(self.pool, self.batch_size, self.lease_seconds)
 
     async def dispatch_once(self) -> int:
         """Claim one batch and deliver it; returns how many rows were claimed."""
@@ -125,22 +102,15 @@ class Dispatcher:
             self.dead += 1
             log.error("outbox message %s refused by %s: %s", row["message_id"],
                       row["target_key"], reply.error)
-        await self.pool.execute(
-            "UPDATE outbox SET done_at = now(), claimed_until = NULL, last_error = $2"
-            " WHERE id = $1", row["id"], reply.error,
-        )
+        await outbox.finish(self.pool, row["id"], reply.error)
 
     async def _retry(self, row: Any, error: str) -> None:
         self.retried += 1
         delay = backoff_delay(row["attempts"], base=0.1, cap=30.0, rng=self.rng)
-        await self.pool.execute(
-            "UPDATE outbox SET available_at = now() + make_interval(secs => $2),"
-            " claimed_until = NULL, last_error = $3 WHERE id = $1", row["id"], delay, error,
-        )
+        await outbox.retry_later(self.pool, row["id"], delay, error)
 
     async def pending(self) -> int:
-        count: int = await self.pool.fetchval("SELECT count(*) FROM outbox WHERE done_at IS NULL")
-        return count
+        return await outbox.pending(self.pool)
 
     async def run(self, database_url: str, poll_seconds: float = 0.5) -> None:
         """Dispatch forever, woken by NOTIFY and by a poll for retries coming due."""

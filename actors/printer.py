@@ -4,7 +4,7 @@ Memory is a cache of the printer's row and its active job (rebuilt from PostgreS
 activation, then checked against SimplyPrint on the first farm look). State changes are written
 through with an event-log entry; telemetry stays in memory and goes to the tenant's live channel.
 When the printer is online, operational, enabled, ready and idle it claims the best job its tags
-fit (forma3d.printing.dispatch) and starts it with CreateJob, looking at the printer first so a
+fit (forma3d.store.print_jobs) and starts it with CreateJob, looking at the printer first so a
 crash between the two never starts a job twice.
 """
 
@@ -19,28 +19,29 @@ from typing import Any
 
 from actors.dispatch import farm_session, observed, publish, tell_later
 from actors.entity import Entity, command, query, step
-from actors.message import Envelope
-from actors.outbox import enqueue
 from forma3d.db.pool import Connection, Pool, record_to_dict
-from forma3d.events.catalog import EventType
-from forma3d.events.log import record
-from forma3d.integrations.errors import PermanentError, TransientError
-from forma3d.integrations.simplyprint import Printer, SimplyPrintClient
-from forma3d.orders import store
-from forma3d.platform.integrations import SimplyPrintSettings, load_integration
-from forma3d.printing import farm
-from forma3d.printing.dispatch import PrinterBusy, active_job, claim, release
-from forma3d.printing.fleet import (
+from forma3d.domain.events import EventType
+from forma3d.domain.printing.fleet import (
     Observation,
     PrinterState,
     changed_fields,
     observe_row,
     offline_delay,
 )
-from forma3d.printing.matching import availability
-from forma3d.printing.reconcile import HISTORY_STATUS, JobUpdate
-from forma3d.printing.states import PrintJobStatus
+from forma3d.domain.printing.matching import availability
+from forma3d.domain.printing.reconcile import HISTORY_STATUS, JobUpdate
+from forma3d.domain.printing.states import PrintJobStatus
+from forma3d.handlers import farm
+from forma3d.integrations.errors import PermanentError, TransientError
+from forma3d.integrations.settings import SimplyPrintSettings
+from forma3d.integrations.simplyprint import Printer, SimplyPrintClient
+from forma3d.messaging.envelope import Envelope
 from forma3d.retry import backoff_delay
+from forma3d.store import print_jobs
+from forma3d.store.events import record
+from forma3d.store.integrations import load_integration
+from forma3d.store.outbox import enqueue
+from forma3d.store.print_jobs import PrinterBusy, active_job, claim, release
 
 log = logging.getLogger(__name__)
 
@@ -389,8 +390,8 @@ class PrinterActor(Entity):
                 fields["completed_at"] = update.at
             else:
                 fields["error"] = update.error or update.status
-            await store.set_job_status(conn, record_to_dict(row), PrintJobStatus(update.status),
-                                       **fields)
+            await print_jobs.set_job_status(conn, record_to_dict(row),
+                                            PrintJobStatus(update.status), **fields)
 
     async def _release(self, job: dict[str, Any], reason: str) -> str:
         await release(self.pool, job["id"], self.printer_id, reason)

@@ -8,7 +8,8 @@ from typing import Any
 
 import ray
 
-from actors.message import EntityError, Envelope, Reply
+from forma3d.messaging.envelope import EntityError, Envelope, Reply
+from forma3d.messaging.message import Message
 
 NAMESPACE = "forma3d"
 HOST_PREFIX = "forma3d-entity-host-"
@@ -62,3 +63,7 @@ class EntityRouter:
         if reply.error is not None:
             raise EntityError(reply.error, reply.error_type)
         return reply.value
+
+    async def call(self, message: Message, timeout: float | None = None) -> Any:
+        """Ask the message's entity and wait for its answer (EntityError if it refused)."""
+        return await self.ask(message.envelope(), timeout)

@@ -13,10 +13,10 @@ from typing import Any
 
 import ray
 
-from actors.message import Envelope
 from actors.router import EntityRouter
 from forma3d import logs
 from forma3d.db.pool import Pool, create_pool
+from forma3d.messaging.envelope import Envelope
 
 log = logging.getLogger(__name__)
 SCHEDULER_NAME = "forma3d-scheduler"

@@ -27,11 +27,11 @@ from typing import Any, Literal
 import ray
 
 from actors.router import NAMESPACE
+from forma3d.domain.gridflock.errors import Step, StepFailed
+from forma3d.domain.gridflock.planner import Plate
+from forma3d.domain.gridflock.profiles import PrinterProfile
 from forma3d.gridflock.artifacts import PlateArtifacts
 from forma3d.gridflock.cache import ArtifactCache
-from forma3d.gridflock.errors import Step, StepFailed
-from forma3d.gridflock.planner import Plate
-from forma3d.gridflock.profiles import PrinterProfile
 
 POOL_NAME = "forma3d-slicer-pool"
 CACHE_ENV = "FORMA3D_GRIDFLOCK_CACHE"
@@ -216,3 +216,16 @@ def get_pool(cache_root: Path | None = None) -> Any:
         name=POOL_NAME, namespace=NAMESPACE, lifetime="detached", get_if_exists=True,
         max_restarts=-1, max_task_retries=-1, max_concurrency=1000,
     ).remote(str(cache_root or default_cache_root()))
+
+
+class RaySlicer:
+    """The handlers' `Slicer` on the cluster's pool actor (found or created on first use)."""
+
+    def __init__(self) -> None:
+        self._pool: Any = None
+
+    async def run(self, kind: str, plates: list[Any], profile: Any) -> list[Any]:
+        if self._pool is None:
+            self._pool = get_pool()
+        results: list[Any] = await self._pool.run.remote(kind, plates, profile)
+        return results

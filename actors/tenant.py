@@ -11,18 +11,15 @@ from typing import Any
 from pydantic import ValidationError
 
 from actors.entity import Entity, command, query, step
-from actors.message import Envelope
-from actors.outbox import enqueue
 from forma3d.db.pool import Connection, record_to_dict
-from forma3d.orders import store
-from forma3d.orders.shopify_order import ORDER_TOPICS, ShopifyOrder
-from forma3d.platform.integrations import (
-    ShopifySettings,
-    SimplyPrintSettings,
-    load_integration,
-    tenant_settings,
-)
-from forma3d.printing.reconcile import WEBHOOK_STATUS, JobUpdate, reconcile
+from forma3d.domain.orders.shopify_order import ORDER_TOPICS, ShopifyOrder
+from forma3d.domain.printing.reconcile import WEBHOOK_STATUS, JobUpdate, reconcile
+from forma3d.integrations.settings import ShopifySettings, SimplyPrintSettings
+from forma3d.messaging.envelope import Envelope
+from forma3d.store import orders as store
+from forma3d.store.integrations import load_integration
+from forma3d.store.outbox import enqueue
+from forma3d.store.tenants import tenant_settings
 
 BACKFILL_LOOKBACK = timedelta(days=2)
 

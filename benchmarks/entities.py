@@ -19,11 +19,11 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent.parent))
 
-from actors.message import Envelope
 from actors.router import EntityRouter
 from actors.runtime import start_runtime, stop_runtime
 from benchmarks._common import machine, percentile, ray_rss_mb, services
 from forma3d.db.pool import create_pool
+from forma3d.messaging.envelope import Envelope
 
 
 async def seed(database_url: str, tenants: int, printers: int) -> list[Envelope]:

@@ -40,16 +40,17 @@ from cryptography.fernet import Fernet
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent.parent))
 
-from actors.message import Envelope
 from actors.router import EntityRouter, rendezvous
 from actors.runtime import start_runtime, stop_runtime
 from benchmarks._common import machine, percentile, services
 from forma3d.db.pool import Pool, create_pool
-from forma3d.platform.integrations import SimplyPrintSettings, save_integration
-from forma3d.printing.fleet import observe_row
-from forma3d.sandbox.farm import MaterialSpec, PrinterSpec
-from forma3d.sandbox.server import RunningSandboxes, SandboxConfig, serve_sandboxes
-from forma3d.sandbox.tenant import fake_gcode
+from forma3d.domain.printing.fleet import observe_row
+from forma3d.integrations.settings import SimplyPrintSettings
+from forma3d.messaging.envelope import Envelope
+from forma3d.store.integrations import save_integration
+from sandbox.farm import MaterialSpec, PrinterSpec
+from sandbox.server import RunningSandboxes, SandboxConfig, serve_sandboxes
+from sandbox.tenant import fake_gcode
 
 SPEEDUP = 180.0  # simulated seconds per real second
 TELEMETRY_PERIOD = 5.0  # seconds between two frames of one printer (0.2 Hz)

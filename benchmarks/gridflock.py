@@ -27,9 +27,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from actors.slicer_pool import PlateResult, SlicerPoolCore, make_plate
 from benchmarks._common import machine
-from forma3d.gridflock import PlanOptions, PlateSet, get_profile, plan_plates
+from forma3d.domain.gridflock import PlanOptions, PlateSet, get_profile, plan_plates
+from forma3d.domain.gridflock.profiles import PrinterProfile
 from forma3d.gridflock.preview import preview_payload
-from forma3d.gridflock.profiles import PrinterProfile
 
 
 def preview_ms(width: float, depth: float, profile: PrinterProfile, repeat: int = 200) -> float:

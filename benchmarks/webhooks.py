@@ -29,10 +29,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks._common import machine, percentile
 from forma3d.config import load_settings
 from forma3d.db.pool import create_pool
+from forma3d.integrations.settings import ShopifySettings
 from forma3d.integrations.signatures import shopify_signature
-from forma3d.platform.integrations import ShopifySettings, save_integration
-from forma3d.platform.tenants import create_tenant
 from forma3d.stack import start_stack
+from forma3d.store.integrations import save_integration
+from forma3d.store.tenants import create_tenant
 
 SECRET = "bench-webhook-secret"
 

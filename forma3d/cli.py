@@ -55,7 +55,7 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _tenant_id(db: Any, ref: str) -> Any:
-    from forma3d.platform.tenants import find_tenant
+    from forma3d.store.tenants import find_tenant
 
     tenant = await find_tenant(db, ref)
     if tenant is None:
@@ -65,7 +65,7 @@ async def _tenant_id(db: Any, ref: str) -> Any:
 
 def cmd_tenant_create(args: argparse.Namespace, settings: Settings) -> int:
     from forma3d.db.pool import connect
-    from forma3d.platform.tenants import create_tenant
+    from forma3d.store.tenants import create_tenant
 
     async def work(url: str) -> Any:
         conn = await connect(url)
@@ -80,7 +80,7 @@ def cmd_tenant_create(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_apikey_create(args: argparse.Namespace, settings: Settings) -> int:
     from forma3d.db.pool import connect
-    from forma3d.platform.apikeys import create_api_key
+    from forma3d.store.apikeys import create_api_key
 
     async def work(url: str) -> Any:
         conn = await connect(url)
@@ -120,8 +120,8 @@ def _wait_for_signal() -> None:
 
 def cmd_sandbox(args: argparse.Namespace, settings: Settings) -> int:
     """The three simulators alone (no tenant wiring), on the ports `forma3d up` would use."""
-    from forma3d.sandbox.runner import SandboxThread, stack_config, write_state
-    from forma3d.sandbox.server import describe
+    from sandbox.runner import SandboxThread, stack_config, write_state
+    from sandbox.server import describe
 
     config = stack_config(settings.http_port, speedup=args.speedup, seed=args.seed)
     config.simplyprint.failure_rate = args.failure_rate
@@ -142,7 +142,7 @@ def cmd_sandbox(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _shopify_url(args: argparse.Namespace, settings: Settings) -> str:
-    from forma3d.sandbox.runner import read_state
+    from sandbox.runner import read_state
 
     if args.url:
         return str(args.url).rstrip("/")

@@ -94,7 +94,7 @@ def _wait_ready(api: str, timeout: float = 90) -> None:
 def target(options: DemoOptions, settings: Settings) -> Iterator[Target]:
     """The running stack (given by --api or answering on the configured port), else one
     started here in-process and stopped afterwards."""
-    from forma3d.platform.tenants import DEFAULT_TENANT_ID
+    from forma3d.store.tenants import DEFAULT_TENANT_ID
 
     api = (options.api or f"http://{settings.http_host}:{settings.http_port}").rstrip("/")
     if options.api or ready(api):
@@ -134,7 +134,7 @@ def _attached_database(settings: Settings) -> Iterator[str]:
 
 def _sandbox_urls(options: DemoOptions, settings: Settings, api: str) -> dict[str, str]:
     """Flags first, then what `forma3d up` wrote in the data directory, then its default ports."""
-    from forma3d.sandbox.runner import read_state
+    from sandbox.runner import read_state
 
     state = read_state(settings.data_dir) or {}
     known: dict[str, str] = state.get("urls", {}) if state.get("api") == api else {}
@@ -203,7 +203,7 @@ async def _wait(conn: Any, t: Target, ids: list[int], timeout: float, show: bool
 async def _farm(client: httpx.AsyncClient, t: Target, keys: set[str]) -> dict[str, int]:
     """The farm's side: queue items repeating a job attempt (same `job_key#attempt` note) are
     duplicates; failed prints are counted from the farm's own job list."""
-    from forma3d.sandbox.server import SandboxConfig
+    from sandbox.server import SandboxConfig
 
     sp = SandboxConfig().simplyprint
     response = await client.get(f"{t.urls['simplyprint']}/{sp.company_id}/queue/GetItems",

@@ -18,7 +18,7 @@ from forma3d.config import Settings
 from forma3d.db.migrate import migrate
 from forma3d.platform.embedded import Services, start_services
 from forma3d.platform.secrets import KEY_ENV, load_or_create_key
-from forma3d.sandbox.runner import SandboxThread
+from sandbox.runner import SandboxThread
 
 log = logging.getLogger(__name__)
 
@@ -129,8 +129,8 @@ def _start_sandbox(stack: Stack, speedup: float) -> None:
     the catalog is seeded only once.
     """
     from forma3d.db.pool import connect
-    from forma3d.platform.tenants import DEFAULT_TENANT_ID
-    from forma3d.sandbox.runner import has_real_credentials, stack_config, wire_tenant, write_state
+    from forma3d.store.tenants import DEFAULT_TENANT_ID
+    from sandbox.runner import has_real_credentials, stack_config, wire_tenant, write_state
 
     async def real() -> bool:
         conn = await connect(stack.services.database_url)

@@ -17,7 +17,7 @@ from actors.runtime import Runtime
 from forma3d.db.migrate import migrate
 from forma3d.db.pool import Pool, create_pool
 from forma3d.platform.embedded import Services, start_services
-from forma3d.platform.tenants import create_tenant
+from forma3d.store.tenants import create_tenant
 
 RAY_HOSTS = 2
 # Integration secrets are sealed with this key; Ray workers inherit it from the environment.

@@ -11,9 +11,9 @@ import asyncio
 from dataclasses import dataclass
 from pathlib import Path
 
+from forma3d.domain.gridflock.planner import Plate
+from forma3d.domain.gridflock.profiles import PrinterProfile
 from forma3d.gridflock.cache import ArtifactCache, content_key, file_digest
-from forma3d.gridflock.planner import Plate
-from forma3d.gridflock.profiles import PrinterProfile
 from forma3d.gridflock.slicing import GcodeStats, PrusaSlicer, SlicerBackend, choose_backend
 from forma3d.gridflock.stl import (
     SCAD_FILE,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-from forma3d.gridflock.planner import (
+from forma3d.domain.gridflock.planner import (
     CONNECTOR_DEPTH_MM,
     HALF_MM,
     PITCH_MM,

@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from forma3d.gridflock.errors import Step, StepFailed
-from forma3d.gridflock.profiles import PrinterProfile
+from forma3d.domain.gridflock.errors import Step, StepFailed
+from forma3d.domain.gridflock.profiles import PrinterProfile
+from forma3d.domain.printing import gcode
 from forma3d.gridflock.tools import SLICER_DIR, resolve_binary, run_tool
-from forma3d.printing import gcode
 
 PROFILES_DIR = SLICER_DIR / "profiles"
 _versions: dict[str, str] = {}

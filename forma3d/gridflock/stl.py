@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 from stl import mesh as stl_mesh
 
-from forma3d.gridflock.errors import MeshCheckFailed, Step
-from forma3d.gridflock.planner import PROFILE_HEIGHT_MM, ConnectorStyle, Plate, PlateSet
+from forma3d.domain.gridflock.errors import MeshCheckFailed, Step
+from forma3d.domain.gridflock.planner import PROFILE_HEIGHT_MM, ConnectorStyle, Plate, PlateSet
 from forma3d.gridflock.tools import SLICER_DIR, resolve_binary, run_tool
 
 SCAD_FILE = SLICER_DIR / "gridflock_plate.scad"

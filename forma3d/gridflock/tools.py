@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from forma3d.gridflock.errors import Step, StepFailed, ToolMissing, ToolTimeout
+from forma3d.domain.gridflock.errors import Step, StepFailed, ToolMissing, ToolTimeout
 
 SLICER_DIR = Path(
     os.environ.get("FORMA3D_SLICER_DIR", Path(__file__).resolve().parents[2] / "slicer")

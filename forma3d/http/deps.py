@@ -11,7 +11,7 @@ from starlette.requests import Request
 
 from forma3d.db.pool import Pool
 from forma3d.http.problems import Problem
-from forma3d.platform.apikeys import tenant_for_key
+from forma3d.store.apikeys import tenant_for_key
 
 if TYPE_CHECKING:
     from actors.runtime import Runtime

@@ -17,21 +17,21 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from actors.message import Envelope
-from actors.outbox import enqueue
 from forma3d import logs
+from forma3d.domain.orders.shopify_order import ORDER_TOPICS, ShopifyOrder
 from forma3d.http.deps import deps, parse_id
 from forma3d.http.problems import Problem
 from forma3d.http.routing import read_body
 from forma3d.integrations import signatures
-from forma3d.orders.shopify_order import ORDER_TOPICS, ShopifyOrder
-from forma3d.platform.integrations import (
+from forma3d.integrations.settings import (
     IntegrationSettings,
     SendcloudSettings,
     ShopifySettings,
     SimplyPrintSettings,
-    load_integration,
 )
+from forma3d.messaging.envelope import Envelope
+from forma3d.store.integrations import load_integration
+from forma3d.store.outbox import enqueue
 
 SECRET_CACHE_SECONDS = 30.0
 

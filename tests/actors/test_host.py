@@ -7,8 +7,8 @@ import uuid
 from typing import ClassVar
 
 from actors.host import EntityHostCore
-from actors.message import Envelope
 from forma3d.db.pool import Pool
+from forma3d.messaging.envelope import Envelope
 
 
 def adjust(tenant: uuid.UUID, quantity: int, **kw: object) -> Envelope:
@@ -95,8 +95,9 @@ async def test_dispatcher_gives_up_on_a_message_that_keeps_failing(
     """A retryable failure older than the give-up age becomes a visible dead letter."""
     from datetime import timedelta
 
-    from actors.message import Reply
-    from actors.outbox import Dispatcher, enqueue
+    from actors.outbox import Dispatcher
+    from forma3d.messaging.envelope import Reply
+    from forma3d.store.outbox import enqueue
 
     class Unreachable:
         async def deliver(self, envelope: Envelope, timeout: float | None = None) -> Reply:
@@ -123,24 +124,34 @@ async def test_latest_wins_messages_never_queue_up(database_url: str,
                                                    tenant_id: uuid.UUID) -> None:
     """While an entity is busy, newer snapshots replace the waiting one: no backlog builds,
     and the last snapshot is the one applied."""
-    from actors.entity import Entity, step
+    from forma3d.handlers.registry import EntitySpec, Handlers
+    from forma3d.messaging.message import Message
 
-    class Gauge(Entity):
-        kind = "test-gauge"
-        seen: ClassVar[list[int]] = []
+    class Observe(Message):
+        kind: ClassVar[str] = "test-gauge"
+        type: ClassVar[str] = "gauge.observe"
+        value: int
 
-        @step("gauge.observe", latest_wins=True)
-        async def observe(self, envelope: Envelope) -> int:
-            await asyncio.sleep(0.05)  # a busy entity (e.g. a printer starting a job)
-            value = int(envelope.payload["value"])
-            self.seen.append(value)
-            return value
+        @property
+        def key(self) -> str:
+            return "g1"
 
-    host = EntityHostCore(0, 1, database_url)
+    seen: list[int] = []
+    gauge: Handlers[None] = Handlers()
+
+    @gauge.step(Observe, latest_wins=True)
+    async def observe(state: None, message: Observe) -> int:
+        await asyncio.sleep(0.05)  # a busy entity (e.g. a printer starting a job)
+        seen.append(message.value)
+        return message.value
+
+    async def load(services: object, key: str) -> None:
+        return None
+
+    host = EntityHostCore(0, 1, database_url, specs=[EntitySpec("test-gauge", load, gauge)])
     try:
         def frame(value: int) -> Envelope:
-            return Envelope("test-gauge", "g1", "gauge.observe", str(tenant_id),
-                            {"value": value})
+            return Observe(tenant_id=tenant_id, value=value).envelope()
 
         first = asyncio.create_task(host.deliver(frame(0)))
         await asyncio.sleep(0.01)  # the first frame holds the entity
@@ -148,6 +159,6 @@ async def test_latest_wins_messages_never_queue_up(database_url: str,
         await first
         superseded = [r for r in replies if r.value == "superseded"]
         assert len(superseded) == 19  # only one frame waited behind the busy entity
-        assert Gauge.seen == [0, 20]  # ... and it was the newest
+        assert seen == [0, 20]  # ... and it was the newest
     finally:
         await host.close()

@@ -9,11 +9,11 @@ import uuid
 
 import pytest
 
-from actors.message import Envelope
-from actors.outbox import enqueue
 from actors.runtime import Runtime
 from forma3d.db.pool import Pool
-from forma3d.platform.tenants import create_tenant
+from forma3d.messaging.envelope import Envelope
+from forma3d.store.outbox import enqueue
+from forma3d.store.tenants import create_tenant
 
 pytestmark = pytest.mark.ray
 MESSAGES = 600

@@ -11,10 +11,10 @@ from decimal import Decimal
 import pytest
 
 from actors.dispatch import deliver_grouped
-from actors.message import Envelope
 from actors.runtime import Runtime
 from forma3d.db.pool import Pool
-from forma3d.printing.fleet import Observation, changed_fields, observe_row, offline_delay
+from forma3d.domain.printing.fleet import Observation, changed_fields, observe_row, offline_delay
+from forma3d.messaging.envelope import Envelope
 
 ROW = {"id": 1001, "printer": {"name": "MK4 #1", "state": "printing", "online": True,
                                "model": {"name": "Original Prusa MK4", "nozzleDia": 0.4},

@@ -11,7 +11,7 @@ import pytest
 
 from actors.runtime import Runtime
 from actors.slicer_pool import SlicerPoolCore
-from forma3d.gridflock import PlanOptions, get_profile, plan_plates
+from forma3d.domain.gridflock import PlanOptions, get_profile, plan_plates
 
 pytestmark = pytest.mark.ray
 PROFILE = get_profile("bambu-a1")

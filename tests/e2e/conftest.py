@@ -19,11 +19,11 @@ from actors.runtime import Runtime
 from forma3d.db.pool import Pool
 from forma3d.http.app import build_app
 from forma3d.http.deps import Deps
-from forma3d.platform.tenants import create_tenant
-from forma3d.sandbox.farm import PrinterSpec
-from forma3d.sandbox.server import RunningSandboxes, SandboxConfig, serve_sandboxes
-from forma3d.sandbox.shopify import LineItemSpec, OrderSpec
-from forma3d.sandbox.tenant import connect_tenant, seed_catalog
+from forma3d.store.tenants import create_tenant
+from sandbox.farm import PrinterSpec
+from sandbox.server import RunningSandboxes, SandboxConfig, serve_sandboxes
+from sandbox.shopify import LineItemSpec, OrderSpec
+from sandbox.tenant import connect_tenant, seed_catalog
 
 SPEEDUP = 3600.0  # one simulated hour of printing per real second
 

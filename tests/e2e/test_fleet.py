@@ -13,15 +13,16 @@ from typing import Any
 import httpx
 import pytest
 
-from actors.message import Envelope
 from actors.runtime import Runtime
 from forma3d.db.pool import Pool
-from forma3d.platform.integrations import SimplyPrintSettings, load_integration, save_integration
-from forma3d.platform.tenants import create_tenant
-from forma3d.printing.matching import fits
-from forma3d.sandbox.farm import MaterialSpec, PrinterSpec
-from forma3d.sandbox.server import serve_sandboxes
-from forma3d.sandbox.tenant import connect_tenant, seed_catalog
+from forma3d.domain.printing.matching import fits
+from forma3d.integrations.settings import SimplyPrintSettings
+from forma3d.messaging.envelope import Envelope
+from forma3d.store.integrations import load_integration, save_integration
+from forma3d.store.tenants import create_tenant
+from sandbox.farm import MaterialSpec, PrinterSpec
+from sandbox.server import serve_sandboxes
+from sandbox.tenant import connect_tenant, seed_catalog
 from tests.e2e.conftest import Farm, sandbox_config
 
 pytestmark = pytest.mark.ray

@@ -16,8 +16,8 @@ from actors.runtime import Runtime
 from forma3d.db.pool import Pool
 from forma3d.http.app import build_app
 from forma3d.http.deps import Deps
-from forma3d.platform.apikeys import create_api_key
-from forma3d.printing.dispatch import claim
+from forma3d.store.apikeys import create_api_key
+from forma3d.store.print_jobs import claim
 
 pytestmark = pytest.mark.ray
 V1 = "/api/v1"

@@ -20,12 +20,12 @@ import httpx
 import pytest
 import ray
 
-from actors.message import Envelope
 from actors.runtime import Runtime
 from actors.slicer_pool import get_pool
-from forma3d.gridflock import PlanOptions, get_profile, plan_plates
-from forma3d.platform.apikeys import create_api_key
-from forma3d.sandbox.shopify import LineItemSpec, OrderSpec
+from forma3d.domain.gridflock import PlanOptions, get_profile, plan_plates
+from forma3d.messaging.envelope import Envelope
+from forma3d.store.apikeys import create_api_key
+from sandbox.shopify import LineItemSpec, OrderSpec
 from tests.e2e.conftest import Farm
 
 pytestmark = pytest.mark.ray

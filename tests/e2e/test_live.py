@@ -8,7 +8,7 @@ import json
 import httpx
 import pytest
 
-from forma3d.platform.apikeys import create_api_key
+from forma3d.store.apikeys import create_api_key
 from tests.e2e.conftest import Farm
 
 pytestmark = pytest.mark.ray

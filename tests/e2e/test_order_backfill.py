@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from actors.message import Envelope
 from actors.runtime import Runtime
+from forma3d.messaging.envelope import Envelope
 from tests.e2e.conftest import Farm
 
 pytestmark = pytest.mark.ray

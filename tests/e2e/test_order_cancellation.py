@@ -7,9 +7,9 @@ import uuid
 
 import pytest
 
-from actors.message import Envelope
-from actors.outbox import enqueue
-from forma3d.sandbox.server import SandboxConfig
+from forma3d.messaging.envelope import Envelope
+from forma3d.store.outbox import enqueue
+from sandbox.server import SandboxConfig
 from tests.e2e.conftest import Farm, sandbox_config
 
 pytestmark = pytest.mark.ray

@@ -121,8 +121,8 @@ async def test_exhausted_retries_fail_the_order_and_a_retry_revives_it(farm: Far
 
     await farm.control("simplyprint", "farm", {"failure_rate": 0.0})
     async with farm.pool.acquire() as conn, conn.transaction():
-        from actors.message import Envelope
-        from actors.outbox import enqueue
+        from forma3d.messaging.envelope import Envelope
+        from forma3d.store.outbox import enqueue
 
         await enqueue(conn, Envelope("order", str(row["id"]), "job.retry", str(farm.tenant_id),
                                      {"print_job_id": str(row["job_id"])}, durable=True))
@@ -150,8 +150,8 @@ async def test_unknown_sku_is_held_with_its_reason_then_resumed(farm: Farm) -> N
             farm.tenant_id)
         import uuid
 
-        from actors.message import Envelope
-        from actors.outbox import enqueue
+        from forma3d.messaging.envelope import Envelope
+        from forma3d.store.outbox import enqueue
 
         mapping = await conn.fetchval(
             "INSERT INTO product_mappings (id, tenant_id, sku, name) VALUES ($1, $2,"

@@ -11,9 +11,9 @@ import pytest
 
 from forma3d.cli import main
 from forma3d.demo import MIX, order_lines, percentiles
-from forma3d.sandbox.runner import stack_config
-from forma3d.sandbox.server import RunningSandboxes, serve_sandboxes
-from forma3d.sandbox.tenant import CATALOG
+from sandbox.runner import stack_config
+from sandbox.server import RunningSandboxes, serve_sandboxes
+from sandbox.tenant import CATALOG
 
 
 def error_line(capsys: pytest.CaptureFixture[str]) -> str:

@@ -16,13 +16,13 @@ from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import Response
 
+from forma3d.domain.printing.gcode import estimated_seconds, filament_grams
 from forma3d.http.deps import deps, parse_id, tenant_of
 from forma3d.http.problems import Problem
 from forma3d.http.query import Field, FieldType, QuerySpec
 from forma3d.http.routes.api import api
 from forma3d.http.routes.listing import Row, fetch_one, list_routes
 from forma3d.http.routing import json_response, read_body
-from forma3d.printing.gcode import estimated_seconds, filament_grams
 
 MAX_FILE_BYTES = 100 * 2**20
 EXTENSIONS = (".gcode", ".gco", ".bgcode", ".3mf", ".stl")

@@ -14,16 +14,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
 from starlette.responses import Response
 
-from actors.message import Envelope
-from actors.outbox import enqueue
 from forma3d import logs
-from forma3d.domain.pipeline_states import GridflockJobStatus, GridflockStep
-from forma3d.gridflock.errors import GridflockError
-from forma3d.gridflock.intake import KIND, RETRY, entity_key
-from forma3d.gridflock.planner import ConnectorStyle, PlanOptions, plan_plates
+from forma3d.domain.gridflock.errors import GridflockError
+from forma3d.domain.gridflock.planner import ConnectorStyle, PlanOptions, plan_plates
+from forma3d.domain.gridflock.profiles import DEFAULT_PROFILE_ID, get_profile
+from forma3d.domain.gridflock.sku import canonical_sku
+from forma3d.domain.gridflock.states import GridflockJobStatus, GridflockStep
 from forma3d.gridflock.preview import preview_payload
-from forma3d.gridflock.profiles import DEFAULT_PROFILE_ID, get_profile
-from forma3d.gridflock.sku import canonical_sku
 from forma3d.http.deps import deps, parse_id, tenant_of
 from forma3d.http.problems import Problem
 from forma3d.http.query import Field as QField
@@ -31,6 +28,9 @@ from forma3d.http.query import FieldType, QuerySpec
 from forma3d.http.routes.api import api
 from forma3d.http.routes.listing import Row, fetch_one, list_routes
 from forma3d.http.routing import json_response
+from forma3d.messaging.envelope import Envelope
+from forma3d.store.gridflock import KIND, RETRY, entity_key
+from forma3d.store.outbox import enqueue
 
 TAG = "gridflock"
 

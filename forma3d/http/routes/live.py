@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator
 from starlette.requests import Request
 from starlette.responses import StreamingResponse
 
-from forma3d.events.live import events_channel, live_channel
 from forma3d.http.deps import deps, tenant_of
 from forma3d.http.routes.api import api
+from forma3d.messaging.live import events_channel, live_channel
 
 HEARTBEAT_SECONDS = 15.0
 

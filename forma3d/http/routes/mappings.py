@@ -16,8 +16,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
 from starlette.responses import Response
 
-from actors.message import Envelope
-from actors.outbox import enqueue
 from forma3d import logs
 from forma3d.http.deps import deps, parse_id, tenant_of
 from forma3d.http.problems import Problem
@@ -25,6 +23,8 @@ from forma3d.http.query import Conn, FieldType, QuerySpec
 from forma3d.http.query import Field as QField
 from forma3d.http.routes.api import api
 from forma3d.http.routes.listing import Row, fetch_one, fetch_related, list_routes
+from forma3d.messaging.envelope import Envelope
+from forma3d.store.outbox import enqueue
 
 TAG = "product-mappings"
 

@@ -12,9 +12,8 @@ from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import Response
 
-from actors.message import Envelope
-from actors.outbox import enqueue
 from forma3d import logs
+from forma3d.domain.orders.states import LineItemStatus, OrderStatus
 from forma3d.http.deps import deps, parse_id, tenant_of
 from forma3d.http.problems import Problem
 from forma3d.http.query import Conn, Field, FieldType, QuerySpec
@@ -23,7 +22,8 @@ from forma3d.http.routes.listing import Row, fetch_one, fetch_related, list_rout
 from forma3d.http.routes.print_jobs import CLOSED_ORDERS, PRINT_JOBS, PrintJobOut
 from forma3d.http.routes.shipments import SHIPMENTS, ShipmentOut
 from forma3d.http.routing import json_response
-from forma3d.orders.states import LineItemStatus, OrderStatus
+from forma3d.messaging.envelope import Envelope
+from forma3d.store.outbox import enqueue
 
 TAG = "orders"
 RELATIONS = ("line_items", "print_jobs", "shipment")

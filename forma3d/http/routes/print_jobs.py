@@ -11,17 +11,17 @@ from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import Response
 
-from actors.message import Envelope
-from actors.outbox import enqueue
 from forma3d import logs
+from forma3d.domain.orders.states import OrderStatus
+from forma3d.domain.printing.states import JobPurpose, PrintJobStatus
 from forma3d.http.deps import deps, parse_id, tenant_of
 from forma3d.http.problems import Problem
 from forma3d.http.query import Field, FieldType, QuerySpec
 from forma3d.http.routes.api import api
 from forma3d.http.routes.listing import Row, fetch_one, list_routes
 from forma3d.http.routing import json_response
-from forma3d.orders.states import OrderStatus
-from forma3d.printing.states import JobPurpose, PrintJobStatus
+from forma3d.messaging.envelope import Envelope
+from forma3d.store.outbox import enqueue
 
 TAG = "print-jobs"
 RETRYABLE = frozenset({PrintJobStatus.FAILED, PrintJobStatus.CANCELLED})

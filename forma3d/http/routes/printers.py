@@ -11,12 +11,12 @@ import asyncpg
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
 
-from actors.message import Envelope
 from forma3d import logs
 from forma3d.db.pool import record_to_dict
 from forma3d.http.deps import deps, parse_id, tenant_of
 from forma3d.http.problems import Problem
 from forma3d.http.routes.api import api
+from forma3d.messaging.envelope import Envelope
 
 
 class Material(BaseModel):

@@ -15,20 +15,21 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
 
-from actors.message import Envelope
 from forma3d import logs
 from forma3d.db.pool import Connection, record_to_dict
-from forma3d.events.catalog import EventType
-from forma3d.events.log import record
+from forma3d.domain.events import EventType
+from forma3d.domain.printing.matching import explain
+from forma3d.domain.printing.states import PrintJobStatus
 from forma3d.http.deps import deps, parse_id, tenant_of
 from forma3d.http.problems import Problem
 from forma3d.http.routes.api import api
 from forma3d.http.routes.listing import Row, fetch_one
 from forma3d.http.routes.print_jobs import PRINT_JOBS, TAG, PrintJobOut
-from forma3d.orders import store
-from forma3d.platform.apikeys import hash_key
-from forma3d.printing.matching import explain
-from forma3d.printing.states import PrintJobStatus
+from forma3d.messaging.envelope import Envelope
+from forma3d.store import orders as store
+from forma3d.store import print_jobs
+from forma3d.store.apikeys import hash_key
+from forma3d.store.events import record
 
 ON_PRINTER = frozenset({"ASSIGNED", "PRINTING"})
 FINISHED = ("COMPLETED", "FAILED", "CANCELLED")
@@ -120,7 +121,7 @@ async def cancel_job(request: Request) -> Row:
     async with deps(request).pool.acquire() as conn, conn.transaction():
         job = await _locked(conn, tenant_id, job_id)
         before = dict(job)
-        if not await store.set_job_status(conn, job, PrintJobStatus.CANCELLED,
+        if not await print_jobs.set_job_status(conn, job, PrintJobStatus.CANCELLED,
                                           error="cancelled by an operator"):
             raise Problem(409, f"print job {job_id} is {job['status']}; it cannot be cancelled")
         if job["order_id"] is not None:

@@ -12,12 +12,12 @@ from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import Response
 
+from forma3d.domain.shipping.states import ShipmentStatus
 from forma3d.http.deps import deps, parse_id, tenant_of
 from forma3d.http.problems import Problem
 from forma3d.http.query import Field, FieldType, QuerySpec
 from forma3d.http.routes.api import api
 from forma3d.http.routes.listing import Row, fetch_one, list_routes
-from forma3d.shipping.states import ShipmentStatus
 
 TAG = "shipments"
 

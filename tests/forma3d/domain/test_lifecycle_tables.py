@@ -6,12 +6,12 @@ from typing import Any
 
 import pytest
 
-from forma3d.domain.pipeline_states import GRIDFLOCK_JOB_MACHINE
+from forma3d.domain.gridflock.states import GRIDFLOCK_JOB_MACHINE
+from forma3d.domain.inventory.states import STOCK_BATCH_MACHINE
+from forma3d.domain.orders.states import LINE_ITEM_MACHINE, ORDER_MACHINE
+from forma3d.domain.printing.states import PRINT_JOB_MACHINE
+from forma3d.domain.shipping.states import SHIPMENT_MACHINE
 from forma3d.domain.statemachine import StateMachine
-from forma3d.inventory.states import STOCK_BATCH_MACHINE
-from forma3d.orders.states import LINE_ITEM_MACHINE, ORDER_MACHINE
-from forma3d.printing.states import PRINT_JOB_MACHINE
-from forma3d.shipping.states import SHIPMENT_MACHINE
 
 MACHINES: list[StateMachine[Any]] = [
     ORDER_MACHINE,

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from forma3d.domain.pipeline_states import (
+from forma3d.domain.gridflock.states import (
     GRIDFLOCK_JOB_MACHINE,
     GridflockJobStatus,
     GridflockStep,

@@ -9,7 +9,7 @@ from uuid import UUID
 import pytest
 from pydantic import ValidationError
 
-from forma3d.events.catalog import (
+from forma3d.domain.events import (
     Event,
     EventType,
     OrderCreated,
@@ -22,8 +22,8 @@ from forma3d.events.catalog import (
     registered_events,
     spec_for,
 )
-from forma3d.printing.states import JobPurpose
-from forma3d.shipping.states import ShipmentStatus
+from forma3d.domain.printing.states import JobPurpose
+from forma3d.domain.shipping.states import ShipmentStatus
 
 ORDER_DATA: dict[str, Any] = {
     "order_id": "o1",

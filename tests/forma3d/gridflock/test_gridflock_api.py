@@ -14,7 +14,7 @@ import redis.asyncio as aioredis
 from forma3d.db.pool import Pool
 from forma3d.http.app import build_app
 from forma3d.http.deps import Deps
-from forma3d.platform.apikeys import create_api_key
+from forma3d.store.apikeys import create_api_key
 
 pytestmark = pytest.mark.db
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from forma3d.gridflock.profiles import PROFILES
+from forma3d.domain.gridflock.profiles import PROFILES
 from forma3d.gridflock.slicing import BambuStudio, PrusaSlicer, choose_backend
 
 FAKE_BAMBU = """

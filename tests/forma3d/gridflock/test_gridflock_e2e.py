@@ -8,10 +8,10 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from forma3d.domain.gridflock.planner import PlanOptions, plan_plates
+from forma3d.domain.gridflock.profiles import PROFILES, PrinterProfile
 from forma3d.gridflock.artifacts import PlateArtifacts
 from forma3d.gridflock.cache import ArtifactCache
-from forma3d.gridflock.planner import PlanOptions, plan_plates
-from forma3d.gridflock.profiles import PROFILES, PrinterProfile
 from forma3d.gridflock.slicing import PrusaSlicer
 from forma3d.gridflock.stl import check_mesh
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from forma3d.gridflock.errors import Step, StepFailed
+from forma3d.domain.gridflock.errors import Step, StepFailed
 from forma3d.gridflock.slicing import parse_duration, parse_gcode_stats
 
 PRUSA_TAIL = """G1 X10 Y10

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from forma3d.db.pool import Pool
-from forma3d.orders import store
-from forma3d.orders.shopify_order import ShopifyOrder
+from forma3d.domain.orders.shopify_order import ShopifyOrder
+from forma3d.store import orders as store
 
 pytestmark = pytest.mark.db
 _ids = itertools.count(int(uuid.uuid4().int % 10**9) * 1000)

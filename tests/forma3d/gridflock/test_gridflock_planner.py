@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from forma3d.gridflock.errors import PlanError
-from forma3d.gridflock.planner import (
+from forma3d.domain.gridflock.errors import PlanError
+from forma3d.domain.gridflock.planner import (
     CONNECTOR_DEPTH_MM,
     CONNECTOR_MARGIN_MM,
     PITCH_MM,
@@ -16,7 +16,7 @@ from forma3d.gridflock.planner import (
     PlateSet,
     plan_plates,
 )
-from forma3d.gridflock.profiles import PROFILES, PrinterProfile
+from forma3d.domain.gridflock.profiles import PROFILES, PrinterProfile
 
 sizes = st.floats(min_value=100, max_value=1000, allow_nan=False).map(lambda v: round(v, 2))
 profiles = st.sampled_from(sorted(PROFILES.values(), key=lambda p: p.id))
@@ -100,7 +100,7 @@ def test_same_input_same_plan(
     w: float, d: float, profile: PrinterProfile, opts: PlanOptions
 ) -> None:
     first = plan_plates(w, d, profile, opts)
-    from forma3d.gridflock import planner
+    from forma3d.domain.gridflock import planner
 
     planner._plan.cache_clear()
     again = plan_plates(w, d, profile, opts)

@@ -4,9 +4,9 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from forma3d.gridflock.planner import ConnectorStyle, PlanOptions, plan_plates
+from forma3d.domain.gridflock.planner import ConnectorStyle, PlanOptions, plan_plates
+from forma3d.domain.gridflock.profiles import PROFILES
 from forma3d.gridflock.preview import preview_payload, render_svg
-from forma3d.gridflock.profiles import PROFILES
 
 NS = "{http://www.w3.org/2000/svg}"
 

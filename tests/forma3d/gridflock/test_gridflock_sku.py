@@ -4,10 +4,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from forma3d.gridflock.errors import InvalidGridRequest
-from forma3d.gridflock.planner import ConnectorStyle, PlanOptions
-from forma3d.gridflock.profiles import PROFILES, PrinterProfile, get_profile
-from forma3d.gridflock.sku import (
+from forma3d.domain.gridflock.errors import InvalidGridRequest
+from forma3d.domain.gridflock.planner import ConnectorStyle, PlanOptions
+from forma3d.domain.gridflock.profiles import PROFILES, PrinterProfile, get_profile
+from forma3d.domain.gridflock.sku import (
     SizeLimits,
     canonical_sku,
     is_custom_sku,

@@ -9,9 +9,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from forma3d.gridflock.errors import MeshCheckFailed, Step, StepFailed, ToolMissing, ToolTimeout
-from forma3d.gridflock.planner import PlanOptions, plan_plates
-from forma3d.gridflock.profiles import PROFILES
+from forma3d.domain.gridflock.errors import (
+    MeshCheckFailed,
+    Step,
+    StepFailed,
+    ToolMissing,
+    ToolTimeout,
+)
+from forma3d.domain.gridflock.planner import PlanOptions, plan_plates
+from forma3d.domain.gridflock.profiles import PROFILES
 from forma3d.gridflock.slicing import PrusaSlicer
 from forma3d.gridflock.stl import (
     check_mesh,

@@ -14,8 +14,8 @@ import pytest
 
 from forma3d.db.pool import Pool
 from forma3d.http.routes import files
-from forma3d.platform.apikeys import create_api_key
-from forma3d.platform.tenants import create_tenant
+from forma3d.store.apikeys import create_api_key
+from forma3d.store.tenants import create_tenant
 
 pytestmark = pytest.mark.db
 PROBLEM = "application/problem+json"

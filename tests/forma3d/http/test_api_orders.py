@@ -21,8 +21,8 @@ from forma3d.http.routes.mappings import MAPPINGS, PARTS, MappingOut, PartOut
 from forma3d.http.routes.orders import LINE_ITEMS, ORDERS, LineItemOut, OrderOut
 from forma3d.http.routes.print_jobs import PRINT_JOBS, PrintJobOut
 from forma3d.http.routes.shipments import SHIPMENTS, ShipmentOut
-from forma3d.platform.apikeys import create_api_key
-from forma3d.platform.tenants import create_tenant
+from forma3d.store.apikeys import create_api_key
+from forma3d.store.tenants import create_tenant
 
 PROBLEM = "application/problem+json"
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)

@@ -5,8 +5,8 @@ import uuid
 import httpx
 
 from forma3d.db.pool import Pool
-from forma3d.platform.apikeys import create_api_key
-from forma3d.platform.tenants import create_tenant
+from forma3d.store.apikeys import create_api_key
+from forma3d.store.tenants import create_tenant
 
 PROBLEM = "application/problem+json"
 

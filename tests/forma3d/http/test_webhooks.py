@@ -10,12 +10,8 @@ import pytest
 
 from forma3d.db.pool import Pool
 from forma3d.integrations import signatures
-from forma3d.platform.integrations import (
-    SendcloudSettings,
-    ShopifySettings,
-    SimplyPrintSettings,
-    save_integration,
-)
+from forma3d.integrations.settings import SendcloudSettings, ShopifySettings, SimplyPrintSettings
+from forma3d.store.integrations import save_integration
 
 SHOP_SECRET = "shop-secret"
 ORDER = {"id": 820982911946154508, "name": "#1001", "email": "jon@example.com",

@@ -24,7 +24,7 @@ from forma3d.integrations.retry import RetryPolicy
 from forma3d.integrations.sendcloud import CancelOutcome, ParcelRequest, SendcloudClient
 from forma3d.integrations.shopify import FulfillmentOrderLines, ShopifyClient, TrackingInfo
 from forma3d.integrations.simplyprint import CancelReason, SimplyPrintClient
-from forma3d.sandbox.server import SandboxConfig, build_apps
+from sandbox.server import SandboxConfig, build_apps
 from tests.forma3d.integrations.transports import DropAnswer
 
 GCODE = b"; sandbox contract test\nG28\nG1 X10 Y10\n"

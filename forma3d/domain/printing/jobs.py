@@ -1,0 +1,80 @@
+"""Print-job specs (what to print, before a job row exists), their natural idempotency keys,
+and the status summary of a set of jobs.
+
+The key is what makes job creation idempotent under at-least-once delivery: creating the jobs of
+an order twice must yield the same keys, so a unique index turns the second attempt into a no-op.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from urllib.parse import quote
+
+from forma3d.domain.printing.states import ACTIVE_JOB_STATUSES, JobPurpose, PrintJobStatus
+
+
+def _key(*components: object) -> str:
+    """Join components with ':' after percent-encoding each, so no two tuples share a key."""
+    parts = [str(c) for c in components]
+    if any(not p for p in parts):
+        raise ValueError(f"job key: empty component in {parts!r}")
+    return ":".join(quote(p, safe="") for p in parts)
+
+
+def order_job_key(order_id: str, line_item_id: str, part_id: str, copy_number: int) -> str:
+    """order x line item x part x copy: one print job of an order."""
+    if copy_number < 1:
+        raise ValueError(f"job key: copy number {copy_number} < 1")
+    return _key("order", order_id, line_item_id, part_id, copy_number)
+
+
+def stock_job_key(batch_id: str, part_id: str, copy_number: int) -> str:
+    """stock batch x part x copy: one print job that builds stock."""
+    if copy_number < 1:
+        raise ValueError(f"job key: copy number {copy_number} < 1")
+    return _key("stock", batch_id, part_id, copy_number)
+
+
+@dataclass(frozen=True, slots=True)
+class PrintJobSpec:
+    """One print job to create; `copy_number` counts 1..n per part within its line item/batch."""
+
+    key: str
+    purpose: JobPurpose
+    part_id: str
+    file_id: str
+    copy_number: int
+    order_id: str | None = None
+    line_item_id: str | None = None
+    stock_batch_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JobStatusSummary:
+    """Counts per status for a set of jobs (the "job status summary" query)."""
+
+    counts: Mapping[PrintJobStatus, int]
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def completed(self) -> int:
+        return self.counts.get(PrintJobStatus.COMPLETED, 0)
+
+    @property
+    def active(self) -> int:
+        return sum(self.counts.get(s, 0) for s in ACTIVE_JOB_STATUSES)
+
+    @property
+    def all_completed(self) -> bool:
+        return self.total > 0 and self.completed == self.total
+
+
+def summarize(statuses: Iterable[PrintJobStatus]) -> JobStatusSummary:
+    tally = Counter(statuses)
+    return JobStatusSummary(MappingProxyType({s: tally.get(s, 0) for s in PrintJobStatus}))

@@ -1,1 +1,0 @@
-"""Events: the one catalog of domain events (names, versions, payloads, envelope)."""

@@ -1,0 +1,88 @@
+"""Messages to an order's entity (key: the order id)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import ClassVar, Literal
+
+from forma3d.messaging.message import Message
+
+
+class OrderMessage(Message):
+    kind: ClassVar[str] = "order"
+    order_id: uuid.UUID
+
+    @property
+    def key(self) -> str:
+        return str(self.order_id)
+
+
+class StartOrder(OrderMessage):
+    """Resolve mappings, create and queue the print jobs, then put them on the farm."""
+
+    type: ClassVar[str] = "order.start"
+
+
+class SubmitJobs(OrderMessage):
+    """Put queued jobs that are not on the farm yet into SimplyPrint's queue."""
+
+    type: ClassVar[str] = "order.submit"
+
+
+class JobStatusReport(OrderMessage):
+    """What the farm says about one of the order's print jobs (webhook or reconciliation)."""
+
+    type: ClassVar[str] = "job.status"
+    print_job_id: uuid.UUID
+    status: Literal["PRINTING", "COMPLETED", "FAILED", "CANCELLED"]
+    at: datetime | None = None
+    queue_item_id: int | None = None
+    farm_job_uid: str | None = None
+    farm_printer_id: int | None = None
+    error: str | None = None
+
+
+class RetryJob(OrderMessage):
+    """An operator requeues a failed or cancelled print job."""
+
+    type: ClassVar[str] = "job.retry"
+    print_job_id: uuid.UUID
+
+
+class ShipOrder(OrderMessage):
+    """Parcel and label at Sendcloud, then the Shopify fulfilment with tracking."""
+
+    type: ClassVar[str] = "order.ship"
+
+
+class ShipmentStatusReport(OrderMessage):
+    """A Sendcloud parcel status change for the order's shipment."""
+
+    type: ClassVar[str] = "shipment.status"
+    status_id: int
+    message: str | None = None
+    at: datetime
+
+
+class CancelOrder(OrderMessage):
+    type: ClassVar[str] = "order.cancel"
+    reason: str | None = None
+
+
+class CancelJob(OrderMessage):
+    """An operator cancels one print job for good (its printer is stopped if it prints)."""
+
+    type: ClassVar[str] = "job.cancel"
+    print_job_id: uuid.UUID
+    reason: str = "cancelled by an operator"
+
+
+class ForceJobStatus(OrderMessage):
+    """Admin override: set a job's status regardless of its transition table (audited)."""
+
+    type: ClassVar[str] = "job.force_status"
+    print_job_id: uuid.UUID
+    status: str
+    reason: str
+    by: str

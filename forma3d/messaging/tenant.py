@@ -1,0 +1,68 @@
+"""Messages to a tenant's entity (key: the tenant id)."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from forma3d.messaging.message import Message
+
+
+class TenantMessage(Message):
+    kind: ClassVar[str] = "tenant"
+
+    @property
+    def key(self) -> str:
+        return str(self.tenant_id)
+
+
+class GetTenant(TenantMessage):
+    type: ClassVar[str] = "tenant.get"
+
+
+class ShopifyWebhook(TenantMessage):
+    """A verified Shopify delivery stored in the webhook inbox."""
+
+    type: ClassVar[str] = "shopify.webhook"
+    inbox_id: int
+
+
+class FarmWebhook(TenantMessage):
+    """A verified SimplyPrint delivery stored in the webhook inbox."""
+
+    type: ClassVar[str] = "farm.webhook"
+    inbox_id: int
+
+
+class SendcloudWebhook(TenantMessage):
+    """A verified Sendcloud delivery stored in the webhook inbox."""
+
+    type: ClassVar[str] = "sendcloud.webhook"
+    inbox_id: int
+
+
+class BackfillOrders(TenantMessage):
+    """Fetch orders Shopify created while its webhooks did not reach us."""
+
+    type: ClassVar[str] = "tenant.backfill"
+
+
+class ReconcileFarm(TenantMessage):
+    """Compare the tenant's active print jobs with the farm's queue and history."""
+
+    type: ClassVar[str] = "tenant.reconcile"
+
+
+class MappingChanged(TenantMessage):
+    """A product mapping was created or changed: resume orders held for its SKU."""
+
+    type: ClassVar[str] = "mapping.changed"
+    sku: str
+    variant_id: str | None = None
+
+
+class AdjustStock(TenantMessage):
+    type: ClassVar[str] = "stock.adjust"
+    sku: str
+    quantity: int
+    transaction_type: str = "ADJUSTED"
+    reason: str | None = None

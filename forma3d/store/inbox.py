@@ -1,0 +1,1 @@
+"""The webhook inbox: verified deliveries stored once per delivery key, then processed."""

@@ -1,0 +1,77 @@
+"""The outbox table: durable messages written in the sender's transaction, and the dispatcher's
+claim, finish and retry of them.
+
+A message exists exactly when the change that caused it exists; the dispatcher claims pending rows
+under a lease, so a crash anywhere means redelivery (made harmless by handled_messages).
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from forma3d.db.pool import Connection, Pool
+from forma3d.messaging.envelope import Envelope
+from forma3d.messaging.message import Message
+
+CHANNEL = "forma3d_outbox"
+
+
+async def enqueue(conn: Connection, envelope: Envelope) -> None:
+    """Write a durable message in the current transaction; delivered after commit. A message id
+    already written is not written again."""
+    await conn.execute(
+        """INSERT INTO outbox (message_id, tenant_id, target_kind, target_key, message_type,
+                               payload, correlation_id)
+           VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (message_id) DO NOTHING""",
+        uuid.UUID(envelope.message_id), uuid.UUID(envelope.tenant_id), envelope.kind,
+        envelope.key, envelope.type, envelope.payload, envelope.correlation_id,
+    )
+    await conn.execute("SELECT pg_notify($1, '')", CHANNEL)
+
+
+async def send(conn: Connection, message: Message, *,
+               message_id: uuid.UUID | str | None = None) -> None:
+    """Send a message durably: written in the caller's transaction, delivered after commit.
+    A deterministic `message_id` makes a repeated send a no-op (the row exists once)."""
+    await enqueue(conn, message.envelope(durable=True, message_id=message_id))
+
+
+async def claim(pool: Pool, batch_size: int, lease_seconds: float) -> list[Any]:
+    """Pending rows whose time has come, leased to the caller; oldest first."""
+    return list(await pool.fetch(
+        """UPDATE outbox o
+           SET claimed_until = now() + make_interval(secs => $2), attempts = o.attempts + 1
+           WHERE o.id IN (
+               SELECT id FROM outbox
+               WHERE done_at IS NULL AND available_at <= now()
+                 AND (claimed_until IS NULL OR claimed_until < now())
+               ORDER BY available_at, id LIMIT $1 FOR UPDATE SKIP LOCKED)
+           RETURNING o.*""",
+        batch_size, lease_seconds,
+    ))
+
+
+async def finish(pool: Pool, row_id: int, error: str | None) -> None:
+    """Delivered, or refused for good (the error stays visible on the row)."""
+    await pool.execute(
+        "UPDATE outbox SET done_at = now(), claimed_until = NULL, last_error = $2 WHERE id = $1",
+        row_id, error,
+    )
+
+
+async def retry_later(pool: Pool, row_id: int, delay_seconds: float, error: str) -> None:
+    await pool.execute(
+        "UPDATE outbox SET available_at = now() + make_interval(secs => $2),"
+        " claimed_until = NULL, last_error = $3 WHERE id = $1", row_id, delay_seconds, error,
+    )
+
+
+async def pending(pool: Pool) -> int:
+    count: int = await pool.fetchval("SELECT count(*) FROM outbox WHERE done_at IS NULL")
+    return count
+
+
+async def sent(db: Pool | Connection, message_id: uuid.UUID) -> bool:
+    """Whether a message with this id was ever written (for deterministic-id forwards)."""
+    return bool(await db.fetchval("SELECT true FROM outbox WHERE message_id = $1", message_id))

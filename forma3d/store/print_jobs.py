@@ -1,0 +1,114 @@
+"""Smart dispatch in PostgreSQL: a ready printer claims the best queued job its tags fit.
+
+Matching is `matching.best_job` over the best-first candidates; the claim is a conditional
+update (`... WHERE status = 'QUEUED'`), so of two printers racing for one job exactly one gets a
+row back, and the partial unique index `print_jobs_one_per_printer` refuses a second active job
+on one printer even if two claims for it ever ran at once. Both hold under any concurrency,
+because PostgreSQL, not a lock in memory, decides.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+import asyncpg
+
+from forma3d.db.pool import Connection, Pool, record_to_dict
+from forma3d.domain.events import EventType
+from forma3d.domain.printing.matching import best_job, fits
+from forma3d.domain.printing.states import PRINT_JOB_MACHINE, PrintJobStatus
+from forma3d.store.events import record
+
+CANDIDATES = """SELECT id, priority, position, created_at, required_tags FROM print_jobs
+    WHERE tenant_id = $1 AND status = 'QUEUED' AND NOT held AND farm_queue_item_id IS NULL
+    ORDER BY priority DESC, position, created_at, id LIMIT $2 OFFSET $3"""
+
+CLAIM = """UPDATE print_jobs SET status = 'ASSIGNED', printer_id = $3, assigned_at = now(),
+        status_at = now(), updated_at = now()
+    WHERE tenant_id = $1 AND id = $2 AND status = 'QUEUED' AND NOT held
+      AND farm_queue_item_id IS NULL
+    RETURNING *"""
+
+
+class PrinterBusy(Exception):
+    """The printer already holds an ASSIGNED or PRINTING job."""
+
+
+async def active_job(db: Pool | Connection, printer_id: uuid.UUID) -> dict[str, Any] | None:
+    row = await db.fetchrow("SELECT * FROM print_jobs WHERE printer_id = $1"
+                            " AND status IN ('ASSIGNED', 'PRINTING')", printer_id)
+    return record_to_dict(row) if row else None
+
+
+async def claim(db: Pool | Connection, tenant_id: uuid.UUID, printer: Mapping[str, Any], *,
+                page: int = 200, max_pages: int = 10) -> dict[str, Any] | None:
+    """Take the best job the printer fits, or None; raises PrinterBusy if it holds one.
+
+    Candidates are read without locks; a candidate another printer took in the meantime makes
+    the conditional update return nothing, and the next best is tried.
+    """
+    printer_id = uuid.UUID(str(printer["id"]))
+    for number in range(max_pages):
+        rows = [record_to_dict(r) for r in await db.fetch(CANDIDATES, tenant_id, page,
+                                                          number * page)]
+        tried: set[Any] = set()
+        while True:
+            job = best_job(printer, [r for r in rows if r["id"] not in tried])
+            if job is None:
+                break
+            tried.add(job["id"])
+            try:
+                row = await db.fetchrow(CLAIM, tenant_id, job["id"], printer_id)
+            except asyncpg.UniqueViolationError:
+                raise PrinterBusy(f"printer {printer_id} already has a job") from None
+            if row is not None:
+                return record_to_dict(row)
+        if len(rows) < page:
+            return None
+    return None
+
+
+async def release(db: Pool | Connection, job_id: uuid.UUID, printer_id: uuid.UUID,
+                  reason: str) -> bool:
+    """Put an ASSIGNED job back in the queue (the printer could not start it)."""
+    done = await db.fetchval(
+        """UPDATE print_jobs SET status = 'QUEUED', printer_id = NULL, assigned_at = NULL,
+                  error = $3, updated_at = now()
+           WHERE id = $1 AND printer_id = $2 AND status = 'ASSIGNED' RETURNING true""",
+        job_id, printer_id, reason)
+    return bool(done)
+
+
+def job_fits(printer: Mapping[str, Any], job: Mapping[str, Any]) -> bool:
+    return fits(printer, job.get("required_tags") or [])
+
+
+async def set_job_status(conn: Connection, job: dict[str, Any], status: PrintJobStatus,
+                         **fields: Any) -> bool:
+    """Move a job if its transition table allows it; False (and nothing written) otherwise, so
+    stale or repeated farm updates are harmless."""
+    current = PrintJobStatus(job["status"])
+    if current == status or not PRINT_JOB_MACHINE.can(current, status):
+        return False
+    sets = "".join(f", {k} = ${i}" for i, k in enumerate(fields, start=3))
+    await conn.execute(
+        f"UPDATE print_jobs SET status = $2, updated_at = now(){sets} WHERE id = $1",
+        job["id"], status.value, *fields.values())
+    data = {"print_job_id": str(job["id"]), "order_id": str(job["order_id"]),
+            "line_item_id": str(job["line_item_id"]), "previous_status": current.value,
+            "new_status": status.value}
+    await record(conn, EventType.PRINT_JOB_STATUS_CHANGED, job["tenant_id"],
+                 data, subject=("print_job", job["id"]))
+    follow_up = {PrintJobStatus.COMPLETED: EventType.PRINT_JOB_COMPLETED,
+                 PrintJobStatus.FAILED: EventType.PRINT_JOB_FAILED,
+                 PrintJobStatus.CANCELLED: EventType.PRINT_JOB_CANCELLED}.get(status)
+    if follow_up is not None:
+        extra = {"error_message": fields.get("error") or "unknown"} if (
+            status == PrintJobStatus.FAILED) else {}
+        await record(conn, follow_up, job["tenant_id"],
+                     {k: v for k, v in data.items() if k not in ("previous_status", "new_status")}
+                     | extra, subject=("print_job", job["id"]))
+    job["status"] = status.value
+    return True

@@ -1,0 +1,1 @@
+"""Printers: rows, operator and farm changes with their printer.changed events."""

@@ -1,0 +1,1 @@
+"""Stock: the immutable ledger of stock movements per SKU."""

@@ -1,0 +1,82 @@
+"""Point a tenant at running sandboxes: integration settings, webhook targets and a catalog of
+product mappings for the Shopify sandbox's SKUs (single-part, multi-part and assemblies)."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from decimal import Decimal
+
+import httpx
+
+from forma3d.db.pool import Connection, Pool
+from forma3d.http.webhooks import webhook_url
+from forma3d.integrations.settings import SendcloudSettings, ShopifySettings, SimplyPrintSettings
+from forma3d.store.integrations import save_integration
+from sandbox.server import SandboxConfig
+
+# SKU -> parts (name, grams, print minutes, copies per unit). Mirrors the Shopify sandbox catalog.
+CATALOG: dict[str, list[tuple[str, int, int, int]]] = {
+    "BENCHY-PLA-RED": [("benchy", 35, 60, 1)],
+    "VASE-SPIRAL-PLA-WHITE": [("vase", 160, 180, 1), ("base", 20, 30, 1)],
+    "GRID-BIN-2X3-PETG-BLACK": [("bin", 60, 90, 1)],
+    "PLANTER-HEX-PLA-GREEN": [("pot", 110, 150, 1), ("saucer", 15, 20, 1), ("foot", 5, 10, 3)],
+}
+
+
+def fake_gcode(name: str, minutes: int, grams: int) -> bytes:
+    """A small gcode file with the slicer's estimate lines the farm and we both read."""
+    hours, mins = divmod(minutes, 60)
+    return (f"; {name}\nG28\nG1 X10 Y10 Z0.2 F3000\n"
+            f"; filament used [g] = {grams:.2f}\n"
+            f"; estimated printing time (normal mode) = {hours}h {mins}m 0s\n").encode()
+
+
+async def seed_catalog(conn: Connection, tenant_id: uuid.UUID) -> dict[str, int]:
+    """Create print files and product mappings for CATALOG; returns parts per unit by SKU."""
+    parts_per_unit: dict[str, int] = {}
+    for sku, parts in CATALOG.items():
+        mapping_id = await conn.fetchval(
+            """INSERT INTO product_mappings (id, tenant_id, sku, name) VALUES ($1, $2, $3, $3)
+               ON CONFLICT (tenant_id, sku, variant_id) DO UPDATE SET updated_at = now()
+               RETURNING id""", uuid.uuid4(), tenant_id, sku)
+        await conn.execute("DELETE FROM mapping_parts WHERE mapping_id = $1", mapping_id)
+        for position, (name, grams, minutes, copies) in enumerate(parts):
+            content = fake_gcode(f"{sku}/{name}", minutes, grams)
+            file_id = await conn.fetchval(
+                """INSERT INTO print_files (id, tenant_id, filename, content_hash, size_bytes,
+                                            content, estimated_seconds, grams)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                   ON CONFLICT (tenant_id, content_hash) DO UPDATE SET filename = EXCLUDED.filename
+                   RETURNING id""",
+                uuid.uuid4(), tenant_id, f"{sku.lower()}-{name}.gcode",
+                hashlib.sha256(content).hexdigest(), len(content), content, minutes * 60,
+                Decimal(grams))
+            await conn.execute(
+                """INSERT INTO mapping_parts (id, tenant_id, mapping_id, name, file_id, quantity,
+                                              grams, position)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8)""",
+                uuid.uuid4(), tenant_id, mapping_id, name, file_id, copies, Decimal(grams),
+                position)
+        parts_per_unit[sku] = sum(p[3] for p in parts)
+    return parts_per_unit
+
+
+async def connect_tenant(db: Pool | Connection, tenant_id: uuid.UUID, urls: dict[str, str],
+                         config: SandboxConfig, api_base: str) -> None:
+    """Save sandbox credentials for the tenant and aim each sandbox's webhooks at our ingress."""
+    shop, sp, sc = config.shopify, config.simplyprint, config.sendcloud
+    await save_integration(db, tenant_id, ShopifySettings(
+        shop_domain=shop.shop_domain, access_token=shop.access_token,
+        webhook_secret=shop.webhook_secret, base_url=urls["shopify"]))
+    await save_integration(db, tenant_id, SimplyPrintSettings(
+        company_id=sp.company_id, api_key=sp.api_key, webhook_secret=sp.webhook_secret,
+        base_url=urls["simplyprint"], files_url=urls["simplyprint"]))
+    await save_integration(db, tenant_id, SendcloudSettings(
+        public_key=sc.public_key, secret_key=sc.secret_key,
+        webhook_secret=sc.webhook_signature_key, base_url=f"{urls['sendcloud']}/api/v2"))
+    async with httpx.AsyncClient(timeout=10) as client:
+        for source, base in urls.items():
+            response = await client.post(f"{base}/_sandbox/webhooks", json={
+                "targets": [webhook_url(api_base, tenant_id, source)]})
+            response.raise_for_status()
