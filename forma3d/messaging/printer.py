@@ -90,3 +90,11 @@ class ControlPrinter(PrinterMessage):
     type: ClassVar[str] = "printer.control"
     action: Literal["pause", "resume", "cancel"]
     comment: str | None = None
+
+
+class ReleasePrinter(PrinterMessage):
+    """The printer's job was ended from outside (an operator forced its status): if the printer
+    still holds it, it is free again."""
+
+    type: ClassVar[str] = "printer.release"
+    print_job_id: uuid.UUID
