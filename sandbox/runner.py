@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from forma3d.store import files
 from sandbox.farm import PrinterSpec
 from sandbox.server import RunningSandboxes, SandboxConfig, serve_sandboxes
 from sandbox.tenant import CATALOG, connect_tenant, seed_catalog
@@ -114,8 +115,7 @@ async def wire_tenant(db: Any, tenant_id: uuid.UUID, urls: dict[str, str],
     Returns whether it seeded.
     """
     await connect_tenant(db, tenant_id, urls, config, api_base)
-    await db.execute("UPDATE print_files SET farm_file_id = NULL, farm_uploaded_at = NULL"
-                     " WHERE tenant_id = $1 AND farm_file_id IS NOT NULL", tenant_id)
+    await files.forget_farm_files(db, tenant_id)
     mapped = await db.fetchval(
         "SELECT count(*) FROM product_mappings WHERE tenant_id = $1 AND sku = ANY($2)",
         tenant_id, list(CATALOG))

@@ -3,7 +3,6 @@ product mappings for the Shopify sandbox's SKUs (single-part, multi-part and ass
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from decimal import Decimal
 
@@ -12,7 +11,9 @@ import httpx
 from forma3d.db.pool import Connection, Pool
 from forma3d.http.webhooks import webhook_url
 from forma3d.integrations.settings import SendcloudSettings, ShopifySettings, SimplyPrintSettings
+from forma3d.store import files, mappings
 from forma3d.store.integrations import save_integration
+from forma3d.store.mappings import MappingSpec, PartSpec
 from sandbox.server import SandboxConfig
 
 # SKU -> parts (name, grams, print minutes, copies per unit). Mirrors the Shopify sandbox catalog.
@@ -36,28 +37,14 @@ async def seed_catalog(conn: Connection, tenant_id: uuid.UUID) -> dict[str, int]
     """Create print files and product mappings for CATALOG; returns parts per unit by SKU."""
     parts_per_unit: dict[str, int] = {}
     for sku, parts in CATALOG.items():
-        mapping_id = await conn.fetchval(
-            """INSERT INTO product_mappings (id, tenant_id, sku, name) VALUES ($1, $2, $3, $3)
-               ON CONFLICT (tenant_id, sku, variant_id) DO UPDATE SET updated_at = now()
-               RETURNING id""", uuid.uuid4(), tenant_id, sku)
-        await conn.execute("DELETE FROM mapping_parts WHERE mapping_id = $1", mapping_id)
-        for position, (name, grams, minutes, copies) in enumerate(parts):
-            content = fake_gcode(f"{sku}/{name}", minutes, grams)
-            file_id = await conn.fetchval(
-                """INSERT INTO print_files (id, tenant_id, filename, content_hash, size_bytes,
-                                            content, estimated_seconds, grams)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-                   ON CONFLICT (tenant_id, content_hash) DO UPDATE SET filename = EXCLUDED.filename
-                   RETURNING id""",
-                uuid.uuid4(), tenant_id, f"{sku.lower()}-{name}.gcode",
-                hashlib.sha256(content).hexdigest(), len(content), content, minutes * 60,
-                Decimal(grams))
-            await conn.execute(
-                """INSERT INTO mapping_parts (id, tenant_id, mapping_id, name, file_id, quantity,
-                                              grams, position)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8)""",
-                uuid.uuid4(), tenant_id, mapping_id, name, file_id, copies, Decimal(grams),
-                position)
+        specs = []
+        for name, grams, minutes, copies in parts:
+            stored = await files.add_print_file(
+                conn, tenant_id, f"{sku.lower()}-{name}.gcode",
+                fake_gcode(f"{sku}/{name}", minutes, grams), estimated_seconds=minutes * 60,
+                grams=Decimal(grams))
+            specs.append(PartSpec(name, stored.id, copies, Decimal(grams)))
+        await mappings.put_mapping(conn, tenant_id, MappingSpec(sku), specs)
         parts_per_unit[sku] = sum(p[3] for p in parts)
     return parts_per_unit
 

@@ -15,6 +15,7 @@ from typing import Any
 from forma3d.db.pool import Pool
 from forma3d.integrations.errors import RejectedError
 from forma3d.integrations.simplyprint import SimplyPrintClient
+from forma3d.store import files
 
 # SimplyPrint's API file ids are temporary (about 24 h): upload again when older than this.
 FILE_ID_TTL = timedelta(hours=20)
@@ -49,9 +50,7 @@ async def ensure_uploaded(pool: Pool, client: SimplyPrintClient, file_id: uuid.U
             if content is None:
                 raise LookupError(f"print file {file_id} does not exist")
             uploaded = await client.upload_file(content["filename"], bytes(content["content"]))
-            await conn.execute(
-                "UPDATE print_files SET farm_file_id = $2, farm_uploaded_at = now() WHERE id = $1",
-                file_id, uploaded.id)
+            await files.set_farm_file(conn, file_id, uploaded.id)
             return uploaded.id
         finally:
             await conn.execute("SELECT pg_advisory_unlock($1)", _lock_key(file_id))

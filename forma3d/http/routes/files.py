@@ -3,7 +3,6 @@ downloaded on demand. Gcode estimates are read at upload so jobs and parcels can
 
 from __future__ import annotations
 
-import hashlib
 import io
 import uuid
 import zipfile
@@ -23,6 +22,7 @@ from forma3d.http.query import Field, FieldType, QuerySpec
 from forma3d.http.routes.api import api
 from forma3d.http.routes.listing import Row, fetch_one, list_routes
 from forma3d.http.routing import json_response, read_body
+from forma3d.store import files
 
 MAX_FILE_BYTES = 100 * 2**20
 EXTENSIONS = (".gcode", ".gco", ".bgcode", ".3mf", ".stl")
@@ -103,25 +103,17 @@ async def read_upload(request: Request, limit: int | None = None) -> bytes:
 async def upload_print_file(request: Request) -> Response:
     filename = clean_filename(request.query_params.get("filename"))
     content = await read_upload(request)
-    digest = hashlib.sha256(content).hexdigest()
     gcode = _gcode_of(filename, content)
     seconds = estimated_seconds(gcode) if gcode else None
     weight = filament_grams(gcode) if gcode else None
     tenant_id = tenant_of(request)
     async with deps(request).pool.acquire() as conn:
-        new_id = await conn.fetchval(
-            """INSERT INTO print_files (id, tenant_id, filename, content_hash, size_bytes,
-                                        content, estimated_seconds, grams)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-               ON CONFLICT (tenant_id, content_hash) DO NOTHING RETURNING id""",
-            uuid.uuid4(), tenant_id, filename, digest, len(content), content, seconds, weight)
-        file_id = new_id or await conn.fetchval(
-            "SELECT id FROM print_files WHERE tenant_id = $1 AND content_hash = $2",
-            tenant_id, digest)
-        row = await fetch_one(conn, FILES, tenant_id, file_id, "print file")
+        stored = await files.add_print_file(conn, tenant_id, filename, content,
+                                            estimated_seconds=seconds, grams=weight)
+        row = await fetch_one(conn, FILES, tenant_id, stored.id, "print file")
     body = PrintFileOut.model_validate(row).model_dump(mode="json")
-    response = json_response(body, 201 if new_id else 200)
-    response.headers["Location"] = f"{request.url.path}/{file_id}"
+    response = json_response(body, 201 if stored.created else 200)
+    response.headers["Location"] = f"{request.url.path}/{stored.id}"
     return response
 
 
