@@ -20,6 +20,7 @@ import ray
 
 from actors.router import EntityRouter
 from forma3d import logs
+from forma3d.config import settings
 from forma3d.db.pool import Pool, connect, create_pool
 from forma3d.messaging.envelope import Envelope, Reply
 from forma3d.messaging.live import relay
@@ -136,7 +137,8 @@ class OutboxDispatcher:
     """The Ray actor that runs the dispatch loop for the whole cluster."""
 
     def __init__(self, database_url: str, host_count: int, batch_size: int = 200) -> None:
-        logs.configure(os.environ.get("FORMA3D_LOG_LEVEL", "INFO"))
+        self.config = settings()
+        logs.configure(self.config.log_level)
         self.database_url = database_url
         self.host_count = host_count
         self.batch_size = batch_size
@@ -150,7 +152,7 @@ class OutboxDispatcher:
             router = EntityRouter.connect(self.host_count)
             self.dispatcher = Dispatcher(pool, router, batch_size=self.batch_size)
             self.task = asyncio.create_task(self.dispatcher.run(self.database_url))
-            redis_url = os.environ.get("REDIS_URL")
+            redis_url = self.config.redis_url
             if redis_url:  # the same process relays committed events to dashboards
                 self.relay = asyncio.create_task(relay(self.database_url, redis_url))
         return True
