@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import uuid
 from typing import Any
 
 import ray
@@ -16,7 +17,7 @@ import ray
 from actors.router import EntityRouter
 from forma3d import logs
 from forma3d.db.pool import Pool, create_pool
-from forma3d.messaging.envelope import Envelope
+from forma3d.messaging.tenant import BackfillOrders, ReconcileFarm, TenantMessage
 
 log = logging.getLogger(__name__)
 SCHEDULER_NAME = "forma3d-scheduler"
@@ -26,17 +27,15 @@ ACTIVE_FARM_TENANTS = """SELECT DISTINCT tenant_id FROM print_jobs
 SHOPIFY_TENANTS = "SELECT tenant_id FROM integrations WHERE service = 'shopify' AND enabled"
 
 
-async def tick(pool: Pool, router: EntityRouter, sql: str, message_type: str,
+async def tick(pool: Pool, router: EntityRouter, sql: str, message: type[TenantMessage],
                timeout: float) -> int:
-    """Ask every tenant the query names to run `message_type`; returns how many answered."""
-    tenants = [str(r["tenant_id"]) for r in await pool.fetch(sql)]
+    """Ask every tenant the query names to handle `message`; returns how many were asked."""
+    tenants: list[uuid.UUID] = [r["tenant_id"] for r in await pool.fetch(sql)]
     replies = await asyncio.gather(
-        *(router.deliver(Envelope("tenant", t, message_type, t), timeout) for t in tenants),
-        return_exceptions=True)
+        *(router.call(message(tenant_id=t), timeout) for t in tenants), return_exceptions=True)
     for tenant, reply in zip(tenants, replies, strict=True):
-        if isinstance(reply, BaseException) or reply.error:
-            log.warning("%s for tenant %s failed: %s", message_type, tenant,
-                        reply if isinstance(reply, BaseException) else reply.error)
+        if isinstance(reply, BaseException):
+            log.warning("%s for tenant %s failed: %s", message.type, tenant, reply)
     return len(tenants)
 
 
@@ -47,26 +46,28 @@ class Scheduler:
         logs.configure(os.environ.get("FORMA3D_LOG_LEVEL", "INFO"))
         self.database_url = database_url
         self.host_count = host_count
-        self.periods = {"tenant.reconcile": (ACTIVE_FARM_TENANTS, reconcile_seconds),
-                        "tenant.backfill": (SHOPIFY_TENANTS, backfill_seconds)}
+        self.periods: dict[type[TenantMessage], tuple[str, float]] = {
+            ReconcileFarm: (ACTIVE_FARM_TENANTS, reconcile_seconds),
+            BackfillOrders: (SHOPIFY_TENANTS, backfill_seconds)}
         self.tasks: list[asyncio.Task[None]] = []
-        self.ticks = dict.fromkeys(self.periods, 0)
+        self.ticks = {message.type: 0 for message in self.periods}
 
     async def start(self) -> bool:
         if not self.tasks:
             pool = await create_pool(self.database_url, max_size=2)
             router = EntityRouter.connect(self.host_count)
-            self.tasks = [asyncio.create_task(self._every(pool, router, name))
-                          for name in self.periods]
+            self.tasks = [asyncio.create_task(self._every(pool, router, message))
+                          for message in self.periods]
         return True
 
-    async def _every(self, pool: Pool, router: EntityRouter, name: str) -> None:
-        sql, period = self.periods[name]
+    async def _every(self, pool: Pool, router: EntityRouter,
+                     message: type[TenantMessage]) -> None:
+        sql, period = self.periods[message]
         while True:
             await asyncio.sleep(period)
             with contextlib.suppress(Exception):
-                await tick(pool, router, sql, name, timeout=max(30.0, period))
-                self.ticks[name] += 1
+                await tick(pool, router, sql, message, timeout=max(30.0, period))
+                self.ticks[message.type] += 1
 
     async def status(self) -> dict[str, Any]:
         return {"pid": os.getpid(), "ticks": dict(self.ticks),

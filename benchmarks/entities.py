@@ -24,6 +24,7 @@ from actors.runtime import start_runtime, stop_runtime
 from benchmarks._common import machine, percentile, ray_rss_mb, services
 from forma3d.db.pool import create_pool
 from forma3d.messaging.envelope import Envelope
+from forma3d.messaging.tenant import GetTenant
 
 
 async def seed(database_url: str, tenants: int, printers: int) -> list[Envelope]:
@@ -39,7 +40,7 @@ async def seed(database_url: str, tenants: int, printers: int) -> list[Envelope]
         "printers", records=rows,
         columns=["id", "tenant_id", "name", "model", "nozzle_diameter", "tags"])
     await pool.close()
-    envelopes = [Envelope("tenant", str(t), "tenant.get", str(t)) for t in tenant_ids]
+    envelopes = [GetTenant(tenant_id=t).envelope() for t in tenant_ids]
     envelopes += [Envelope("printer", str(r[0]), "printer.get", str(r[1])) for r in rows]
     return envelopes
 

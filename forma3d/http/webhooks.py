@@ -17,7 +17,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from forma3d import logs
 from forma3d.domain.orders.shopify_order import ORDER_TOPICS, ShopifyOrder
 from forma3d.http.deps import deps, parse_id
 from forma3d.http.problems import Problem
@@ -29,9 +28,10 @@ from forma3d.integrations.settings import (
     ShopifySettings,
     SimplyPrintSettings,
 )
-from forma3d.messaging.envelope import Envelope
+from forma3d.messaging.tenant import FarmWebhook, SendcloudWebhook, ShopifyWebhook
+from forma3d.store import inbox
 from forma3d.store.integrations import load_integration
-from forma3d.store.outbox import enqueue
+from forma3d.store.outbox import send
 
 SECRET_CACHE_SECONDS = 30.0
 
@@ -40,7 +40,7 @@ SECRET_CACHE_SECONDS = 30.0
 class Delivery:
     key: str
     topic: str
-    message_type: str
+    message: type[ShopifyWebhook | FarmWebhook | SendcloudWebhook]
 
 
 def _json(body: bytes) -> dict[str, Any]:
@@ -69,7 +69,7 @@ def _shopify(request: Request, body: bytes, settings: Any) -> Delivery:
             errors = [{"field": ".".join(map(str, e["loc"])), "message": e["msg"]}
                       for e in getattr(error, "errors", lambda: [])()]
             raise Problem(422, "not a valid Shopify order", errors=errors) from None
-    return Delivery(f"{topic}:{key}", topic, "shopify.webhook")
+    return Delivery(f"{topic}:{key}", topic, ShopifyWebhook)
 
 
 def _simplyprint(request: Request, body: bytes, settings: Any) -> Delivery:
@@ -83,7 +83,7 @@ def _simplyprint(request: Request, body: bytes, settings: Any) -> Delivery:
                               if f not in payload])
     data = payload.get("data") or {}
     subject = (data.get("job") or {}).get("uid") or (data.get("queue_item") or {}).get("id")
-    return Delivery(f"{event}:{subject}:{payload['timestamp']}", event, "farm.webhook")
+    return Delivery(f"{event}:{subject}:{payload['timestamp']}", event, FarmWebhook)
 
 
 def _sendcloud(request: Request, body: bytes, settings: Any) -> Delivery:
@@ -98,7 +98,7 @@ def _sendcloud(request: Request, body: bytes, settings: Any) -> Delivery:
     parcel = payload.get("parcel") or {}
     status = (parcel.get("status") or {}).get("id")
     return Delivery(f"{action}:{parcel.get('id')}:{status}:{payload.get('timestamp')}", action,
-                    "sendcloud.webhook")
+                    SendcloudWebhook)
 
 
 SOURCES: dict[str, tuple[type[IntegrationSettings],
@@ -132,15 +132,10 @@ async def receive(request: Request) -> Response:
     headers = {k: v for k, v in request.headers.items()
                if k.startswith(("x-shopify", "x-sp-event", "content-type"))}
     async with deps(request).pool.acquire() as conn, conn.transaction():
-        inbox_id = await conn.fetchval(
-            """INSERT INTO webhook_inbox (tenant_id, source, delivery_key, topic, headers, body)
-               VALUES ($1, $2, $3, $4, $5, $6)
-               ON CONFLICT (tenant_id, source, delivery_key) DO NOTHING RETURNING id""",
-            tenant_id, source, delivery.key, delivery.topic, headers, body)
+        inbox_id = await inbox.store(conn, tenant_id, source, delivery.key, delivery.topic,
+                                     headers, body)
         if inbox_id is not None:
-            await enqueue(conn, Envelope("tenant", str(tenant_id), delivery.message_type,
-                                         str(tenant_id), {"inbox_id": inbox_id},
-                                         correlation_id=logs.correlation_id.get(), durable=True))
+            await send(conn, delivery.message(tenant_id=tenant_id, inbox_id=inbox_id))
     return JSONResponse({"status": "accepted" if inbox_id else "duplicate"})
 
 

@@ -9,11 +9,11 @@ from typing import ClassVar
 from actors.host import EntityHostCore
 from forma3d.db.pool import Pool
 from forma3d.messaging.envelope import Envelope
+from forma3d.messaging.tenant import AdjustStock, GetTenant
 
 
-def adjust(tenant: uuid.UUID, quantity: int, **kw: object) -> Envelope:
-    return Envelope("tenant", str(tenant), "stock.adjust", str(tenant),
-                    {"sku": "CUBE", "quantity": quantity}, **kw)  # type: ignore[arg-type]
+def adjust(tenant: uuid.UUID, quantity: int, *, durable: bool = False) -> Envelope:
+    return AdjustStock(tenant_id=tenant, sku="CUBE", quantity=quantity).envelope(durable=durable)
 
 
 async def level(pool: Pool, tenant: uuid.UUID) -> int | None:
@@ -75,16 +75,14 @@ async def test_one_message_at_a_time_per_entity(database_url: str, db_pool: Pool
 async def test_idle_entities_passivate(database_url: str, tenant_id: uuid.UUID) -> None:
     host = EntityHostCore(0, 1, database_url, idle_seconds=0.2)
     try:
-        assert (await host.deliver(Envelope("tenant", str(tenant_id), "tenant.get",
-                                            str(tenant_id)))).ok
+        assert (await host.deliver(GetTenant(tenant_id=tenant_id).envelope())).ok
         assert f"tenant:{tenant_id}" in host.slots
         for _ in range(40):
             await asyncio.sleep(0.05)
             if not host.slots:
                 break
         assert host.slots == {}
-        again = await host.deliver(Envelope("tenant", str(tenant_id), "tenant.get",
-                                            str(tenant_id)))
+        again = await host.deliver(GetTenant(tenant_id=tenant_id).envelope())
         assert again.ok and host.activations == 2
     finally:
         await host.close()

@@ -11,8 +11,8 @@ import pytest
 
 from actors.runtime import Runtime
 from forma3d.db.pool import Pool
-from forma3d.messaging.envelope import Envelope
-from forma3d.store.outbox import enqueue
+from forma3d.messaging.tenant import AdjustStock, GetTenant
+from forma3d.store.outbox import send
 from forma3d.store.tenants import create_tenant
 
 pytestmark = pytest.mark.ray
@@ -37,9 +37,8 @@ async def test_sigkill_entity_host_mid_stream(ray_runtime: Runtime, db_pool: Poo
         for i in range(MESSAGES):
             tenant = tenants[i % len(tenants)]
             async with db_pool.acquire() as conn, conn.transaction():
-                await enqueue(conn, Envelope("tenant", str(tenant), "stock.adjust", str(tenant),
-                                             {"sku": SKU, "quantity": 1, "reason": f"m{i}"},
-                                             durable=True))
+                await send(conn, AdjustStock(tenant_id=tenant, sku=SKU, quantity=1,
+                                             reason=f"m{i}"))
             sent[tenant] += 1
             if i % 10 == 0:
                 await asyncio.sleep(0.005)
@@ -51,7 +50,7 @@ async def test_sigkill_entity_host_mid_stream(ray_runtime: Runtime, db_pool: Poo
 
     producer = asyncio.create_task(produce())
     await wait_for(lambda: _at_least(ledger_rows, MESSAGES // 4))
-    victim = ray_runtime.router.host_for(Envelope("tenant", str(tenants[0]), "", ""))
+    victim = ray_runtime.router.host_for(GetTenant(tenant_id=tenants[0]).envelope())
     pid = (await victim.status.remote())["pid"]
     os.kill(pid, signal.SIGKILL)
     await producer

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from actors.runtime import Runtime
-from forma3d.messaging.envelope import Envelope
+from forma3d.messaging.tenant import BackfillOrders
 from tests.e2e.conftest import Farm
 
 pytestmark = pytest.mark.ray
@@ -20,10 +20,9 @@ async def test_backfill_ingests_orders_whose_webhooks_were_lost(
         farm.send_order([("GRID-BIN-2X3-PETG-BLACK", 2)]),
     ]
     assert await farm.statuses() == {}
-    tenant = str(farm.tenant_id)
-    created = await ray_runtime.router.ask(Envelope("tenant", tenant, "tenant.backfill", tenant))
+    created = await ray_runtime.router.call(BackfillOrders(tenant_id=farm.tenant_id))
     assert created == 2
-    again = await ray_runtime.router.ask(Envelope("tenant", tenant, "tenant.backfill", tenant))
+    again = await ray_runtime.router.call(BackfillOrders(tenant_id=farm.tenant_id))
     assert again == 0  # known orders are not ingested twice
     assert set((await farm.wait(missed, {"FULFILLED", "FAILED", "ON_HOLD"})).values()) == {
         "FULFILLED"

@@ -11,6 +11,9 @@ import pytest
 from forma3d.db.pool import Pool
 from forma3d.integrations import signatures
 from forma3d.integrations.settings import SendcloudSettings, ShopifySettings, SimplyPrintSettings
+from forma3d.messaging.envelope import Envelope
+from forma3d.messaging.message import parse
+from forma3d.messaging.tenant import ShopifyWebhook
 from forma3d.store.integrations import save_integration
 
 SHOP_SECRET = "shop-secret"
@@ -60,6 +63,10 @@ async def test_signed_order_is_stored_once(api: httpx.AsyncClient, db_pool: Pool
     assert await stored(db_pool, wired) == (1, 1)
     message = await db_pool.fetchrow("SELECT * FROM outbox WHERE tenant_id = $1", wired)
     assert message["target_kind"] == "tenant" and message["message_type"] == "shopify.webhook"
+    inbox_id = await db_pool.fetchval("SELECT id FROM webhook_inbox WHERE tenant_id = $1", wired)
+    assert parse(Envelope(message["target_kind"], message["target_key"], message["message_type"],
+                          str(wired), message["payload"])) == ShopifyWebhook(tenant_id=wired,
+                                                                              inbox_id=inbox_id)
 
 
 @pytest.mark.parametrize("secret", ["", "wrong-secret"])

@@ -1,0 +1,291 @@
+"""The tenant entity (one per tenant): turns inbound webhooks into order and printer messages,
+resumes held orders when a mapping appears, reconciles the farm, backfills Shopify and keeps
+the tenant's stock ledger.
+
+Webhooks arrive stored in the inbox (forma3d.store.inbox); each is processed once and marked,
+with the reason when it could not be used.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pydantic import ValidationError
+
+from forma3d.db.pool import Connection, record_to_dict
+from forma3d.domain.orders.shopify_order import ORDER_TOPICS, ShopifyOrder
+from forma3d.domain.printing.reconcile import WEBHOOK_STATUS, JobUpdate, reconcile
+from forma3d.handlers.registry import EntitySpec, Handlers
+from forma3d.handlers.services import Services
+from forma3d.integrations.settings import ShopifySettings, SimplyPrintSettings
+from forma3d.messaging.order import CancelOrder, JobStatusReport, ShipmentStatusReport, StartOrder
+from forma3d.messaging.printer import FarmEvent
+from forma3d.messaging.tenant import (
+    AdjustStock,
+    BackfillOrders,
+    FarmWebhook,
+    GetTenant,
+    MappingChanged,
+    ReconcileFarm,
+    SendcloudWebhook,
+    ShopifyWebhook,
+)
+from forma3d.store import inbox, stock
+from forma3d.store import orders as store_orders
+from forma3d.store.integrations import load_integration
+from forma3d.store.outbox import send
+from forma3d.store.tenants import tenant_settings
+
+BACKFILL_LOOKBACK = timedelta(days=2)
+HISTORY_PAGES = 20  # reconciliation reads at most this many pages of the farm's job history
+
+
+@dataclass
+class Tenant:
+    services: Services
+    tenant_id: uuid.UUID
+    row: dict[str, Any]
+
+
+async def load(services: Services, key: str) -> Tenant:
+    row = await services.pool.fetchrow("SELECT * FROM tenants WHERE id = $1", uuid.UUID(key))
+    if row is None:
+        raise LookupError(f"tenant {key} does not exist")
+    return Tenant(services, row["id"], record_to_dict(row))
+
+
+HANDLERS: Handlers[Tenant] = Handlers()
+
+
+@HANDLERS.query(GetTenant)
+async def get(tenant: Tenant, message: GetTenant) -> dict[str, Any]:
+    return dict(tenant.row)
+
+
+# --- Shopify ----------------------------------------------------------------------------
+
+
+@HANDLERS.command(ShopifyWebhook)
+async def shopify_webhook(tenant: Tenant, message: ShopifyWebhook, conn: Connection) -> str:
+    delivery = await inbox.unprocessed(conn, tenant.tenant_id, message.inbox_id)
+    if delivery is None:
+        return "already processed"
+    if delivery.topic not in ORDER_TOPICS:
+        await inbox.mark_processed(conn, tenant.tenant_id, delivery.id)
+        return "ignored"
+    try:
+        order = ShopifyOrder.model_validate(json.loads(delivery.body))
+    except (ValidationError, ValueError) as error:
+        await inbox.mark_processed(conn, tenant.tenant_id, delivery.id,
+                                   f"not an order payload: {error}"[:500])
+        return "rejected"
+    result = await ingest(conn, tenant.tenant_id, order, delivery.topic)
+    await inbox.mark_processed(conn, tenant.tenant_id, delivery.id)
+    return result
+
+
+async def ingest(conn: Connection, tenant_id: uuid.UUID, order: ShopifyOrder, topic: str) -> str:
+    """One path for webhooks and backfill: create once, update newer, cancel when asked."""
+    order_id, created = await store_orders.insert_order(conn, tenant_id, order)
+    if created:
+        await send(conn, StartOrder(tenant_id=tenant_id, order_id=order_id))
+    elif topic == "orders/updated":
+        await store_orders.update_order(conn, tenant_id, order)
+    if topic == "orders/cancelled" or order.cancelled_at is not None:
+        reason = order.cancel_reason or "cancelled in Shopify"
+        await send(conn, CancelOrder(tenant_id=tenant_id, order_id=order_id, reason=reason))
+        return "cancelling"
+    return "created" if created else "known"
+
+
+@HANDLERS.step(BackfillOrders)
+async def backfill(tenant: Tenant, message: BackfillOrders) -> int:
+    """Orders Shopify created while its webhooks did not reach us; returns how many are new."""
+    pool = tenant.services.pool
+    shop = await load_integration(pool, tenant.tenant_id, ShopifySettings)
+    if shop is None:
+        return 0
+    since = datetime.now(UTC) - BACKFILL_LOOKBACK
+    created = 0
+    async with shop.client() as client:
+        async for remote in client.iter_orders(created_at_min=since, status="any"):
+            async with pool.acquire() as conn, conn.transaction():
+                known = await conn.fetchval(
+                    "SELECT status FROM orders WHERE tenant_id = $1 AND shopify_order_id = $2",
+                    tenant.tenant_id, remote.id)
+                if known is not None and (remote.cancelled_at is None or known == "CANCELLED"):
+                    continue
+                try:
+                    order = ShopifyOrder.model_validate(remote.raw)
+                except ValidationError:
+                    continue
+                await ingest(conn, tenant.tenant_id, order, "orders/create")
+                created += known is None
+    return created
+
+
+# --- SimplyPrint ------------------------------------------------------------------------
+
+
+def _report(tenant_id: uuid.UUID, order_id: uuid.UUID, update: JobUpdate) -> JobStatusReport:
+    """The order's message for what the farm says about one of its jobs."""
+    return JobStatusReport.model_validate(
+        {**update.payload(), "tenant_id": tenant_id, "order_id": order_id})
+
+
+@HANDLERS.step(FarmWebhook)
+async def farm_webhook(tenant: Tenant, message: FarmWebhook) -> str:
+    """Every job.* / printer.* event goes to its printer (live state); job status changes of
+    our jobs go to their order."""
+    pool = tenant.services.pool
+    delivery = await inbox.unprocessed(pool, tenant.tenant_id, message.inbox_id)
+    if delivery is None:
+        return "already processed"
+    body = json.loads(delivery.body)
+    status = WEBHOOK_STATUS.get(body.get("event", ""))
+    data = body.get("data") or {}
+    job = data.get("job") or {}
+    printer = job.get("printer_id") or (job.get("printer") or {}).get("id") or (
+        data.get("printer") or {}).get("id")
+    ours_printer = printer and await pool.fetchval(
+        "SELECT id FROM printers WHERE tenant_id = $1 AND farm_printer_id = $2",
+        tenant.tenant_id, int(printer))
+    if ours_printer:
+        # A deterministic id: a retried step forwards the same event once.
+        forward = uuid.uuid5(uuid.NAMESPACE_URL, f"forma3d:inbox:{delivery.id}")
+        async with pool.acquire() as conn, conn.transaction():
+            await send(conn, FarmEvent(tenant_id=tenant.tenant_id, printer_id=ours_printer,
+                                       event=body.get("event"), job=job,
+                                       at=body.get("timestamp")), message_id=forward)
+    if status is None or not job.get("uid"):
+        await inbox.mark_processed(pool, tenant.tenant_id, delivery.id)
+        return "ignored"
+    ours = await _job_for_farm_job(tenant, str(job["uid"]), printer)
+    async with pool.acquire() as conn, conn.transaction():
+        if ours is not None:
+            at = datetime.fromtimestamp(int(body.get("timestamp") or 0) or
+                                        datetime.now(UTC).timestamp(), UTC)
+            update = JobUpdate(str(ours["id"]), status, at, ours["farm_queue_item_id"],
+                               str(job["uid"]), printer,
+                               job.get("failedReason") or f"farm event {body['event']}")
+            await send(conn, _report(tenant.tenant_id, ours["order_id"], update))
+        await inbox.mark_processed(conn, tenant.tenant_id, delivery.id,
+                                   None if ours else "not one of our jobs")
+    return "forwarded" if ours else "unknown job"
+
+
+async def _job_for_farm_job(tenant: Tenant, uid: str,
+                            printer: int | None) -> dict[str, Any] | None:
+    """Our job for a farm job: by its uid, else by its queue item in the job history."""
+    pool = tenant.services.pool
+    found = await pool.fetchrow(
+        "SELECT * FROM print_jobs WHERE tenant_id = $1 AND farm_job_uid = $2",
+        tenant.tenant_id, uid)
+    if found is not None:
+        return record_to_dict(found)
+    sp = await load_integration(pool, tenant.tenant_id, SimplyPrintSettings)
+    if sp is None:
+        return None
+    async with sp.client() as client:
+        page = await client.get_print_jobs(printer_ids=[printer] if printer else None,
+                                           page_size=50)
+    item = next(((j.queue_item or {}).get("id") for j in page.jobs if j.uid == uid), None)
+    if item is None:
+        return None
+    found = await pool.fetchrow(
+        "SELECT * FROM print_jobs WHERE tenant_id = $1 AND farm_queue_item_id = $2",
+        tenant.tenant_id, int(item))
+    return record_to_dict(found) if found else None
+
+
+@HANDLERS.step(ReconcileFarm)
+async def reconcile_farm(tenant: Tenant, message: ReconcileFarm) -> int:
+    """Compare active jobs with the farm's queue and history; report what differs."""
+    pool = tenant.services.pool
+    active = [record_to_dict(r) for r in await pool.fetch(
+        "SELECT * FROM print_jobs WHERE tenant_id = $1 AND status IN ('QUEUED', 'PRINTING')"
+        " AND farm_queue_item_id IS NOT NULL", tenant.tenant_id)]
+    sp = await load_integration(pool, tenant.tenant_id, SimplyPrintSettings)
+    if not active or sp is None:
+        return 0
+    settings = await tenant_settings(pool, tenant.tenant_id)
+    oldest = min((j["queued_at"] for j in active if j["queued_at"]), default=datetime.now(UTC))
+    async with sp.client() as client:
+        listing = await client.get_queue_items()
+        history = []
+        page_number = 1
+        while page_number <= HISTORY_PAGES:
+            page = await client.get_print_jobs(page=page_number, page_size=100,
+                                               start_date=int(oldest.timestamp()) - 3600)
+            history.extend(page.jobs)
+            if page_number >= page.page_amount:
+                break
+            page_number += 1
+    updates = reconcile(active, {i.id for i in listing.items}, history, now=datetime.now(UTC),
+                        grace=timedelta(seconds=settings.stranded_job_seconds))
+    orders = {str(j["id"]): j["order_id"] for j in active}
+    async with pool.acquire() as conn, conn.transaction():
+        for update in updates:
+            await send(conn, _report(tenant.tenant_id, orders[update.print_job_id], update))
+    return len(updates)
+
+
+# --- Sendcloud --------------------------------------------------------------------------
+
+
+@HANDLERS.command(SendcloudWebhook)
+async def sendcloud_webhook(tenant: Tenant, message: SendcloudWebhook, conn: Connection) -> str:
+    delivery = await inbox.unprocessed(conn, tenant.tenant_id, message.inbox_id)
+    if delivery is None:
+        return "already processed"
+    body = json.loads(delivery.body)
+    parcel = body.get("parcel") or {}
+    status = parcel.get("status") or {}
+    if body.get("action") != "parcel_status_changed" or not parcel.get("id") \
+            or status.get("id") is None:
+        await inbox.mark_processed(conn, tenant.tenant_id, delivery.id)
+        return "ignored"
+    order_id = await conn.fetchval(
+        "SELECT order_id FROM shipments WHERE tenant_id = $1 AND parcel_id = $2",
+        tenant.tenant_id, int(parcel["id"]))
+    if order_id is not None:
+        stamp = int(body.get("timestamp") or 0) / 1000
+        await send(conn, ShipmentStatusReport(
+            tenant_id=tenant.tenant_id, order_id=order_id, status_id=int(status["id"]),
+            message=status.get("message"), at=datetime.fromtimestamp(stamp, UTC)))
+    await inbox.mark_processed(conn, tenant.tenant_id, delivery.id,
+                               None if order_id else "unknown parcel")
+    return "forwarded" if order_id else "unknown parcel"
+
+
+# --- mappings ---------------------------------------------------------------------------
+
+
+@HANDLERS.command(MappingChanged)
+async def mapping_changed(tenant: Tenant, message: MappingChanged, conn: Connection) -> int:
+    """A new or changed product mapping resumes orders held for its SKU (GridFlock items map
+    through `mapping_sku` and may be GENERATING while their pipeline runs)."""
+    orders = await conn.fetch(
+        "SELECT DISTINCT order_id FROM line_items WHERE tenant_id = $1"
+        " AND (sku = $2 OR mapping_sku = $2) AND status IN ('NEEDS_MAPPING', 'GENERATING')",
+        tenant.tenant_id, message.sku)
+    for row in orders:
+        await send(conn, StartOrder(tenant_id=tenant.tenant_id, order_id=row["order_id"]))
+    return len(orders)
+
+
+# --- stock ------------------------------------------------------------------------------
+
+
+@HANDLERS.command(AdjustStock)
+async def adjust_stock(tenant: Tenant, message: AdjustStock, conn: Connection) -> int:
+    """Apply a signed stock change as an immutable ledger entry; returns the new level."""
+    return await stock.adjust(conn, tenant.tenant_id, message.sku, message.quantity,
+                              transaction_type=message.transaction_type, reason=message.reason)
+
+
+ENTITY = EntitySpec("tenant", load, HANDLERS)
