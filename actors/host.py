@@ -11,6 +11,7 @@ import asyncio
 import logging
 import os
 import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,7 +27,7 @@ from forma3d.handlers.registry import EntitySpec, HandlerKind
 from forma3d.handlers.services import Live, Sender, Services, Slicer
 from forma3d.integrations.errors import TransientError
 from forma3d.integrations.settings import IntegrationMissing
-from forma3d.messaging.envelope import Envelope, Reply
+from forma3d.messaging.envelope import Envelope, Reply, delivery_id
 from forma3d.messaging.message import parse
 from forma3d.store import handled
 
@@ -112,6 +113,7 @@ class EntityHostCore:
             if waiting:
                 return Reply(value="superseded")  # the waiting delivery applies this one
         token = logs.correlation_id.set(envelope.correlation_id)
+        delivery = delivery_id.set(uuid.UUID(envelope.message_id) if envelope.durable else None)
         try:
             async with slot.lock:
                 envelope = slot.latest.pop(envelope.type, envelope)
@@ -127,6 +129,7 @@ class EntityHostCore:
                     return Reply(error=str(error) or type(error).__name__,
                                  error_type=type(error).__name__, retryable=transient)
         finally:
+            delivery_id.reset(delivery)
             logs.correlation_id.reset(token)
 
     async def _handle(self, slot: Slot, envelope: Envelope, services: Services) -> Reply:

@@ -22,6 +22,7 @@ from forma3d.domain.printing.reconcile import WEBHOOK_STATUS, JobUpdate, reconci
 from forma3d.handlers.registry import EntitySpec, Handlers
 from forma3d.handlers.services import Services
 from forma3d.integrations.settings import ShopifySettings, SimplyPrintSettings
+from forma3d.messaging.envelope import delivery_id
 from forma3d.messaging.order import CancelOrder, JobStatusReport, ShipmentStatusReport, StartOrder
 from forma3d.messaging.printer import FarmEvent
 from forma3d.messaging.tenant import (
@@ -285,7 +286,8 @@ async def mapping_changed(tenant: Tenant, message: MappingChanged, conn: Connect
 async def adjust_stock(tenant: Tenant, message: AdjustStock, conn: Connection) -> int:
     """Apply a signed stock change as an immutable ledger entry; returns the new level."""
     return await stock.adjust(conn, tenant.tenant_id, message.sku, message.quantity,
-                              transaction_type=message.transaction_type, reason=message.reason)
+                              transaction_type=message.transaction_type, reason=message.reason,
+                              message_id=delivery_id.get())
 
 
 ENTITY = EntitySpec("tenant", load, HANDLERS)

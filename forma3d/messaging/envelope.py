@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import contextvars
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
+
+# The id of the durable message being handled (None for a tell): set by the host around a
+# handler, so a handler can name the message that caused a row (e.g. a stock ledger entry).
+delivery_id: contextvars.ContextVar[uuid.UUID | None] = contextvars.ContextVar(
+    "delivery_id", default=None)
 
 
 @dataclass(frozen=True)
