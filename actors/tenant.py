@@ -16,9 +16,10 @@ from forma3d.domain.orders.shopify_order import ORDER_TOPICS, ShopifyOrder
 from forma3d.domain.printing.reconcile import WEBHOOK_STATUS, JobUpdate, reconcile
 from forma3d.integrations.settings import ShopifySettings, SimplyPrintSettings
 from forma3d.messaging.envelope import Envelope
+from forma3d.messaging.printer import FarmEvent
 from forma3d.store import orders as store
 from forma3d.store.integrations import load_integration
-from forma3d.store.outbox import enqueue
+from forma3d.store.outbox import enqueue, send
 from forma3d.store.tenants import tenant_settings
 
 BACKFILL_LOOKBACK = timedelta(days=2)
@@ -121,10 +122,10 @@ class TenantActor(Entity):
         if ours_printer and not await self.ctx.pool.fetchval(
                 "SELECT true FROM outbox WHERE message_id = $1", forward):
             async with self.ctx.pool.acquire() as conn, conn.transaction():
-                await enqueue(conn, Envelope("printer", str(ours_printer), "printer.farm_event",
-                                             self.key, {"event": body.get("event"), "job": job,
-                                                        "at": body.get("timestamp")},
-                                             message_id=str(forward), durable=True))
+                await send(conn, FarmEvent(
+                    tenant_id=self.tenant_id, printer_id=ours_printer,
+                    event=str(body.get("event") or ""), job=job, at=body.get("timestamp")),
+                    message_id=forward)
         if status is None or not job.get("uid"):
             await self._processed(self.ctx.pool, row["id"])
             return "ignored"
