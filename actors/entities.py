@@ -4,15 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from actors.dispatch import FleetActor
 from actors.entity import legacy_spec
 from actors.gridflock import GridflockActor
 from actors.order import OrderActor
-from actors.printer import PrinterActor
-from forma3d.handlers import tenant
+from forma3d.handlers import fleet, printer, tenant
 from forma3d.handlers.registry import EntitySpec
 
 ENTITIES: tuple[EntitySpec[Any], ...] = (
-    *(legacy_spec(cls) for cls in (OrderActor, PrinterActor, FleetActor, GridflockActor)),
-    tenant.ENTITY,
-)
+    legacy_spec(OrderActor), printer.ENTITY, tenant.ENTITY, fleet.ENTITY,
+    legacy_spec(GridflockActor))

@@ -10,7 +10,7 @@ from typing import Any
 
 import ray
 
-from actors.dispatch import FLEET_CLOCK_NAME, HOSTS_ENV, FleetClock
+from actors.fleet_clock import FLEET_CLOCK_NAME, FleetClock
 from actors.host import EntityHost
 from actors.outbox import DISPATCHER_NAME, OutboxDispatcher
 from actors.router import NAMESPACE, EntityRouter, host_name
@@ -43,8 +43,8 @@ def start_runtime(database_url: str, host_count: int, *, idle_seconds: float = 6
                   fleet_sync_seconds: float = 30.0, fleet_wake_seconds: float = 5.0,
                   env: dict[str, str] | None = None) -> Runtime:
     """Create (or find) the named, detached, restartable hosts, dispatcher and schedulers."""
-    # Entities reach each other (timers, fleet fan-out) and the tenants' live channels.
-    env_vars = {HOSTS_ENV: str(host_count), **(env or {})}
+    # The host count (settings().entity_hosts) and the tenants' live channels.
+    env_vars = {"FORMA3D_ENTITY_HOSTS": str(host_count), **(env or {})}
     if os.environ.get("REDIS_URL"):
         env_vars.setdefault("REDIS_URL", os.environ["REDIS_URL"])
     runtime_env = {"env_vars": env_vars}

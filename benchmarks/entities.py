@@ -24,6 +24,7 @@ from actors.runtime import start_runtime, stop_runtime
 from benchmarks._common import machine, percentile, ray_rss_mb, services
 from forma3d.db.pool import create_pool
 from forma3d.messaging.envelope import Envelope
+from forma3d.messaging.printer import GetPrinter
 from forma3d.messaging.tenant import GetTenant
 
 
@@ -41,7 +42,7 @@ async def seed(database_url: str, tenants: int, printers: int) -> list[Envelope]
         columns=["id", "tenant_id", "name", "model", "nozzle_diameter", "tags"])
     await pool.close()
     envelopes = [GetTenant(tenant_id=t).envelope() for t in tenant_ids]
-    envelopes += [Envelope("printer", str(r[0]), "printer.get", str(r[1])) for r in rows]
+    envelopes += [GetPrinter(tenant_id=r[1], printer_id=r[0]).envelope() for r in rows]
     return envelopes
 
 

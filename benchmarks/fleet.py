@@ -45,8 +45,11 @@ from actors.runtime import start_runtime, stop_runtime
 from benchmarks._common import machine, percentile, services
 from forma3d.db.pool import Pool, create_pool
 from forma3d.domain.printing.fleet import observe_row
+from forma3d.handlers.printer import observation
 from forma3d.integrations.settings import SimplyPrintSettings
 from forma3d.messaging.envelope import Envelope
+from forma3d.messaging.fleet import HostObservations
+from forma3d.messaging.printer import FarmEvent
 from forma3d.store.integrations import save_integration
 from sandbox.farm import MaterialSpec, PrinterSpec
 from sandbox.server import RunningSandboxes, SandboxConfig, serve_sandboxes
@@ -156,8 +159,9 @@ class Bench:
             job = data.get("job") or {}
             owner = self.printers.get(int(job.get("printer_id") or 0))
             if owner and event.startswith("job."):
-                self.events.append(Envelope("printer", owner[1], "printer.farm_event", owner[0],
-                                            {"event": event, "job": job, "at": time.time()}))
+                self.events.append(FarmEvent(
+                    tenant_id=uuid.UUID(owner[0]), printer_id=uuid.UUID(owner[1]), event=event,
+                    job=job, at=time.time()).envelope())
 
         return emit
 
@@ -180,8 +184,8 @@ class Bench:
                 cursor, carry = cursor + 1, carry - 1
                 tenant, printer = self.printers[farm_id]
                 row = sandbox.printer_row(sandbox.farm.printers[farm_id])
-                batch.append(Envelope("printer", printer, "printer.observe", tenant,
-                                      observe_row(row, now).as_payload()))
+                batch.append(observation(uuid.UUID(tenant), uuid.UUID(printer),
+                                         observe_row(row, now)).envelope())
             events, self.events = self.events, []
             # Fire and collect later, as a relay with many requests in flight would: a printer
             # busy starting a job delays its own frame, never the next tick.
@@ -223,7 +227,7 @@ class Bench:
         for index in range(len(router.hosts)):
             key = next(k for k in (str(uuid.UUID(int=n)) for n in range(1, 10_000))
                        if rendezvous(f"fleet:{k}", len(router.hosts)) == index)
-            stats = await router.ask(Envelope("fleet", key, "fleet.host_observations", key))
+            stats = await router.call(HostObservations(tenant_id=uuid.UUID(key)))
             lags += stats["lags"]
         return lags
 

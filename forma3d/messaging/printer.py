@@ -6,7 +6,7 @@ import uuid
 from decimal import Decimal
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, SerializerFunctionWrapHandler, model_serializer
 
 from forma3d.messaging.message import Message
 
@@ -41,6 +41,12 @@ class PrinterChanges(BaseModel):
     external_id: str | None = None
     auto_ready: bool | None = None
     farm_printer_id: int | None = None
+
+    @model_serializer(mode="wrap")
+    def _only_set(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Unset fields stay unset on the wire, so `exclude_unset` still holds after a hop."""
+        dumped: dict[str, Any] = handler(self)
+        return {k: v for k, v in dumped.items() if k in self.model_fields_set}
 
 
 class UpdatePrinter(PrinterMessage):

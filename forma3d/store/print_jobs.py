@@ -1,16 +1,20 @@
-"""Smart dispatch in PostgreSQL: a ready printer claims the best queued job its tags fit.
+"""Print jobs: smart dispatch in PostgreSQL, and the status changes of a job.
 
-Matching is `matching.best_job` over the best-first candidates; the claim is a conditional
-update (`... WHERE status = 'QUEUED'`), so of two printers racing for one job exactly one gets a
-row back, and the partial unique index `print_jobs_one_per_printer` refuses a second active job
-on one printer even if two claims for it ever ran at once. Both hold under any concurrency,
-because PostgreSQL, not a lock in memory, decides.
+A ready printer claims the best queued job its tags fit: matching is `matching.best_job` over the
+best-first candidates; the claim (QUEUED -> ASSIGNED) and the release of a job the printer could
+not start (ASSIGNED -> QUEUED) go through PRINT_JOB_MACHINE and record their
+print-job.status-changed event, and are conditional updates (`... WHERE status = 'QUEUED'`), so
+of two printers racing for one job exactly one gets a row back, and the partial unique index
+`print_jobs_one_per_printer` refuses a second active job on one printer even if two claims for
+it ever ran at once. Both hold under any concurrency, because PostgreSQL, not a lock in memory,
+decides.
 """
 
 from __future__ import annotations
 
+import contextlib
 import uuid
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import asyncpg
@@ -19,6 +23,7 @@ from forma3d.db.pool import Connection, Pool, record_to_dict
 from forma3d.domain.events import EventType
 from forma3d.domain.printing.matching import best_job, fits
 from forma3d.domain.printing.states import PRINT_JOB_MACHINE, PrintJobStatus
+from forma3d.domain.statemachine import IllegalTransition
 from forma3d.store.events import record
 
 CANDIDATES = """SELECT id, priority, position, created_at, required_tags FROM print_jobs
@@ -30,6 +35,20 @@ CLAIM = """UPDATE print_jobs SET status = 'ASSIGNED', printer_id = $3, assigned_
     WHERE tenant_id = $1 AND id = $2 AND status = 'QUEUED' AND NOT held
       AND farm_queue_item_id IS NULL
     RETURNING *"""
+
+RELEASE = """UPDATE print_jobs SET status = 'QUEUED', printer_id = NULL, assigned_at = NULL,
+        error = $3, status_at = now(), updated_at = now()
+    WHERE id = $1 AND printer_id = $2 AND status = 'ASSIGNED'
+    RETURNING *"""
+
+
+@contextlib.asynccontextmanager
+async def _connection(db: Pool | Connection) -> AsyncIterator[Connection]:
+    if isinstance(db, asyncpg.Pool):
+        async with db.acquire() as conn:
+            yield conn
+    else:
+        yield db
 
 
 class PrinterBusy(Exception):
@@ -44,41 +63,72 @@ async def active_job(db: Pool | Connection, printer_id: uuid.UUID) -> dict[str, 
 
 async def claim(db: Pool | Connection, tenant_id: uuid.UUID, printer: Mapping[str, Any], *,
                 page: int = 200, max_pages: int = 10) -> dict[str, Any] | None:
-    """Take the best job the printer fits, or None; raises PrinterBusy if it holds one.
+    """Take the best job the printer fits (QUEUED -> ASSIGNED, with its event), or None;
+    raises PrinterBusy if the printer holds one.
 
     Candidates are read without locks; a candidate another printer took in the meantime makes
-    the conditional update return nothing, and the next best is tried.
+    the conditional update return nothing, and the next best is tried. Each try is its own
+    transaction (a savepoint inside the caller's), so a refused one leaves nothing behind.
     """
     printer_id = uuid.UUID(str(printer["id"]))
-    for number in range(max_pages):
-        rows = [record_to_dict(r) for r in await db.fetch(CANDIDATES, tenant_id, page,
-                                                          number * page)]
-        tried: set[Any] = set()
-        while True:
-            job = best_job(printer, [r for r in rows if r["id"] not in tried])
-            if job is None:
-                break
-            tried.add(job["id"])
-            try:
-                row = await db.fetchrow(CLAIM, tenant_id, job["id"], printer_id)
-            except asyncpg.UniqueViolationError:
-                raise PrinterBusy(f"printer {printer_id} already has a job") from None
-            if row is not None:
-                return record_to_dict(row)
-        if len(rows) < page:
-            return None
+    PRINT_JOB_MACHINE.check(PrintJobStatus.QUEUED, PrintJobStatus.ASSIGNED)
+    async with _connection(db) as conn:
+        for number in range(max_pages):
+            rows = [record_to_dict(r) for r in await conn.fetch(CANDIDATES, tenant_id, page,
+                                                                number * page)]
+            tried: set[Any] = set()
+            while True:
+                job = best_job(printer, [r for r in rows if r["id"] not in tried])
+                if job is None:
+                    break
+                tried.add(job["id"])
+                try:
+                    async with conn.transaction():
+                        row = await conn.fetchrow(CLAIM, tenant_id, job["id"], printer_id)
+                        if row is not None:
+                            taken = record_to_dict(row)
+                            await _record_status(conn, taken, PrintJobStatus.QUEUED,
+                                                 PrintJobStatus.ASSIGNED)
+                            return taken
+                except asyncpg.UniqueViolationError:
+                    raise PrinterBusy(f"printer {printer_id} already has a job") from None
+            if len(rows) < page:
+                return None
     return None
 
 
 async def release(db: Pool | Connection, job_id: uuid.UUID, printer_id: uuid.UUID,
                   reason: str) -> bool:
-    """Put an ASSIGNED job back in the queue (the printer could not start it)."""
-    done = await db.fetchval(
-        """UPDATE print_jobs SET status = 'QUEUED', printer_id = NULL, assigned_at = NULL,
-                  error = $3, updated_at = now()
-           WHERE id = $1 AND printer_id = $2 AND status = 'ASSIGNED' RETURNING true""",
-        job_id, printer_id, reason)
-    return bool(done)
+    """Put a job the printer could not start back in the queue (ASSIGNED -> QUEUED, with its
+    event). False if the printer no longer holds the job (an operator or its order moved it);
+    IllegalTransition, naming both states, if the printer holds it in any other status."""
+    async with _connection(db) as conn, conn.transaction():
+        row = await conn.fetchrow(RELEASE, job_id, printer_id, reason)
+        if row is not None:
+            await _record_status(conn, record_to_dict(row), PrintJobStatus.ASSIGNED,
+                                 PrintJobStatus.QUEUED)
+            return True
+        now = await conn.fetchrow("SELECT status, printer_id FROM print_jobs WHERE id = $1",
+                                  job_id)
+        if now is None or now["printer_id"] != printer_id:
+            return False
+        raise IllegalTransition(f"{PRINT_JOB_MACHINE.name} release", now["status"],
+                                PrintJobStatus.QUEUED)
+
+
+async def record_start(conn: Connection, job_id: uuid.UUID, farm_job_uid: str | None,
+                       farm_job_id: int | None, farm_printer_id: int | None) -> None:
+    """The farm job a printer started for this job (CreateJob, or adopted after a crash); the
+    status itself (PRINTING) is the order's to write, or set_job_status's for a stock job."""
+    await conn.execute(
+        "UPDATE print_jobs SET farm_job_uid = $2, farm_job_id = coalesce($3, farm_job_id),"
+        " farm_printer_id = $4, updated_at = now() WHERE id = $1",
+        job_id, farm_job_uid, farm_job_id, farm_printer_id)
+
+
+async def confirm_alive(db: Pool | Connection, job_id: uuid.UUID) -> None:
+    """The farm still runs the job: not stuck again until another quiet period has passed."""
+    await db.execute("UPDATE print_jobs SET updated_at = now() WHERE id = $1", job_id)
 
 
 def job_fits(printer: Mapping[str, Any], job: Mapping[str, Any]) -> bool:
@@ -96,19 +146,26 @@ async def set_job_status(conn: Connection, job: dict[str, Any], status: PrintJob
     await conn.execute(
         f"UPDATE print_jobs SET status = $2, updated_at = now(){sets} WHERE id = $1",
         job["id"], status.value, *fields.values())
+    await _record_status(conn, job, current, status, fields.get("error"))
+    job["status"] = status.value
+    return True
+
+
+async def _record_status(conn: Connection, job: Mapping[str, Any], previous: PrintJobStatus,
+                         status: PrintJobStatus, error: str | None = None) -> None:
+    """print-job.status-changed, and print-job.completed/failed/cancelled when it ends."""
     data = {"print_job_id": str(job["id"]), "order_id": str(job["order_id"]),
-            "line_item_id": str(job["line_item_id"]), "previous_status": current.value,
+            "line_item_id": str(job["line_item_id"]), "previous_status": previous.value,
             "new_status": status.value}
+    if job.get("printer_id") is not None:
+        data["printer_id"] = str(job["printer_id"])
     await record(conn, EventType.PRINT_JOB_STATUS_CHANGED, job["tenant_id"],
                  data, subject=("print_job", job["id"]))
     follow_up = {PrintJobStatus.COMPLETED: EventType.PRINT_JOB_COMPLETED,
                  PrintJobStatus.FAILED: EventType.PRINT_JOB_FAILED,
                  PrintJobStatus.CANCELLED: EventType.PRINT_JOB_CANCELLED}.get(status)
     if follow_up is not None:
-        extra = {"error_message": fields.get("error") or "unknown"} if (
-            status == PrintJobStatus.FAILED) else {}
+        extra = {"error_message": error or "unknown"} if status == PrintJobStatus.FAILED else {}
         await record(conn, follow_up, job["tenant_id"],
                      {k: v for k, v in data.items() if k not in ("previous_status", "new_status")}
                      | extra, subject=("print_job", job["id"]))
-    job["status"] = status.value
-    return True

@@ -10,11 +10,12 @@ from decimal import Decimal
 
 import pytest
 
-from actors.dispatch import deliver_grouped
 from actors.runtime import Runtime
+from actors.sender import deliver_grouped
 from forma3d.db.pool import Pool
 from forma3d.domain.printing.fleet import Observation, changed_fields, observe_row, offline_delay
-from forma3d.messaging.envelope import Envelope
+from forma3d.handlers.printer import observation
+from forma3d.messaging.printer import GetPrinter
 
 ROW = {"id": 1001, "printer": {"name": "MK4 #1", "state": "printing", "online": True,
                                "model": {"name": "Original Prusa MK4", "nozzleDia": 0.4},
@@ -65,15 +66,13 @@ async def test_a_hundred_printers_going_offline_at_once(ray_runtime: Runtime, db
         " VALUES ($1, $2, $3, $4, 'operational', true)",
         [(p, tenant_id, f"p{n}", 7000 + n) for n, p in enumerate(ids)])
     offline = {**ROW, "printer": {**ROW["printer"], "online": False}, "job": None}
-    t = str(tenant_id)
     before = time.time()
     handled = await deliver_grouped(ray_runtime.router, [
-        Envelope("printer", str(p), "printer.observe", t,
-                 observe_row({**offline, "id": 7000 + n}, before).as_payload())
+        observation(tenant_id, p, observe_row({**offline, "id": 7000 + n}, before)).envelope()
         for n, p in enumerate(ids)])
     after = time.time()
     assert handled == 100
-    states = [await ray_runtime.router.ask(Envelope("printer", str(p), "printer.get", t))
+    states = [await ray_runtime.router.call(GetPrinter(tenant_id=tenant_id, printer_id=p))
               for p in ids]
     assert all(s["online"] is False and s["state"] == "offline" for s in states)
     assert all(s["offline_since"] is not None and s["offline_attempts"] == 1 for s in states)

@@ -17,7 +17,13 @@ from actors.runtime import Runtime
 from forma3d.db.pool import Pool
 from forma3d.domain.printing.matching import fits
 from forma3d.integrations.settings import SimplyPrintSettings
-from forma3d.messaging.envelope import Envelope
+from forma3d.messaging.fleet import SyncFleet
+from forma3d.messaging.printer import (
+    DispatchPrinter,
+    GetPrinter,
+    PrinterChanges,
+    UpdatePrinter,
+)
 from forma3d.store.integrations import load_integration, save_integration
 from forma3d.store.tenants import create_tenant
 from sandbox.farm import MaterialSpec, PrinterSpec
@@ -77,14 +83,14 @@ async def smart_farm(db_pool: Pool, ingress: str, runtime: Runtime, printers: li
     sp = await load_integration(db_pool, tenant_id, SimplyPrintSettings)
     assert sp is not None
     await save_integration(db_pool, tenant_id, sp.model_copy(update={"dispatch_mode": "smart"}))
-    t = str(tenant_id)
-    synced = await runtime.router.ask(Envelope("fleet", t, "fleet.sync", t))
+    synced = await runtime.router.call(SyncFleet(tenant_id=tenant_id))
     assert synced == len(printers)
     ids = [r["id"] for r in await db_pool.fetch(
         "SELECT id FROM printers WHERE tenant_id = $1 ORDER BY farm_printer_id", tenant_id)]
     for printer_id in ids:  # these printers clear their own beds; the operator confirms once
-        await runtime.router.ask(Envelope("printer", str(printer_id), "printer.update", t,
-                                          {"auto_ready": True, "ready": True}))
+        await runtime.router.call(UpdatePrinter(
+            tenant_id=tenant_id, printer_id=printer_id,
+            changes=PrinterChanges(auto_ready=True, ready=True)))
     return Farm(tenant_id, db_pool, running, parts), ids
 
 
@@ -130,7 +136,6 @@ async def test_killing_the_host_of_a_printing_printer_loses_and_doubles_nothing(
     printer = PrinterSpec(name="MK4 red", model="MK4", materials=mat("PLA", "Red"))
     farm, [printer_id] = await smart_farm(db_pool, ingress, ray_runtime, [printer], speedup=1)
     stopper.append(farm)
-    t = str(farm.tenant_id)
     order = farm.send_order([("BENCHY-PLA-RED", 2)])
 
     async def printing() -> Any:
@@ -138,7 +143,7 @@ async def test_killing_the_host_of_a_printing_printer_loses_and_doubles_nothing(
                                       " AND status = 'PRINTING'", farm.tenant_id)
 
     first = (await eventually(printing))["id"]
-    envelope = Envelope("printer", str(printer_id), "printer.get", t)
+    envelope = GetPrinter(tenant_id=farm.tenant_id, printer_id=printer_id).envelope()
     host = ray_runtime.router.host_for(envelope)
     assert await host.has_entity.remote(envelope.address)
     pid = (await host.status.remote())["pid"]
@@ -155,9 +160,9 @@ async def test_killing_the_host_of_a_printing_printer_loses_and_doubles_nothing(
     assert state["job_id"] == first and state["current_job_id"] == first
     assert state["state"] == "printing"
     # A look at SimplyPrint (the sync) agrees, and the second job waits for the printer.
-    assert await ray_runtime.router.ask(Envelope("fleet", t, "fleet.sync", t)) == 1
-    assert await ray_runtime.router.ask(Envelope("printer", str(printer_id),
-                                                 "printer.dispatch", t)) == "busy"
+    assert await ray_runtime.router.call(SyncFleet(tenant_id=farm.tenant_id)) == 1
+    assert await ray_runtime.router.call(DispatchPrinter(
+        tenant_id=farm.tenant_id, printer_id=printer_id)) == "busy"
     queued = await db_pool.fetchval("SELECT count(*) FROM print_jobs WHERE tenant_id = $1"
                                     " AND status = 'QUEUED'", farm.tenant_id)
     assert queued == 1
@@ -179,7 +184,6 @@ async def test_lost_farm_webhooks_are_reconciled_from_the_printer_and_job_histor
     printer = PrinterSpec(name="MK4 red", model="MK4", materials=mat("PLA", "Red"))
     farm, [printer_id] = await smart_farm(db_pool, ingress, ray_runtime, [printer], speedup=3600)
     stopper.append(farm)
-    t = str(farm.tenant_id)
     await farm.control("simplyprint", "webhooks", {"loss_rate": 1.0})  # we hear nothing back
     order = farm.send_order([("BENCHY-PLA-RED", 1)])
 
@@ -193,7 +197,7 @@ async def test_lost_farm_webhooks_are_reconciled_from_the_printer_and_job_histor
     # The sync sees an idle printer where our job was: the history says how it ended.
     while (await db_pool.fetchval("SELECT status FROM print_jobs WHERE id = $1", job_id)
            ) != "COMPLETED":
-        await ray_runtime.router.ask(Envelope("fleet", t, "fleet.sync", t))
+        await ray_runtime.router.call(SyncFleet(tenant_id=farm.tenant_id))
         await asyncio.sleep(0.2)
     final = await farm.wait([order], {"FULFILLED", "FAILED", "CANCELLED"}, timeout=60)
     assert final == {order: "FULFILLED"}
@@ -202,7 +206,8 @@ async def test_lost_farm_webhooks_are_reconciled_from_the_printer_and_job_histor
         farm.tenant_id)
     assert entry["data"]["before"] == {"status": "PRINTING"}
     assert entry["data"]["after"] == {"status": "COMPLETED"}
-    state = await ray_runtime.router.ask(Envelope("printer", str(printer_id), "printer.get", t))
+    state = await ray_runtime.router.call(GetPrinter(tenant_id=farm.tenant_id,
+                                                     printer_id=printer_id))
     assert state["current_job_id"] is None and state["state"] == "operational"
 
 

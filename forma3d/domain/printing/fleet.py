@@ -62,7 +62,11 @@ class Observation:
 
     @classmethod
     def from_payload(cls, payload: Mapping[str, Any]) -> Observation:
-        return cls(int(payload["farm_printer_id"]), dict(payload.get("state") or {}),
+        """Back from a message (JSON on the wire: the nozzle arrives as a string)."""
+        state = dict(payload.get("state") or {})
+        if isinstance(state.get("nozzle_diameter"), str | float | int):
+            state["nozzle_diameter"] = Decimal(str(state["nozzle_diameter"]))
+        return cls(int(payload["farm_printer_id"]), state,
                    dict(payload.get("telemetry") or {}), float(payload.get("at") or 0.0))
 
 

@@ -1,4 +1,9 @@
-"""Printers: queries read PostgreSQL directly; changes go through the printer's entity."""
+"""Printers: queries read PostgreSQL directly; changes go through the printer's entity.
+
+Registering a printer writes its row through forma3d.store.printers: the printer's entity
+cannot take a command before its row exists, and a fresh row has no other writer to be
+serialised with (a duplicate external id is refused by PostgreSQL's unique index).
+"""
 
 from __future__ import annotations
 
@@ -7,16 +12,16 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-import asyncpg
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
 
-from forma3d import logs
 from forma3d.db.pool import record_to_dict
 from forma3d.http.deps import deps, parse_id, tenant_of
 from forma3d.http.problems import Problem
 from forma3d.http.routes.api import api
-from forma3d.messaging.envelope import Envelope
+from forma3d.messaging.printer import PrinterChanges, UpdatePrinter
+from forma3d.store import printers
+from forma3d.store.printers import NewPrinter, PrinterExists
 
 
 class Material(BaseModel):
@@ -89,16 +94,11 @@ async def list_printers(request: Request) -> list[dict[str, Any]]:
            status=201, tags=("printers",))
 async def create_printer(request: Request, body: PrinterIn) -> dict[str, Any]:
     try:
-        row = await deps(request).pool.fetchrow(
-            """INSERT INTO printers (id, tenant_id, name, external_id, model, nozzle_diameter,
-                                     tags, materials, enabled)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING *""",
-            uuid.uuid4(), tenant_of(request), body.name, body.external_id, body.model,
-            body.nozzle_diameter, body.tags, [m.model_dump() for m in body.materials],
-            body.enabled)
-    except asyncpg.UniqueViolationError:
-        raise Problem(409, f"a printer with external_id {body.external_id!r} exists") from None
-    return record_to_dict(row)
+        return await printers.create(deps(request).pool, tenant_of(request), NewPrinter(
+            body.name, body.external_id, body.model, body.nozzle_diameter, body.tags,
+            [m.model_dump() for m in body.materials], body.enabled))
+    except PrinterExists as error:
+        raise Problem(409, str(error)) from None
 
 
 @api.route("GET", "/printers/{printer_id}", "Get a printer", response=PrinterOut,
@@ -111,20 +111,19 @@ async def get_printer(request: Request) -> dict[str, Any]:
            response=PrinterOut, tags=("printers",))
 async def patch_printer(request: Request, body: PrinterPatch) -> dict[str, Any]:
     printer = await _owned(request, parse_id(request.path_params["printer_id"], "printer"))
-    changes = body.model_dump(exclude_unset=True, mode="python")
+    changes = PrinterChanges.model_validate(body.model_dump(exclude_unset=True, mode="python"))
     return await _update(request, printer, changes)
 
 
 async def _update(request: Request, printer: dict[str, Any],
-                  changes: dict[str, Any]) -> dict[str, Any]:
+                  changes: PrinterChanges) -> dict[str, Any]:
     """Through the printer's entity: written, logged (printer.changed), then a dispatch try."""
-    envelope = Envelope("printer", str(printer["id"]), "printer.update", str(printer["tenant_id"]),
-                        changes, correlation_id=logs.correlation_id.get())
-    state: dict[str, Any] = await deps(request).require_runtime().router.ask(envelope)
+    state: dict[str, Any] = await deps(request).require_runtime().router.call(UpdatePrinter(
+        tenant_id=printer["tenant_id"], printer_id=printer["id"], changes=changes))
     return state
 
 
-def _action(path: str, summary: str, changes: dict[str, Any]) -> None:
+def _action(path: str, summary: str, changes: PrinterChanges) -> None:
     @api.route("POST", f"/printers/{{printer_id}}/{path}", summary, response=PrinterOut,
                tags=("printers",))
     async def act(request: Request) -> dict[str, Any]:
@@ -134,7 +133,8 @@ def _action(path: str, summary: str, changes: dict[str, Any]) -> None:
     act.__name__ = f"printer_{path.replace('-', '_')}"
 
 
-_action("ready", "Confirm the bed is clear: the printer may take its next job", {"ready": True})
-_action("enable", "Let the printer take jobs", {"enabled": True})
+_action("ready", "Confirm the bed is clear: the printer may take its next job",
+        PrinterChanges(ready=True))
+_action("enable", "Let the printer take jobs", PrinterChanges(enabled=True))
 _action("disable", "Keep the printer from taking jobs (a running print continues)",
-        {"enabled": False})
+        PrinterChanges(enabled=False))

@@ -15,7 +15,6 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
 
-from forma3d import logs
 from forma3d.db.pool import Connection, record_to_dict
 from forma3d.domain.events import EventType
 from forma3d.domain.printing.matching import explain
@@ -25,7 +24,7 @@ from forma3d.http.problems import Problem
 from forma3d.http.routes.api import api
 from forma3d.http.routes.listing import Row, fetch_one
 from forma3d.http.routes.print_jobs import PRINT_JOBS, TAG, PrintJobOut
-from forma3d.messaging.envelope import Envelope
+from forma3d.messaging.printer import ControlPrinter
 from forma3d.store import orders as store
 from forma3d.store import print_jobs
 from forma3d.store.apikeys import hash_key
@@ -90,9 +89,9 @@ async def _printer(request: Request, job: dict[str, Any], action: str, comment: 
     """Ask the job's printer entity to act on the farm (after the job's change committed)."""
     if job["printer_id"] is None or job["status"] not in ON_PRINTER:
         return
-    await deps(request).require_runtime().router.ask(Envelope(
-        "printer", str(job["printer_id"]), "printer.control", str(job["tenant_id"]),
-        {"action": action, "comment": comment}, correlation_id=logs.correlation_id.get()))
+    await deps(request).require_runtime().router.call(ControlPrinter.model_validate({
+        "tenant_id": job["tenant_id"], "printer_id": job["printer_id"], "action": action,
+        "comment": comment}))
 
 
 async def _answer(request: Request, job_id: uuid.UUID) -> Row:

@@ -16,7 +16,9 @@ from typing import Any
 import pytest
 
 from forma3d.db.pool import Pool
-from forma3d.store.print_jobs import PrinterBusy, claim, release
+from forma3d.domain.printing.states import PrintJobStatus
+from forma3d.domain.statemachine import IllegalTransition
+from forma3d.store.print_jobs import PrinterBusy, claim, release, set_job_status
 
 MATERIALS = ["PLA", "PETG"]
 
@@ -106,3 +108,46 @@ async def test_the_schema_refuses_a_second_active_job_per_printer(
     statuses = await db_pool.fetch(
         "SELECT status FROM print_jobs WHERE tenant_id = $1 ORDER BY status", tenant_id)
     assert [r["status"] for r in statuses] == ["ASSIGNED", "QUEUED"]
+
+
+async def test_two_printers_racing_for_one_job_exactly_one_wins(
+        db_pool: Pool, tenant_id: uuid.UUID) -> None:
+    first, second = await seed(db_pool, tenant_id, 2, 1)
+    second["materials"] = first["materials"]  # both fit the one job
+    won = await asyncio.gather(claim(db_pool, tenant_id, first), claim(db_pool, tenant_id, second))
+    [winner] = [w for w in won if w is not None]
+    assert winner["status"] == "ASSIGNED"
+    [event] = await db_pool.fetch(
+        "SELECT data FROM event_log WHERE tenant_id = $1 AND type = 'print-job.status-changed'",
+        tenant_id)
+    assert event["data"]["print_job_id"] == str(winner["id"])
+    assert (event["data"]["previous_status"], event["data"]["new_status"]) == ("QUEUED",
+                                                                               "ASSIGNED")
+    assert event["data"]["printer_id"] == str(winner["printer_id"])
+
+
+async def test_release_requeues_only_a_job_its_printer_holds_and_could_not_start(
+        db_pool: Pool, tenant_id: uuid.UUID) -> None:
+    [printer] = await seed(db_pool, tenant_id, 1, 1)
+    job = await claim(db_pool, tenant_id, printer)
+    assert job is not None
+    assert not await release(db_pool, job["id"], uuid.uuid4(), "not its printer")
+    assert await release(db_pool, job["id"], uuid.UUID(printer["id"]), "farm refused")
+    row = await db_pool.fetchrow("SELECT status, printer_id, error FROM print_jobs"
+                                 " WHERE id = $1", job["id"])
+    assert (row["status"], row["printer_id"], row["error"]) == ("QUEUED", None, "farm refused")
+    changes = await db_pool.fetch(
+        "SELECT data FROM event_log WHERE tenant_id = $1 AND type = 'print-job.status-changed'"
+        " ORDER BY occurred_at, id", tenant_id)
+    assert [(c["data"]["previous_status"], c["data"]["new_status"]) for c in changes] == [
+        ("QUEUED", "ASSIGNED"), ("ASSIGNED", "QUEUED")]
+
+    job = await claim(db_pool, tenant_id, printer)
+    assert job is not None
+    async with db_pool.acquire() as conn, conn.transaction():
+        assert await set_job_status(conn, job, PrintJobStatus.PRINTING)
+    with pytest.raises(IllegalTransition) as refused:
+        await release(db_pool, job["id"], uuid.UUID(printer["id"]), "too late")
+    assert "PRINTING" in str(refused.value) and "QUEUED" in str(refused.value)
+    assert await db_pool.fetchval("SELECT status FROM print_jobs WHERE id = $1",
+                                  job["id"]) == "PRINTING"
