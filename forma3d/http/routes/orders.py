@@ -131,7 +131,7 @@ async def cancel_order(request: Request) -> Response:
         if status in CLOSED_ORDERS:
             raise Problem(409, f"order {order_id} is already {status}")
         async with conn.transaction():
-            await outbox.send(conn, CancelOrder(  # type: ignore[arg-type]  # a Connection proxy
+            await outbox.send(conn, CancelOrder(
                 tenant_id=tenant_id, order_id=order_id, reason="operator"))
         row = await order_detail(conn, tenant_id, order_id)
     return json_response(OrderDetail.model_validate(row).model_dump(mode="json"), 202)

@@ -85,7 +85,7 @@ async def retry_print_job(request: Request) -> Response:
             raise Problem(404, f"print job {job_id} not found")
         _check_retryable(job_id, job["status"], job["order_id"], job["order_status"])
         async with conn.transaction():
-            await outbox.send(conn, RetryJob(  # type: ignore[arg-type]  # a proxy of a Connection
+            await outbox.send(conn, RetryJob(
                 tenant_id=tenant_id, order_id=job["order_id"], print_job_id=job_id))
         row = await fetch_one(conn, PRINT_JOBS, tenant_id, job_id, "print job")
     return json_response(PrintJobOut.model_validate(row).model_dump(mode="json"), 202)
