@@ -57,7 +57,6 @@ class Deps:
             raise Problem(503, "the entity runtime is not available")
         return self.runtime
 
-
     def require_entities(self) -> Entities:
         if self.entities is None:
             raise Problem(503, "the entity runtime is not available")
