@@ -12,13 +12,14 @@ import json
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from pydantic import ValidationError
 
 from forma3d.db.pool import Connection, record_to_dict
 from forma3d.domain.orders.shopify_order import ORDER_TOPICS, ShopifyOrder
 from forma3d.domain.printing.reconcile import WEBHOOK_STATUS, JobUpdate, reconcile
+from forma3d.handlers import catalog, queue
 from forma3d.handlers.registry import EntitySpec, Handlers
 from forma3d.handlers.services import Services
 from forma3d.integrations.settings import ShopifySettings, SimplyPrintSettings
@@ -290,4 +291,6 @@ async def adjust_stock(tenant: Tenant, message: AdjustStock, conn: Connection) -
                               message_id=delivery_id.get())
 
 
-ENTITY = EntitySpec("tenant", load, HANDLERS)
+# The tenant also owns its catalogue and its queue's order; their handlers live in their modules.
+ENTITY = EntitySpec("tenant", load, Handlers.merged(
+    HANDLERS, cast(Handlers[Tenant], catalog.HANDLERS), cast(Handlers[Tenant], queue.HANDLERS)))

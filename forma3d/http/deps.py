@@ -1,16 +1,19 @@
-"""What request handlers need, built once per process (Serve replica or test)."""
+"""What request handlers need, built once per process (Serve replica or test), and the one way a
+request asks an entity: `ask`, which turns an entity's refusal into a problem document."""
 
 from __future__ import annotations
 
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from starlette.requests import Request
 
 from forma3d.db.pool import Pool
-from forma3d.http.problems import Problem
+from forma3d.http.problems import Problem, refusal
+from forma3d.messaging.envelope import EntityError
+from forma3d.messaging.message import Message
 from forma3d.store.apikeys import tenant_for_key
 
 if TYPE_CHECKING:
@@ -19,12 +22,23 @@ if TYPE_CHECKING:
 KEY_CACHE_SECONDS = 30.0
 
 
+class Entities(Protocol):
+    """Where HTTP writes go: the Ray runtime's router, or `actors.local.LocalEntities`."""
+
+    async def call(self, message: Message, timeout: float | None = None) -> Any: ...
+
+
 @dataclass
 class Deps:
     pool: Pool
     redis: Any
     runtime: Runtime | None = None
+    entities: Entities | None = None  # default: the runtime's router
     _keys: dict[str, tuple[float, uuid.UUID | None]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.entities is None and self.runtime is not None:
+            self.entities = self.runtime.router
 
     async def tenant_for_key(self, key: str) -> uuid.UUID | None:
         """Key → tenant, cached briefly so authentication is not a query per request."""
@@ -43,6 +57,11 @@ class Deps:
             raise Problem(503, "the entity runtime is not available")
         return self.runtime
 
+    def require_entities(self) -> Entities:
+        if self.entities is None:
+            raise Problem(503, "the entity runtime is not available")
+        return self.entities
+
 
 def deps(request: Request) -> Deps:
     found: Deps = request.app.state.deps
@@ -59,3 +78,14 @@ def parse_id(value: str, what: str) -> uuid.UUID:
         return uuid.UUID(value)
     except ValueError:
         raise Problem(404, f"{what} {value!r} not found") from None
+
+
+async def ask(request: Request, message: Message) -> Any:
+    """Ask the message's owning entity; its answer, or the problem its refusal maps to."""
+    try:
+        return await deps(request).require_entities().call(message)
+    except EntityError as error:
+        problem = refusal(error)
+        if problem is None:
+            raise
+        raise problem from None

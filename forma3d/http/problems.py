@@ -10,6 +10,9 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from forma3d.messaging.catalog import Invalid
+from forma3d.messaging.envelope import EntityError
+
 log = logging.getLogger(__name__)
 MEDIA_TYPE = "application/problem+json"
 
@@ -54,6 +57,22 @@ def validation_problem(error: ValidationError) -> Problem:
     errors = [{"field": ".".join(str(p) for p in e["loc"]) or "(body)", "message": e["msg"]}
               for e in error.errors()]
     return Problem(422, f"{len(errors)} field(s) failed validation", errors=errors)
+
+
+# An entity's refusal, by the error's type name (all that crosses the wire with its message).
+REFUSALS = {"NotFound": 404, "Conflict": 409, "IllegalTransition": 409, "Invalid": 422}
+
+
+def refusal(error: EntityError) -> Problem | None:
+    """The problem an entity's refusal answers with; None for a failure (a 500 stays a 500)."""
+    status = REFUSALS.get(error.error_type or "")
+    if status is None:
+        return None
+    if error.error_type == Invalid.__name__:
+        errors = [{"field": name, "message": problem}
+                  for name, problem in Invalid.errors_of(str(error))]
+        return Problem(status, f"{len(errors)} field(s) failed validation", errors=errors)
+    return Problem(status, str(error))
 
 
 async def handle_problem(request: Request, exc: Exception) -> Response:

@@ -1,6 +1,8 @@
 """The one list query language every list endpoint shares (Printago's conventions).
 
-A `QuerySpec` whitelists what clients may filter, sort, select and include on one endpoint.
+A `QuerySpec` whitelists what clients may filter, sort, select and include on one endpoint;
+`QuerySpec.of` derives it from the resource's pydantic response model, so a column is declared
+once (its type from the annotation, its SQL and abilities from `Column` metadata).
 `parse_params` (GET query string) and `parse_body` (POST .../search JSON) turn client input into a
 validated `Query`, collecting every problem into one `QueryError`; `compile_query` turns a `Query`
 into parameterised SQL and `fetch_page` runs it. Client text reaches SQL only as bind parameters;
@@ -10,16 +12,19 @@ identifiers and expressions come only from the spec, and the tenant condition is
 from __future__ import annotations
 
 import re
+import types
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
-from typing import Any, Literal, Protocol, TypeAlias, TypedDict
+from typing import Any, Literal, Protocol, TypeAlias, TypedDict, Union, get_args, get_origin
 from uuid import UUID
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
+from pydantic import BaseModel
+from pydantic.fields import FieldInfo
 
 RESERVED_PARAMS = frozenset({"sort", "limit", "offset", "meta", "fields", "include"})
 BODY_KEYS = RESERVED_PARAMS | {"filter", "hints"}  # Printago's search body; hints is ignored
@@ -131,7 +136,72 @@ class QuerySpec:
         object.__setattr__(self, "sort_keys", keys)
 
 
+    @classmethod
+    def of(cls, model: type[BaseModel], table: str, **options: Any) -> QuerySpec:
+        """The spec of a response model: every scalar field is a column, read from
+        `<alias>.<name>` (the alias is the table's last word, e.g. "print_jobs j") unless its
+        `Column` says otherwise; fields holding other models are relations (includes), not
+        columns. The tenant column defaults to `<alias>.tenant_id`."""
+        alias = table.split()[-1] if " " in table.strip() else ""
+        fields = tuple(f for name, info in model.model_fields.items()
+                       if (f := _field_of(name, info, alias)) is not None)
+        options.setdefault("tenant_column", f"{alias}.tenant_id" if alias else "tenant_id")
+        return cls(table=table, fields=fields, **options)
+
+
 Resource = QuerySpec
+
+
+@dataclass(frozen=True)
+class Column:
+    """`Annotated` metadata of a response-model field: the SQL expression behind it (default
+    `<alias>.<name>`) and whether clients may filter and sort on it (default: yes for scalars,
+    no for JSON and arrays)."""
+
+    sql: str = ""
+    filterable: bool | None = None
+    sortable: bool | None = None
+
+
+_SCALARS: tuple[tuple[type, FieldType], ...] = (
+    (bool, FieldType.BOOL),  # before int: bool is an int
+    (int, FieldType.INT),
+    (Decimal, FieldType.DECIMAL),
+    (datetime, FieldType.DATETIME),
+    (UUID, FieldType.UUID),
+    (StrEnum, FieldType.ENUM),
+    (str, FieldType.STR),
+)
+
+
+def _unwrap_optional(annotation: Any) -> Any:
+    if get_origin(annotation) in (Union, types.UnionType):
+        kept = [a for a in get_args(annotation) if a is not type(None)]
+        if len(kept) == 1:
+            return kept[0]
+    return annotation
+
+
+def _holds_model(annotation: Any) -> bool:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return True
+    return any(_holds_model(a) for a in get_args(annotation))
+
+
+def _field_of(name: str, info: FieldInfo, alias: str) -> Field | None:
+    """One response-model field as a query field; None for an embedded relation."""
+    annotation = _unwrap_optional(info.annotation)
+    if _holds_model(annotation):
+        return None
+    column = next((m for m in info.metadata if isinstance(m, Column)), Column())
+    found = next((t for base, t in _SCALARS
+                  if isinstance(annotation, type) and issubclass(annotation, base)), None)
+    scalar = found is not None
+    choices = tuple(annotation) if found is FieldType.ENUM else ()
+    return Field(name, found or FieldType.STR,
+                 column.sql or (f"{alias}.{name}" if alias else name), choices,
+                 scalar if column.filterable is None else column.filterable,
+                 scalar if column.sortable is None else column.sortable)
 
 
 # --- parsed queries -----------------------------------------------------------------------------

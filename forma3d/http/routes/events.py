@@ -12,7 +12,7 @@ from starlette.requests import Request
 
 from forma3d.http.deps import deps, parse_id, tenant_of
 from forma3d.http.problems import Problem
-from forma3d.http.query import Condition, Field, FieldType, Filter, Group, QuerySpec
+from forma3d.http.query import Condition, Filter, Group, QuerySpec
 from forma3d.http.routes.listing import list_routes
 
 TAG = "events"
@@ -31,23 +31,7 @@ class EventOut(BaseModel):
     data: dict[str, Any]
 
 
-EVENTS = QuerySpec(
-    table="event_log e",
-    tenant_column="e.tenant_id",
-    default_sort="occurred_at:desc",
-    fields=(
-        Field("id", FieldType.INT, "e.id"),
-        Field("event_id", FieldType.UUID, "e.event_id"),
-        Field("type", column="e.type"),
-        Field("version", FieldType.INT, "e.version"),
-        Field("subject_type", column="e.subject_type"),
-        Field("subject_id", column="e.subject_id"),
-        Field("correlation_id", column="e.correlation_id"),
-        Field("source", column="e.source"),
-        Field("occurred_at", FieldType.DATETIME, "e.occurred_at"),
-        Field("data", column="e.data", filterable=False, sortable=False),
-    ),
-)
+EVENTS = QuerySpec.of(EventOut, "event_log e", default_sort="occurred_at:desc")
 # An order's timeline reads oldest first.
 ORDER_EVENTS = replace(EVENTS, default_sort="occurred_at:asc")
 

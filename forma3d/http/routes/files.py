@@ -18,7 +18,7 @@ from starlette.responses import Response
 from forma3d.domain.printing.gcode import estimated_seconds, filament_grams
 from forma3d.http.deps import deps, parse_id, tenant_of
 from forma3d.http.problems import Problem
-from forma3d.http.query import Field, FieldType, QuerySpec
+from forma3d.http.query import QuerySpec
 from forma3d.http.routes.api import api
 from forma3d.http.routes.listing import Row, fetch_one, list_routes
 from forma3d.http.routing import json_response, read_body
@@ -27,6 +27,8 @@ from forma3d.store import files
 MAX_FILE_BYTES = 100 * 2**20
 EXTENSIONS = (".gcode", ".gco", ".bgcode", ".3mf", ".stl")
 TAG = "print-files"
+
+
 class PrintFileOut(BaseModel):
     id: uuid.UUID
     filename: str
@@ -39,23 +41,7 @@ class PrintFileOut(BaseModel):
     created_at: datetime
 
 
-FILES = QuerySpec(
-    table="print_files f",
-    tenant_column="f.tenant_id",
-    default_sort="created_at:desc",
-    fields=(
-        Field("id", FieldType.UUID, "f.id"),
-        Field("filename", column="f.filename"),
-        Field("content_hash", column="f.content_hash"),
-        Field("size_bytes", FieldType.INT, "f.size_bytes"),
-        Field("estimated_seconds", FieldType.INT, "f.estimated_seconds"),
-        Field("grams", FieldType.DECIMAL, "f.grams"),
-        Field("farm_file_id", column="f.farm_file_id"),
-        Field("farm_uploaded_at", FieldType.DATETIME, "f.farm_uploaded_at"),
-        Field("created_at", FieldType.DATETIME, "f.created_at"),
-    ),
-)
-
+FILES = QuerySpec.of(PrintFileOut, "print_files f", default_sort="created_at:desc")
 
 def _gcode_of(filename: str, content: bytes) -> bytes | None:
     """The gcode to read estimates from: the file itself, or the first plate of a gcode.3mf."""

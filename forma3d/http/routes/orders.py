@@ -4,6 +4,7 @@ durable message to the order entity, which stops jobs and the parcel in the righ
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -12,18 +13,17 @@ from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import Response
 
-from forma3d import logs
 from forma3d.domain.orders.states import LineItemStatus, OrderStatus
 from forma3d.http.deps import deps, parse_id, tenant_of
 from forma3d.http.problems import Problem
-from forma3d.http.query import Conn, Field, FieldType, QuerySpec
+from forma3d.http.query import Conn, QuerySpec
 from forma3d.http.routes.api import api
 from forma3d.http.routes.listing import Row, fetch_one, fetch_related, list_routes
 from forma3d.http.routes.print_jobs import CLOSED_ORDERS, PRINT_JOBS, PrintJobOut
 from forma3d.http.routes.shipments import SHIPMENTS, ShipmentOut
 from forma3d.http.routing import json_response
-from forma3d.messaging.envelope import Envelope
-from forma3d.store.outbox import enqueue
+from forma3d.messaging.order import CancelOrder
+from forma3d.store import outbox
 
 TAG = "orders"
 RELATIONS = ("line_items", "print_jobs", "shipment")
@@ -74,59 +74,12 @@ class OrderDetail(OrderOut):
     shipment: ShipmentOut | None
 
 
-ORDERS = QuerySpec(
-    table="orders o",
-    tenant_column="o.tenant_id",
-    default_sort="created_at:desc",
-    includes=frozenset(RELATIONS),
-    fields=(
-        Field("id", FieldType.UUID, "o.id"),
-        Field("shopify_order_id", FieldType.INT, "o.shopify_order_id"),
-        Field("name", column="o.name"),
-        Field("email", column="o.email"),
-        Field("status", FieldType.ENUM, "o.status", choices=tuple(OrderStatus)),
-        Field("reason", column="o.reason"),
-        Field("currency", column="o.currency"),
-        Field("total_price", FieldType.DECIMAL, "o.total_price"),
-        Field("shipping_address", column="o.shipping_address", filterable=False,
-              sortable=False),
-        Field("shopify_created_at", FieldType.DATETIME, "o.shopify_created_at"),
-        Field("shopify_updated_at", FieldType.DATETIME, "o.shopify_updated_at"),
-        Field("parts_total", FieldType.INT, "o.parts_total"),
-        Field("parts_completed", FieldType.INT, "o.parts_completed"),
-        Field("received_at", FieldType.DATETIME, "o.received_at"),
-        Field("queued_at", FieldType.DATETIME, "o.queued_at"),
-        Field("ready_at", FieldType.DATETIME, "o.ready_at"),
-        Field("fulfilled_at", FieldType.DATETIME, "o.fulfilled_at"),
-        Field("cancelled_at", FieldType.DATETIME, "o.cancelled_at"),
-        Field("created_at", FieldType.DATETIME, "o.created_at"),
-        Field("updated_at", FieldType.DATETIME, "o.updated_at"),
-    ),
-)
-LINE_ITEMS = QuerySpec(
-    table="line_items li",
-    tenant_column="li.tenant_id",
-    default_sort="shopify_line_item_id:asc",
-    fields=(
-        Field("id", FieldType.UUID, "li.id"),
-        Field("order_id", FieldType.UUID, "li.order_id"),
-        Field("shopify_line_item_id", FieldType.INT, "li.shopify_line_item_id"),
-        Field("sku", column="li.sku"),
-        Field("variant_id", column="li.variant_id"),
-        Field("title", column="li.title"),
-        Field("quantity", FieldType.INT, "li.quantity"),
-        Field("properties", column="li.properties", filterable=False, sortable=False),
-        Field("mapping_id", FieldType.UUID, "li.mapping_id"),
-        Field("status", FieldType.ENUM, "li.status", choices=tuple(LineItemStatus)),
-        Field("reason", column="li.reason"),
-        Field("parts_total", FieldType.INT, "li.parts_total"),
-        Field("parts_completed", FieldType.INT, "li.parts_completed"),
-    ),
-)
+ORDERS = QuerySpec.of(OrderOut, "orders o", default_sort="created_at:desc",
+                      includes=frozenset(RELATIONS))
+LINE_ITEMS = QuerySpec.of(LineItemOut, "line_items li",
+                          default_sort="shopify_line_item_id:asc")
 # Embedded jobs read in print order: line item, then part, then copy.
-ORDER_JOBS = QuerySpec(table=PRINT_JOBS.table, fields=PRINT_JOBS.fields,
-                       tenant_column=PRINT_JOBS.tenant_column,
-                       default_sort="line_item_id:asc,part_id:asc,copy_number:asc")
+ORDER_JOBS = replace(PRINT_JOBS, default_sort="line_item_id:asc,part_id:asc,copy_number:asc")
 
 
 async def attach_relations(conn: Conn, tenant_id: Any, rows: list[Row],
@@ -171,16 +124,14 @@ async def cancel_order(request: Request) -> Response:
     tenant_id = tenant_of(request)
     order_id = parse_id(request.path_params["order_id"], "order")
     async with deps(request).pool.acquire() as conn:
+        status = await conn.fetchval("SELECT status FROM orders WHERE tenant_id = $1 AND id = $2",
+                                     tenant_id, order_id)
+        if status is None:
+            raise Problem(404, f"order {order_id} not found")
+        if status in CLOSED_ORDERS:
+            raise Problem(409, f"order {order_id} is already {status}")
         async with conn.transaction():
-            status = await conn.fetchval(
-                "SELECT status FROM orders WHERE tenant_id = $1 AND id = $2 FOR UPDATE",
-                tenant_id, order_id)
-            if status is None:
-                raise Problem(404, f"order {order_id} not found")
-            if status in CLOSED_ORDERS:
-                raise Problem(409, f"order {order_id} is already {status}")
-            await enqueue(conn, Envelope(  # type: ignore[arg-type]  # a proxy of a Connection
-                "order", str(order_id), "order.cancel", str(tenant_id), {"reason": "operator"},
-                correlation_id=logs.correlation_id.get(), durable=True))
+            await outbox.send(conn, CancelOrder(
+                tenant_id=tenant_id, order_id=order_id, reason="operator"))
         row = await order_detail(conn, tenant_id, order_id)
     return json_response(OrderDetail.model_validate(row).model_dump(mode="json"), 202)

@@ -11,17 +11,16 @@ from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import Response
 
-from forma3d import logs
 from forma3d.domain.orders.states import OrderStatus
 from forma3d.domain.printing.states import JobPurpose, PrintJobStatus
 from forma3d.http.deps import deps, parse_id, tenant_of
 from forma3d.http.problems import Problem
-from forma3d.http.query import Field, FieldType, QuerySpec
+from forma3d.http.query import QuerySpec
 from forma3d.http.routes.api import api
 from forma3d.http.routes.listing import Row, fetch_one, list_routes
 from forma3d.http.routing import json_response
-from forma3d.messaging.envelope import Envelope
-from forma3d.store.outbox import enqueue
+from forma3d.messaging.order import RetryJob
+from forma3d.store import outbox
 
 TAG = "print-jobs"
 RETRYABLE = frozenset({PrintJobStatus.FAILED, PrintJobStatus.CANCELLED})
@@ -59,41 +58,7 @@ class PrintJobOut(BaseModel):
     updated_at: datetime
 
 
-PRINT_JOBS = QuerySpec(
-    table="print_jobs j",
-    tenant_column="j.tenant_id",
-    default_sort="created_at:desc",
-    fields=(
-        Field("id", FieldType.UUID, "j.id"),
-        Field("job_key", column="j.job_key"),
-        Field("purpose", FieldType.ENUM, "j.purpose", choices=tuple(JobPurpose)),
-        Field("order_id", FieldType.UUID, "j.order_id"),
-        Field("line_item_id", FieldType.UUID, "j.line_item_id"),
-        Field("part_id", FieldType.UUID, "j.part_id"),
-        Field("copy_number", FieldType.INT, "j.copy_number"),
-        Field("file_id", FieldType.UUID, "j.file_id"),
-        Field("status", FieldType.ENUM, "j.status", choices=tuple(PrintJobStatus)),
-        Field("priority", FieldType.INT, "j.priority"),
-        Field("position", FieldType.INT, "j.position"),
-        Field("required_tags", column="j.required_tags", filterable=False, sortable=False),
-        Field("attempts", FieldType.INT, "j.attempts"),
-        Field("max_attempts", FieldType.INT, "j.max_attempts"),
-        Field("farm_queue_item_id", FieldType.INT, "j.farm_queue_item_id"),
-        Field("farm_job_uid", column="j.farm_job_uid"),
-        Field("farm_job_id", FieldType.INT, "j.farm_job_id"),
-        Field("printer_id", FieldType.UUID, "j.printer_id"),
-        Field("error", column="j.error"),
-        Field("status_at", FieldType.DATETIME, "j.status_at"),
-        Field("queued_at", FieldType.DATETIME, "j.queued_at"),
-        Field("started_at", FieldType.DATETIME, "j.started_at"),
-        Field("completed_at", FieldType.DATETIME, "j.completed_at"),
-        Field("held", FieldType.BOOL, "j.held"),
-        Field("assigned_at", FieldType.DATETIME, "j.assigned_at"),
-        Field("cleared_at", FieldType.DATETIME, "j.cleared_at"),
-        Field("created_at", FieldType.DATETIME, "j.created_at"),
-        Field("updated_at", FieldType.DATETIME, "j.updated_at"),
-    ),
-)
+PRINT_JOBS = QuerySpec.of(PrintJobOut, "print_jobs j", default_sort="created_at:desc")
 
 list_routes("/print-jobs", PRINT_JOBS, name="print_jobs", item=PrintJobOut, tag=TAG)
 
@@ -112,18 +77,16 @@ async def retry_print_job(request: Request) -> Response:
     tenant_id = tenant_of(request)
     job_id = parse_id(request.path_params["job_id"], "print job")
     async with deps(request).pool.acquire() as conn:
+        job = await conn.fetchrow(
+            """SELECT j.status, j.order_id, o.status AS order_status
+               FROM print_jobs j LEFT JOIN orders o ON o.id = j.order_id
+               WHERE j.tenant_id = $1 AND j.id = $2""", tenant_id, job_id)
+        if job is None:
+            raise Problem(404, f"print job {job_id} not found")
+        _check_retryable(job_id, job["status"], job["order_id"], job["order_status"])
         async with conn.transaction():
-            job = await conn.fetchrow(
-                """SELECT j.status, j.order_id, o.status AS order_status
-                   FROM print_jobs j LEFT JOIN orders o ON o.id = j.order_id
-                   WHERE j.tenant_id = $1 AND j.id = $2 FOR UPDATE OF j""", tenant_id, job_id)
-            if job is None:
-                raise Problem(404, f"print job {job_id} not found")
-            _check_retryable(job_id, job["status"], job["order_id"], job["order_status"])
-            await enqueue(conn, Envelope(  # type: ignore[arg-type]  # a proxy of a Connection
-                "order", str(job["order_id"]), "job.retry", str(tenant_id),
-                {"print_job_id": str(job_id)}, correlation_id=logs.correlation_id.get(),
-                durable=True))
+            await outbox.send(conn, RetryJob(
+                tenant_id=tenant_id, order_id=job["order_id"], print_job_id=job_id))
         row = await fetch_one(conn, PRINT_JOBS, tenant_id, job_id, "print job")
     return json_response(PrintJobOut.model_validate(row).model_dump(mode="json"), 202)
 

@@ -7,6 +7,7 @@ import re
 import uuid
 from datetime import datetime
 from decimal import Decimal
+from typing import Annotated
 
 from pydantic import BaseModel
 from starlette.requests import Request
@@ -15,7 +16,7 @@ from starlette.responses import Response
 from forma3d.domain.shipping.states import ShipmentStatus
 from forma3d.http.deps import deps, parse_id, tenant_of
 from forma3d.http.problems import Problem
-from forma3d.http.query import Field, FieldType, QuerySpec
+from forma3d.http.query import Column, QuerySpec
 from forma3d.http.routes.api import api
 from forma3d.http.routes.listing import Row, fetch_one, list_routes
 
@@ -32,7 +33,7 @@ class ShipmentOut(BaseModel):
     tracking_number: str | None
     tracking_url: str | None
     weight_kg: Decimal | None
-    has_label: bool
+    has_label: Annotated[bool, Column("(s.label IS NOT NULL)")]
     carrier_status_id: int | None
     carrier_status: str | None
     status_at: datetime | None
@@ -42,30 +43,7 @@ class ShipmentOut(BaseModel):
     updated_at: datetime
 
 
-SHIPMENTS = QuerySpec(
-    table="shipments s",
-    tenant_column="s.tenant_id",
-    default_sort="created_at:desc",
-    fields=(
-        Field("id", FieldType.UUID, "s.id"),
-        Field("order_id", FieldType.UUID, "s.order_id"),
-        Field("status", FieldType.ENUM, "s.status", choices=tuple(ShipmentStatus)),
-        Field("external_reference", column="s.external_reference"),
-        Field("parcel_id", FieldType.INT, "s.parcel_id"),
-        Field("carrier", column="s.carrier"),
-        Field("tracking_number", column="s.tracking_number"),
-        Field("tracking_url", column="s.tracking_url"),
-        Field("weight_kg", FieldType.DECIMAL, "s.weight_kg"),
-        Field("has_label", FieldType.BOOL, "(s.label IS NOT NULL)"),
-        Field("carrier_status_id", FieldType.INT, "s.carrier_status_id"),
-        Field("carrier_status", column="s.carrier_status"),
-        Field("status_at", FieldType.DATETIME, "s.status_at"),
-        Field("shopify_fulfillment_id", FieldType.INT, "s.shopify_fulfillment_id"),
-        Field("error", column="s.error"),
-        Field("created_at", FieldType.DATETIME, "s.created_at"),
-        Field("updated_at", FieldType.DATETIME, "s.updated_at"),
-    ),
-)
+SHIPMENTS = QuerySpec.of(ShipmentOut, "shipments s", default_sort="created_at:desc")
 
 list_routes("/shipments", SHIPMENTS, name="shipments", item=ShipmentOut, tag=TAG)
 

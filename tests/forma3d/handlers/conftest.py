@@ -1,15 +1,21 @@
-"""Handlers without Ray: a tenant connected to an in-process SimplyPrint simulator (real HTTP on
-loopback, its state at hand), set up the way the end-to-end tests set up theirs."""
+"""Handlers run without Ray: a state object, a typed message and a connection in a transaction,
+against real PostgreSQL (`stub_services` records what they tell other entities), and a tenant
+connected to an in-process SimplyPrint simulator (real HTTP on loopback), set up the way the
+end-to-end tests set up theirs."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import pytest
 from simplyprint_tenant import FARM, QueueJob, SimplyPrint
 
-from forma3d.db.pool import Pool
+from forma3d.db.pool import Connection, Pool
+from forma3d.handlers.services import Services
+from forma3d.handlers.testing import stub_services
 from forma3d.integrations.settings import SimplyPrintSettings
 from forma3d.store import files
 from forma3d.store.integrations import load_integration, save_integration
@@ -65,3 +71,38 @@ def queue_job(db_pool: Pool, simplyprint: SimplyPrint) -> QueueJob:
         return job_id
 
     return add
+
+
+M = TypeVar("M")
+
+
+@dataclass
+class TenantState:
+    """The tenant state the catalog and queue handlers read (structurally a TenantScope)."""
+
+    services: Services
+    tenant_id: uuid.UUID
+
+
+@pytest.fixture
+def tenant(db_pool: Pool, tenant_id: uuid.UUID) -> TenantState:
+    services, _ = stub_services(db_pool)
+    return TenantState(services, tenant_id)
+
+
+async def command(state: TenantState, fn: Callable[[Any, M, Connection], Awaitable[Any]],
+                  message: M) -> Any:
+    """Run a command handler as its host does: in one transaction, rolled back if it raises."""
+    async with state.services.pool.acquire() as conn, conn.transaction():
+        return await fn(state, message, conn)
+
+
+async def outbox(pool: Pool, tenant_id: uuid.UUID) -> list[tuple[str, str, dict[str, Any]]]:
+    rows = await pool.fetch("SELECT target_kind, message_type, payload FROM outbox"
+                            " WHERE tenant_id = $1 ORDER BY id", tenant_id)
+    return [(r["target_kind"], r["message_type"], r["payload"]) for r in rows]
+
+
+async def print_file(pool: Pool, tenant_id: uuid.UUID) -> uuid.UUID:
+    stored = await files.add_print_file(pool, tenant_id, "p.gcode", uuid.uuid4().hex.encode())
+    return stored.id

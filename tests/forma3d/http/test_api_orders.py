@@ -245,7 +245,8 @@ async def test_cancel_enqueues_for_the_order_entity_and_refuses_closed_orders(
     assert accepted.json()["status"] in ("PROCESSING", "CANCELLED")
     assert await farm.outbox() == [{
         "target_kind": "order", "target_key": str(open_order), "message_type": "order.cancel",
-        "payload": {"reason": "operator"}, "correlation_id": "cancel-42"}]
+        "payload": {"order_id": str(open_order), "reason": "operator"},
+        "correlation_id": "cancel-42"}]
 
 
 # --- print jobs ---------------------------------------------------------------------------------
@@ -309,7 +310,8 @@ async def test_retry_enqueues_for_the_order_only_when_failed_or_cancelled(
     assert accepted.status_code == 202 and accepted.json()["id"] == str(failed)
     assert await farm.outbox() == [{
         "target_kind": "order", "target_key": str(order_id), "message_type": "job.retry",
-        "payload": {"print_job_id": str(failed)}, "correlation_id": "retry-7"}]
+        "payload": {"order_id": str(order_id), "print_job_id": str(failed)},
+        "correlation_id": "retry-7"}]
 
 
 # --- shipments and events -----------------------------------------------------------------------

@@ -6,17 +6,20 @@ import re
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
-from typing import Any
+from enum import StrEnum
+from typing import Annotated, Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import BaseModel
 from starlette.datastructures import QueryParams
 
 from forma3d.http.query import (
     MAX_CONDITIONS,
     MAX_FILTER_DEPTH,
     OPERATORS,
+    Column,
     CompiledQuery,
     Condition,
     Field,
@@ -792,3 +795,55 @@ def test_any_search_body_parses_or_fails_cleanly(body: dict[str, object]) -> Non
         assert exc.errors
         return
     compile_query(SPEC, q, TENANT)
+
+
+# --- specs derived from response models ---------------------------------------------------------
+
+
+class _Colour(StrEnum):
+    RED = "RED"
+    BLUE = "BLUE"
+
+
+class _Line(BaseModel):
+    id: uuid.UUID
+
+
+class _Widget(BaseModel):
+    id: uuid.UUID
+    name: str
+    count: int
+    price: Decimal | None
+    rush: bool
+    made_at: datetime
+    colour: _Colour
+    tags: list[str]
+    extra: dict[str, Any] | None
+    labelled: Annotated[bool, Column("(w.label IS NOT NULL)")]
+    note: Annotated[str, Column(sortable=False)]
+    lines: list[_Line]
+    main: _Line | None
+
+
+def test_spec_of_a_model_declares_each_column_once() -> None:
+    spec = QuerySpec.of(_Widget, "widgets w", default_sort="made_at:desc")
+    assert spec.tenant_column == "w.tenant_id" and spec.table == "widgets w"
+    assert spec.fields == (
+        Field("id", FieldType.UUID, "w.id"),
+        Field("name", FieldType.STR, "w.name"),
+        Field("count", FieldType.INT, "w.count"),
+        Field("price", FieldType.DECIMAL, "w.price"),
+        Field("rush", FieldType.BOOL, "w.rush"),
+        Field("made_at", FieldType.DATETIME, "w.made_at"),
+        Field("colour", FieldType.ENUM, "w.colour", choices=("RED", "BLUE")),
+        Field("tags", FieldType.STR, "w.tags", filterable=False, sortable=False),
+        Field("extra", FieldType.STR, "w.extra", filterable=False, sortable=False),
+        Field("labelled", FieldType.BOOL, "(w.label IS NOT NULL)"),
+        Field("note", FieldType.STR, "w.note", sortable=False),
+    )  # the embedded models (lines, main) are relations, not columns
+    assert spec.sort_keys == (SortKey("made_at", descending=True),)
+    where_sql = compile_query(spec, parse_params(spec, {"labelled": "true", "colour": "red"}),
+                              TENANT).count_sql
+    assert where_sql.endswith("AND ((w.label IS NOT NULL) = $2 AND w.colour = $3)")
+    assert QuerySpec.of(_Line, "lines").by_name["id"].column == "id"
+    assert QuerySpec.of(_Line, "lines").tenant_column == "tenant_id"

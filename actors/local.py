@@ -1,0 +1,40 @@
+"""Entities in this process, without Ray: one `EntityHostCore` behind the same `call` as the Ray
+`EntityRouter`, so the HTTP layer (and its tests) can ask entities where no cluster runs.
+
+Non-durable messages the entities send are only recorded (`StubSender`); durable ones stay in the
+outbox for a dispatcher, as anywhere else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+from actors.host import EntityHostCore
+from forma3d.handlers.registry import EntitySpec
+from forma3d.handlers.testing import StubSender
+from forma3d.messaging.envelope import EntityError
+from forma3d.messaging.message import Message
+
+
+class LocalEntities:
+    """Asks entities hosted in-process; answers and refusals as `EntityRouter.call` gives them."""
+
+    def __init__(self, database_url: str, *, specs: Sequence[EntitySpec[Any]] | None = None,
+                 ask_timeout: float = 30.0, pool_size: int = 5) -> None:
+        self.sender = StubSender()
+        self.core = EntityHostCore(0, 1, database_url, pool_size=pool_size, specs=specs,
+                                   sender=self.sender)
+        self.ask_timeout = ask_timeout
+
+    async def call(self, message: Message, timeout: float | None = None) -> Any:
+        """Ask the message's entity and wait for its answer (EntityError if it refused)."""
+        reply = await asyncio.wait_for(self.core.deliver(message.envelope()),
+                                       timeout or self.ask_timeout)
+        if reply.error is not None:
+            raise EntityError(reply.error, reply.error_type)
+        return reply.value
+
+    async def close(self) -> None:
+        await self.core.close()
