@@ -308,8 +308,7 @@ class GridflockActor(Entity):
     async def _announce(self, conn: Connection) -> None:
         """Orders waiting on this SKU expand again and read the job's outcome."""
         await enqueue(conn, Envelope("tenant", str(self.tenant_id), "mapping.changed",
-                                     str(self.tenant_id), {"sku": self.sku, "variant_id": "",
-                                                           "source": "gridflock"},
+                                     str(self.tenant_id), {"sku": self.sku, "variant_id": ""},
                                      correlation_id=logs.correlation_id.get(), durable=True))
 
 

@@ -58,7 +58,6 @@ class MappingChanged(TenantMessage):
     type: ClassVar[str] = "mapping.changed"
     sku: str
     variant_id: str | None = None
-    source: str | None = None  # who changed it, e.g. "gridflock" (for the log only)
 
 
 class AdjustStock(TenantMessage):
