@@ -20,7 +20,7 @@ from forma3d.domain.orders.states import ORDER_MACHINE, OrderStatus
 from forma3d.domain.printing.states import PrintJobStatus
 from forma3d.domain.shipping.parcel import parcel_weight_kg
 from forma3d.domain.shipping.states import SHIPMENT_MACHINE, ShipmentStatus, status_from_sendcloud
-from forma3d.handlers import farm
+from forma3d.handlers import farm, gridflock_intake
 from forma3d.integrations.errors import PermanentError
 from forma3d.integrations.sendcloud import ParcelRequest
 from forma3d.integrations.settings import (
@@ -79,7 +79,7 @@ class OrderActor(Entity):
         if ORDER_MACHINE.is_terminal(await self._status()):
             return 0
         async with self.ctx.pool.acquire() as conn, conn.transaction():
-            await store.expand_order(conn, self.tenant_id, self.order_id)
+            await store.expand_order(conn, self.tenant_id, self.order_id, gridflock_intake.intake)
             for job in await self._jobs(conn, "PENDING"):
                 await print_jobs.set_job_status(conn, job, PrintJobStatus.QUEUED,
                                            queued_at=datetime.now(UTC))

@@ -20,24 +20,20 @@ import os
 import time
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import ray
 
 from actors.router import NAMESPACE
-from forma3d.domain.gridflock.errors import Step, StepFailed
 from forma3d.domain.gridflock.planner import Plate
 from forma3d.domain.gridflock.profiles import PrinterProfile
-from forma3d.gridflock.artifacts import PlateArtifacts
-from forma3d.gridflock.cache import ArtifactCache
+from forma3d.gridflock.plates import Kind, PlateResult, SlicerUnavailable, make_plate
 
 POOL_NAME = "forma3d-slicer-pool"
 CACHE_ENV = "FORMA3D_GRIDFLOCK_CACHE"
 TOOL_ENV_VARS = frozenset({"OPENSCAD_BIN", "PRUSA_SLICER_BIN", "BAMBU_STUDIO_BIN"})
 DEFAULT_MAX_QUEUED = 64
-Kind = Literal["stl", "gcode"]
 
 
 def default_cache_root() -> Path:
@@ -46,29 +42,6 @@ def default_cache_root() -> Path:
     if explicit:
         return Path(explicit).resolve()
     return (Path(os.environ.get("FORMA3D_DATA_DIR", ".forma3d")) / "gridflock-cache").resolve()
-
-
-@dataclass(frozen=True, slots=True)
-class PlateResult:
-    """One plate's files (paths in the shared cache) or the step that failed, as plain data."""
-
-    number: int
-    stl_path: str | None = None
-    stl_key: str | None = None
-    stl_generated: bool = False
-    stl_seconds: float = 0.0
-    gcode_path: str | None = None
-    gcode_key: str | None = None
-    sliced: bool = False
-    slice_seconds: float = 0.0
-    print_seconds: int | None = None
-    filament_g: float | None = None
-    slicer: str | None = None
-    failed_step: str | None = None
-    error: str | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @contextlib.contextmanager
@@ -84,30 +57,6 @@ def _tool_env(overrides: Mapping[str, str]) -> Iterator[None]:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
-
-
-async def make_plate(kind: Kind, plate: Plate, profile: PrinterProfile | None,
-                     cache_root: Path) -> PlateResult:
-    """The STL (and for `gcode` the sliced file) of one plate, through the content-hash cache."""
-    artifacts = PlateArtifacts(ArtifactCache(cache_root))
-    step = Step.GENERATING_STL
-    try:
-        stl = await artifacts.stl(plate)
-        result = PlateResult(plate.number, str(stl.path), stl.key, not stl.cached, stl.seconds)
-        if kind == "stl":
-            return result
-        assert profile is not None
-        step = Step.SLICING
-        gcode = await artifacts.gcode(plate, profile)
-        return PlateResult(
-            plate.number, result.stl_path, result.stl_key, result.stl_generated,
-            result.stl_seconds, str(gcode.path), gcode.key, not gcode.cached, gcode.seconds,
-            gcode.stats.print_seconds, gcode.stats.filament_g, gcode.slicer)
-    except StepFailed as failure:
-        return PlateResult(plate.number, failed_step=failure.step.value, error=failure.reason)
-    except Exception as error:  # a bug or a broken disk: still a visible failure at this step
-        return PlateResult(plate.number, failed_step=step.value,
-                           error=f"{type(error).__name__}: {error}")
 
 
 @ray.remote(num_cpus=1, max_retries=2)
@@ -219,13 +168,18 @@ def get_pool(cache_root: Path | None = None) -> Any:
 
 
 class RaySlicer:
-    """The handlers' `Slicer` on the cluster's pool actor (found or created on first use)."""
+    """The handlers' `Slicer` on the cluster's pool actor (found or created on first use); the
+    actor restarting under a call is `SlicerUnavailable`, so handlers never see Ray's errors."""
 
     def __init__(self) -> None:
         self._pool: Any = None
 
-    async def run(self, kind: str, plates: list[Any], profile: Any) -> list[Any]:
+    async def run(self, kind: Kind, plates: Sequence[Plate],
+                  profile: PrinterProfile | None) -> list[PlateResult]:
         if self._pool is None:
             self._pool = get_pool()
-        results: list[Any] = await self._pool.run.remote(kind, plates, profile)
+        try:
+            results: list[PlateResult] = await self._pool.run.remote(kind, list(plates), profile)
+        except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError) as gone:
+            raise SlicerUnavailable(f"slicer pool unavailable ({type(gone).__name__})") from gone
         return results

@@ -25,10 +25,11 @@ import ray
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from actors.slicer_pool import PlateResult, SlicerPoolCore, make_plate
+from actors.slicer_pool import SlicerPoolCore
 from benchmarks._common import machine
 from forma3d.domain.gridflock import PlanOptions, PlateSet, get_profile, plan_plates
 from forma3d.domain.gridflock.profiles import PrinterProfile
+from forma3d.gridflock.plates import PlateResult, make_plate
 from forma3d.gridflock.preview import preview_payload
 
 

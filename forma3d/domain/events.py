@@ -26,7 +26,7 @@ from pydantic import (
     model_validator,
 )
 
-from forma3d.domain.gridflock.states import GridflockStep
+from forma3d.domain.gridflock.states import GridflockJobStatus, GridflockStep
 from forma3d.domain.printing.states import JobPurpose, PrintJobStatus
 from forma3d.domain.shipping.states import ShipmentStatus
 
@@ -56,6 +56,7 @@ class EventType(StrEnum):
     PRINT_JOB_QUEUE_CHANGED = "print-job.queue-changed"
     PRINT_JOB_RECONCILED = "print-job.reconciled"
     PRINT_JOB_FORCE_STATUS = "print-job.force-status"
+    GRIDFLOCK_JOB_STATUS_CHANGED = "gridflock.job-status-changed"
 
 
 class UnknownEventType(ValueError):
@@ -381,6 +382,17 @@ class PrintJobForceStatus(Change):
     print_job_id: Id
     reason: str
     by: str
+
+
+@_register(EventType.GRIDFLOCK_JOB_STATUS_CHANGED, "0.0.1",
+           "A GridFlock job changed status: requested (no previous status), a step started, "
+           "it completed, failed (with the step) or was retried.")
+class GridflockJobStatusChanged(EventPayload):
+    sku: Id
+    gridflock_job_id: Id
+    previous_status: GridflockJobStatus | None
+    status: GridflockJobStatus
+    failed_step: GridflockStep | None = None
 
 
 # --- envelope -------------------------------------------------------------------------------

@@ -20,6 +20,9 @@ from typing import Any, Protocol
 import httpx
 
 from forma3d.db.pool import Pool
+from forma3d.domain.gridflock.planner import Plate
+from forma3d.domain.gridflock.profiles import PrinterProfile
+from forma3d.gridflock.plates import Kind, PlateResult
 from forma3d.integrations.settings import SimplyPrintSettings
 from forma3d.integrations.simplyprint import SimplyPrintClient
 from forma3d.messaging.live import live_channel
@@ -45,9 +48,11 @@ class Sender(Protocol):
 
 
 class Slicer(Protocol):
-    """Runs plate work (OpenSCAD, slicers) somewhere with CPUs: the Ray slicer pool."""
+    """Runs plate work (OpenSCAD, slicers) somewhere with CPUs: the Ray slicer pool, or
+    `LocalSlicer` in this process; raises `SlicerUnavailable` when it went away itself."""
 
-    async def run(self, kind: str, plates: list[Any], profile: Any) -> list[Any]: ...
+    async def run(self, kind: Kind, plates: Sequence[Plate],
+                  profile: PrinterProfile | None) -> list[PlateResult]: ...
 
 
 class Live:

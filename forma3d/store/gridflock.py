@@ -1,119 +1,175 @@
-"""GridFlock intake inside order expansion: a GRID-CUSTOM line item maps through its canonical SKU.
+"""GridFlock jobs in PostgreSQL: one row per tenant and canonical SKU, and one function per
+status change.
 
-A repeat size finds its product mapping at once. A new size parks the line item GENERATING and
-requests the size's pipeline job; the job row is unique per tenant and SKU and its `gridflock.run`
-message is written in the same transaction, so concurrent orders for one new size start exactly
-one pipeline, and none is lost to a crash. Bad properties, sizes outside the tenant's limits, a
-failed pipeline or the feature switched off hold the line item (NEEDS_MAPPING) with the reason.
+Each change checks GRIDFLOCK_JOB_MACHINE, updates the row only if it still has the status its
+writer saw (a second runner, e.g. a host that lost the key in a rebalance, stops at its first
+stale write with `JobMoved` instead of fighting), and records the events, all in the caller's
+transaction. Settling (COMPLETED, FAILED) and retrying tell the tenant `MappingChanged` for the
+SKU, so its waiting orders expand again and read the job's outcome.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from forma3d import logs
-from forma3d.db.pool import Connection, record_to_dict
-from forma3d.domain.gridflock.errors import GridflockError
-from forma3d.domain.gridflock.profiles import get_profile
-from forma3d.domain.gridflock.sku import GridRequest, SizeLimits, parse_line_item
-from forma3d.domain.gridflock.states import GridflockJobStatus
-from forma3d.domain.orders.states import LineItemStatus
-from forma3d.messaging.envelope import Envelope
-from forma3d.store.outbox import enqueue
-from forma3d.store.tenants import tenant_settings
+import asyncpg
 
-KIND = "gridflock"
-RUN = "gridflock.run"
-RETRY = "gridflock.retry"
+from forma3d.db.pool import Connection, Pool
+from forma3d.domain.events import EventType
+from forma3d.domain.gridflock.sku import GridRequest
+from forma3d.domain.gridflock.states import (
+    GRIDFLOCK_JOB_MACHINE,
+    GridflockJobStatus,
+    GridflockStep,
+    next_step,
+)
+from forma3d.messaging.gridflock import RunPipeline
+from forma3d.messaging.tenant import MappingChanged
+from forma3d.store.events import record
+from forma3d.store.outbox import send
+
+S = GridflockJobStatus
+ERROR_LIMIT = 2000
 
 
-def entity_key(tenant_id: uuid.UUID | str, sku: str) -> str:
-    """One GridFlock entity per tenant and canonical SKU: the single-flight unit."""
-    return f"{tenant_id}:{sku}"
+@dataclass(frozen=True)
+class GridflockJob:
+    """A `gridflock_jobs` row."""
+
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    sku: str
+    printer_profile: str
+    status: GridflockJobStatus
+    failed_step: GridflockStep | None
+    error: str | None
+    attempts: int
+    plan: dict[str, Any]
+    plates: list[dict[str, Any]]
+    stl_runs: int
+    slice_runs: int
+    mapping_id: uuid.UUID | None
+
+    @classmethod
+    def of(cls, row: asyncpg.Record) -> GridflockJob:
+        return cls(row["id"], row["tenant_id"], row["sku"], row["printer_profile"],
+                   S(row["status"]),
+                   GridflockStep(row["failed_step"]) if row["failed_step"] else None,
+                   row["error"], row["attempts"], row["plan"], list(row["plates"]),
+                   row["stl_runs"], row["slice_runs"], row["mapping_id"])
 
 
-def run_message(tenant_id: uuid.UUID | str, sku: str, job_id: uuid.UUID | str) -> Envelope:
-    return Envelope(KIND, entity_key(tenant_id, sku), RUN, str(tenant_id),
-                    {"job_id": str(job_id)}, correlation_id=logs.correlation_id.get(),
-                    durable=True)
+class JobMoved(RuntimeError):
+    """A conditional write found the job no longer in the status its writer saw."""
+
+
+async def find_job(db: Pool | Connection, tenant_id: uuid.UUID, sku: str) -> GridflockJob | None:
+    row = await db.fetchrow("SELECT * FROM gridflock_jobs WHERE tenant_id = $1 AND sku = $2",
+                            tenant_id, sku)
+    return None if row is None else GridflockJob.of(row)
 
 
 async def request_job(conn: Connection, tenant_id: uuid.UUID,
-                      request: GridRequest) -> dict[str, Any]:
-    """The size's job, created (with its run message) if this is the first order for it."""
-    plan = request.plan().as_dict()
+                      request: GridRequest) -> GridflockJob:
+    """The size's job, created PENDING with its `RunPipeline` if this is the first order for it:
+    the row is unique per tenant and SKU, so concurrent orders for one new size start exactly one
+    pipeline, and the message exists exactly when the job does."""
     row = await conn.fetchrow(
         """INSERT INTO gridflock_jobs (id, tenant_id, sku, printer_profile, plan)
            VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tenant_id, sku) DO NOTHING RETURNING *""",
-        uuid.uuid4(), tenant_id, request.sku, request.profile.id, plan)
-    if row is not None:
-        await enqueue(conn, run_message(tenant_id, request.sku, row["id"]))
-        return record_to_dict(row)
-    found = await conn.fetchrow("SELECT * FROM gridflock_jobs WHERE tenant_id = $1 AND sku = $2",
-                                tenant_id, request.sku)
-    assert found is not None
-    return record_to_dict(found)
+        uuid.uuid4(), tenant_id, request.sku, request.profile.id, request.plan().as_dict())
+    if row is None:
+        found = await find_job(conn, tenant_id, request.sku)
+        assert found is not None
+        return found
+    job = GridflockJob.of(row)
+    await _status_event(conn, job, None)
+    await send(conn, RunPipeline(tenant_id=tenant_id, sku=job.sku, job_id=job.id))
+    return job
 
 
-def failure_reason(job: dict[str, Any]) -> str:
-    return f"GridFlock pipeline for {job['sku']} failed at {job['failed_step']}: {job['error']}"
+async def advance(conn: Connection, job: GridflockJob, *,
+                  plates: Sequence[Mapping[str, Any]] | None = None, stl_runs: int = 0,
+                  slice_runs: int = 0) -> GridflockJob:
+    """The next running step (PENDING -> GENERATING_STL -> ... -> MAPPING), keeping what the
+    step before made: the plates' files and the tool runs it counted."""
+    target = next_step(job.status)
+    if target == S.COMPLETED:
+        raise ValueError("gridflock job: MAPPING completes through complete()")
+    return await _move(conn, job, target, plates=plates, stl_runs=stl_runs,
+                       slice_runs=slice_runs)
 
 
-async def gridflock_intake(conn: Connection, tenant_id: uuid.UUID,
-                           item: dict[str, Any]) -> str | None:
-    """The canonical SKU to map `item` through when its mapping exists; otherwise park the item
-    (GENERATING while its job runs, NEEDS_MAPPING with the reason when held) and return None."""
-    from forma3d.store import (
-        orders as store,  # store calls this hook; import at use to avoid a cycle
-    )
-
-    settings = await tenant_settings(conn, tenant_id)
-    if not settings.gridflock_enabled:
-        if await store.load_mapping(conn, tenant_id, item["sku"], item["variant_id"]):
-            return str(item["sku"])  # a hand-made mapping for the raw SKU still works
-        await _park(conn, item, LineItemStatus.NEEDS_MAPPING,
-                    "GridFlock custom baseplates are off for this tenant "
-                    "(tenant setting gridflock_enabled)")
-        return None
-    try:
-        request = parse_line_item(
-            item["properties"] or {}, get_profile(settings.gridflock_printer_profile),
-            SizeLimits(settings.gridflock_min_mm, settings.gridflock_max_mm))
-        sku = request.sku
-        if item.get("mapping_sku") != sku:
-            await conn.execute("UPDATE line_items SET mapping_sku = $2 WHERE id = $1",
-                               item["id"], sku)
-            item["mapping_sku"] = sku
-        if await store.load_mapping(conn, tenant_id, sku, item["variant_id"]) is not None:
-            return sku
-        job = await request_job(conn, tenant_id, request)
-    except GridflockError as error:  # bad properties, size outside the limits, unplannable
-        await _park(conn, item, LineItemStatus.NEEDS_MAPPING, f"GridFlock: {error}")
-        return None
-    status = GridflockJobStatus(job["status"])
-    if status == GridflockJobStatus.FAILED:
-        await _park(conn, item, LineItemStatus.NEEDS_MAPPING, failure_reason(job))
-    elif status == GridflockJobStatus.COMPLETED:
-        await _park(conn, item, LineItemStatus.NEEDS_MAPPING,
-                    f"GridFlock job for {sku} completed but its product mapping was removed; "
-                    "create a mapping for the SKU")
-    else:
-        await _park(conn, item, LineItemStatus.GENERATING,
-                    f"GridFlock: generating plates for {sku}")
-    return None
+async def complete(conn: Connection, job: GridflockJob, mapping_id: uuid.UUID, *,
+                   existing_mapping: bool) -> GridflockJob:
+    """COMPLETED with the SKU's mapping (MAPPING, or PENDING when one already existed)."""
+    done = await _move(conn, job, S.COMPLETED, mapping_id=mapping_id)
+    await record(conn, EventType.GRIDFLOCK_MAPPING_READY, job.tenant_id, {
+        "sku": job.sku, "product_mapping_id": str(mapping_id), "gridflock_job_id": str(job.id),
+        "existing_mapping": existing_mapping}, subject=("gridflock_job", job.id))
+    await _announce(conn, job)
+    return done
 
 
-async def _park(conn: Connection, item: dict[str, Any], status: LineItemStatus,
-                reason: str) -> None:
-    from forma3d.store import orders as store
+async def fail(conn: Connection, job: GridflockJob, step: GridflockStep,
+               reason: str) -> GridflockJob:
+    """FAILED at `step` with the reason, from the status its runner saw."""
+    error = reason[:ERROR_LIMIT]
+    failed = await _move(conn, job, S.FAILED, failed_step=step, error=error)
+    await record(conn, EventType.GRIDFLOCK_PIPELINE_FAILED, job.tenant_id, {
+        "sku": job.sku, "gridflock_job_id": str(job.id), "failed_step": step.value,
+        "error_message": error}, subject=("gridflock_job", job.id))
+    await _announce(conn, job)
+    return failed
 
-    current = LineItemStatus(item["status"])
-    if current == status and item.get("reason") == reason:
-        return
-    if current == LineItemStatus.GENERATING and status == LineItemStatus.NEEDS_MAPPING:
-        # The line-item table has no GENERATING -> NEEDS_MAPPING edge: a held item restarts.
-        await store.set_line_item(conn, item, LineItemStatus.PENDING)
-        item["status"] = current = LineItemStatus.PENDING
-    await store.set_line_item(conn, item, status, reason=reason)
-    item["status"], item["reason"] = status.value, reason
+
+async def retry(conn: Connection, job: GridflockJob) -> GridflockJob:
+    """FAILED -> PENDING (one more attempt, the failure cleared): held orders go back to
+    waiting, and the pipeline runs again."""
+    retried = await _move(conn, job, S.PENDING, retried=True)
+    await send(conn, RunPipeline(tenant_id=job.tenant_id, sku=job.sku, job_id=job.id))
+    await _announce(conn, job)
+    return retried
+
+
+async def _move(conn: Connection, job: GridflockJob, target: GridflockJobStatus, *,
+                plates: Sequence[Mapping[str, Any]] | None = None, stl_runs: int = 0,
+                slice_runs: int = 0, mapping_id: uuid.UUID | None = None,
+                failed_step: GridflockStep | None = None, error: str | None = None,
+                retried: bool = False) -> GridflockJob:
+    GRIDFLOCK_JOB_MACHINE.check(job.status, target)
+    row = await conn.fetchrow(
+        """UPDATE gridflock_jobs SET status = $3, plates = coalesce($4, plates),
+                  stl_runs = stl_runs + $5, slice_runs = slice_runs + $6,
+                  mapping_id = coalesce($7, mapping_id), failed_step = $8, error = $9,
+                  attempts = attempts + CASE WHEN $10 THEN 1 ELSE 0 END,
+                  started_at = CASE WHEN $3 = 'GENERATING_STL' AND $2 = 'PENDING' THEN now()
+                                    ELSE started_at END,
+                  completed_at = CASE WHEN $3 = 'COMPLETED' THEN now() ELSE completed_at END,
+                  updated_at = now()
+           WHERE id = $1 AND status = $2 RETURNING *""",
+        job.id, job.status.value, target.value, None if plates is None else list(plates),
+        stl_runs, slice_runs, mapping_id, failed_step and failed_step.value, error, retried)
+    if row is None:
+        raise JobMoved(f"gridflock job {job.sku} is no longer {job.status.value}")
+    moved = GridflockJob.of(row)
+    await _status_event(conn, moved, job.status)
+    return moved
+
+
+async def _status_event(conn: Connection, job: GridflockJob,
+                        previous: GridflockJobStatus | None) -> None:
+    await record(conn, EventType.GRIDFLOCK_JOB_STATUS_CHANGED, job.tenant_id, {
+        "sku": job.sku, "gridflock_job_id": str(job.id),
+        "previous_status": None if previous is None else previous.value,
+        "status": job.status.value,
+        "failed_step": None if job.failed_step is None else job.failed_step.value},
+        subject=("gridflock_job", job.id))
+
+
+async def _announce(conn: Connection, job: GridflockJob) -> None:
+    """Orders waiting on this SKU expand again and read the job's outcome."""
+    await send(conn, MappingChanged(tenant_id=job.tenant_id, sku=job.sku, variant_id=""))

@@ -7,6 +7,7 @@ pass the connection of their transaction.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from forma3d.db.pool import Connection, record_to_dict
@@ -18,7 +19,6 @@ from forma3d.domain.orders.shopify_order import ShopifyOrder
 from forma3d.domain.orders.states import LINE_ITEM_MACHINE, LineItemStatus, OrderStatus
 from forma3d.domain.printing.mapping import AssemblyPart, ProductMapping
 from forma3d.store.events import record
-from forma3d.store.gridflock import gridflock_intake
 from forma3d.store.tenants import tenant_settings
 
 Row = dict[str, Any]
@@ -103,7 +103,8 @@ async def set_line_item(conn: Connection, item: Row, status: LineItemStatus,
         item["id"], status.value, *fields.values())
 
 
-async def expand_order(conn: Connection, tenant_id: uuid.UUID, order_id: uuid.UUID) -> int:
+async def expand_order(conn: Connection, tenant_id: uuid.UUID, order_id: uuid.UUID,
+                       intake: Intake) -> int:
     """Resolve mappings and create print jobs for every line item that can start; returns the
     number of jobs created (idempotent: jobs are unique per order, line item, part and copy)."""
     created = 0
@@ -117,7 +118,7 @@ async def expand_order(conn: Connection, tenant_id: uuid.UUID, order_id: uuid.UU
         sku = item["sku"] or ""
         # --- GridFlock (issue 5): GRID-CUSTOM maps through its canonical SKU, or waits/holds.
         if is_custom_sku(sku):
-            canonical = await gridflock_intake(conn, tenant_id, item)
+            canonical = await intake(conn, tenant_id, item)
             if canonical is None:
                 continue
             sku = canonical
@@ -199,3 +200,18 @@ async def recompute(conn: Connection, tenant_id: uuid.UUID, order_id: uuid.UUID)
             "order_id": str(order_id), "shopify_order_id": str(order["shopify_order_id"]),
             "total_parts": totals[0], "completed_parts": totals[1]}, subject=("order", order_id))
     return target
+
+
+# --- used by GridFlock intake
+
+
+Intake = Callable[[Connection, uuid.UUID, Row], Awaitable[str | None]]
+"""GridFlock intake (forma3d.handlers.gridflock_intake.intake), passed in by the caller: the
+canonical SKU a GRID-CUSTOM line item maps through, or None when it waits or is held."""
+
+
+async def set_line_item_mapping_sku(conn: Connection, item: Row, sku: str) -> None:
+    """The SKU a line item maps through (GridFlock's canonical SKU for GRID-CUSTOM)."""
+    if item.get("mapping_sku") != sku:
+        await conn.execute("UPDATE line_items SET mapping_sku = $2 WHERE id = $1", item["id"], sku)
+        item["mapping_sku"] = sku

@@ -14,7 +14,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
 from starlette.responses import Response
 
-from forma3d import logs
 from forma3d.domain.gridflock.errors import GridflockError
 from forma3d.domain.gridflock.planner import ConnectorStyle, PlanOptions, plan_plates
 from forma3d.domain.gridflock.profiles import DEFAULT_PROFILE_ID, get_profile
@@ -28,9 +27,8 @@ from forma3d.http.query import FieldType, QuerySpec
 from forma3d.http.routes.api import api
 from forma3d.http.routes.listing import Row, fetch_one, list_routes
 from forma3d.http.routing import json_response
-from forma3d.messaging.envelope import Envelope
-from forma3d.store.gridflock import KIND, RETRY, entity_key
-from forma3d.store.outbox import enqueue
+from forma3d.messaging.gridflock import RetryPipeline
+from forma3d.store.outbox import send
 
 TAG = "gridflock"
 
@@ -145,9 +143,7 @@ async def retry_job(request: Request) -> Response:
             if job["status"] != GridflockJobStatus.FAILED:
                 raise Problem(409, f"GridFlock job {job_id} is {job['status']}; only FAILED "
                               "jobs can be retried")
-            await enqueue(conn, Envelope(  # type: ignore[arg-type]  # a proxy of a Connection
-                KIND, entity_key(tenant_id, job["sku"]), RETRY, str(tenant_id), {},
-                correlation_id=logs.correlation_id.get(), durable=True))
+            await send(conn, RetryPipeline(tenant_id=tenant_id, sku=job["sku"]))
         row = await fetch_one(conn, JOBS, tenant_id, job_id, "GridFlock job")
     return json_response(GridflockJobOut.model_validate(row).model_dump(mode="json"), 202)
 

@@ -1,0 +1,81 @@
+"""GridFlock intake inside order expansion: the facts looked up, the pure decision
+(forma3d.domain.gridflock.intake) applied to the line item.
+
+Called by the order entity's expansion for each GRID-CUSTOM line item, in its transaction. A
+new size's job and its `RunPipeline` are written in that same transaction, so concurrent orders
+for one new size start exactly one pipeline, and none is lost to a crash.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from forma3d.db.pool import Connection
+from forma3d.domain.gridflock.intake import (
+    Decision,
+    Hold,
+    JobFacts,
+    MapThrough,
+    RequestJob,
+    Wait,
+    decide,
+    read_request,
+    switched_off,
+)
+from forma3d.domain.orders.states import LineItemStatus
+from forma3d.store import gridflock, orders
+from forma3d.store.tenants import tenant_settings
+
+Row = dict[str, Any]
+
+
+async def intake(conn: Connection, tenant_id: uuid.UUID, item: Row) -> str | None:
+    """The SKU to map `item` through when its mapping exists; otherwise park the item
+    (GENERATING while its job runs, NEEDS_MAPPING with the reason when held) and return None."""
+    settings = await tenant_settings(conn, tenant_id)
+    decision: Decision
+    if not settings.gridflock_enabled:
+        raw = await orders.load_mapping(conn, tenant_id, item["sku"], item["variant_id"])
+        decision = switched_off(str(item["sku"]), mapping_exists=raw is not None)
+    else:
+        request = read_request(item["properties"], settings)
+        if isinstance(request, Hold):
+            decision = request
+        else:
+            await orders.set_line_item_mapping_sku(conn, item, request.sku)
+            mapping = await orders.load_mapping(conn, tenant_id, request.sku, item["variant_id"])
+            job = None if mapping else await gridflock.find_job(conn, tenant_id, request.sku)
+            decision = decide(request, mapping_exists=mapping is not None, job=_facts(job))
+            if isinstance(decision, RequestJob):
+                job = await gridflock.request_job(conn, tenant_id, decision.request)
+                decision = decide(request, mapping_exists=False, job=_facts(job))
+    return await _apply(conn, item, decision)
+
+
+def _facts(job: gridflock.GridflockJob | None) -> JobFacts | None:
+    return None if job is None else JobFacts(job.status, job.failed_step, job.error)
+
+
+async def _apply(conn: Connection, item: Row, decision: Decision) -> str | None:
+    if isinstance(decision, MapThrough):
+        return decision.sku
+    if isinstance(decision, Wait):
+        await _park(conn, item, LineItemStatus.GENERATING, decision.reason)
+    elif isinstance(decision, Hold):
+        await _park(conn, item, LineItemStatus.NEEDS_MAPPING, decision.reason)
+    else:
+        raise AssertionError(f"intake cannot apply {decision!r}")
+    return None
+
+
+async def _park(conn: Connection, item: Row, status: LineItemStatus, reason: str) -> None:
+    current = LineItemStatus(item["status"])
+    if current == status and item.get("reason") == reason:
+        return
+    if current == LineItemStatus.GENERATING and status == LineItemStatus.NEEDS_MAPPING:
+        # The line-item table has no GENERATING -> NEEDS_MAPPING edge: a held item restarts.
+        await orders.set_line_item(conn, item, LineItemStatus.PENDING)
+        item["status"] = LineItemStatus.PENDING
+    await orders.set_line_item(conn, item, status, reason=reason)
+    item["status"], item["reason"] = status.value, reason
