@@ -13,7 +13,7 @@ from typing import Any
 
 import psutil
 
-from forma3d.db.migrate import migrate
+from forma3d.db.migrations import migrate
 from forma3d.platform.embedded import Services, start_services
 
 

@@ -27,7 +27,7 @@ class CliError(RuntimeError):
 
 def _with_database(settings: Settings, work: Callable[[str], Awaitable[Any]]) -> Any:
     """Run `work(database_url)` against the configured or embedded PostgreSQL."""
-    from forma3d.db.migrate import migrate
+    from forma3d.db.migrations import migrate
     from forma3d.platform.embedded import start_services
 
     services = start_services(settings.database_url, settings.redis_url or "unused",
@@ -42,7 +42,7 @@ def _with_database(settings: Settings, work: Callable[[str], Awaitable[Any]]) ->
 
 
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
-    from forma3d.db.migrate import migrate
+    from forma3d.db.migrations import migrate
     from forma3d.platform.embedded import start_services
 
     services = start_services(settings.database_url, "unused", settings.data_dir)

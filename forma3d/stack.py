@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from forma3d.config import Settings
-from forma3d.db.migrate import migrate
+from forma3d.db.migrations import migrate
 from forma3d.platform.embedded import Services, start_services
 from forma3d.platform.secrets import KEY_ENV, load_or_create_key
 from sandbox.runner import SandboxThread

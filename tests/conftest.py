@@ -14,7 +14,7 @@ import pytest
 from cryptography.fernet import Fernet
 
 from actors.runtime import Runtime
-from forma3d.db.migrate import migrate
+from forma3d.db.migrations import migrate
 from forma3d.db.pool import Pool, create_pool
 from forma3d.platform.embedded import Services, start_services
 from forma3d.store.tenants import create_tenant

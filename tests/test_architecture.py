@@ -76,8 +76,8 @@ def test_sql_writes_live_only_in_the_store() -> None:
     for package in PACKAGES:
         for path in (ROOT / package).rglob("*.py"):
             relative = path.relative_to(ROOT)
-            if relative.parts[:2] == ("forma3d", "store"):
-                continue
+            if relative.parts[:2] == ("forma3d", "store") or "migrations" in relative.parts:
+                continue  # the store, and the migration runner's own bookkeeping
             for number, line in enumerate(path.read_text().splitlines(), start=1):
                 if WRITE.search(line):
                     outside.append(f"{relative}:{number}: {line.strip()}")

@@ -34,7 +34,7 @@ class Migration:
 
 def available() -> list[Migration]:
     found = []
-    for entry in resources.files("forma3d.db").joinpath("migrations").iterdir():
+    for entry in resources.files(__name__).iterdir():
         match = _NAME.match(entry.name)
         if match:
             found.append(Migration(int(match[1]), match[2], entry.read_text()))

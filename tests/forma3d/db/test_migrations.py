@@ -10,7 +10,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-from forma3d.db.migrate import MigrationError, available, migrate
+from forma3d.db.migrations import MigrationError, available, migrate
 from forma3d.db.pool import Pool, connect
 
 
