@@ -7,11 +7,12 @@ from typing import Any
 from actors.dispatch import FleetActor
 from actors.entity import legacy_spec
 from actors.gridflock import GridflockActor
-from actors.order import OrderActor
 from actors.printer import PrinterActor
 from actors.tenant import TenantActor
+from forma3d.handlers import order
 from forma3d.handlers.registry import EntitySpec
 
-ENTITIES: tuple[EntitySpec[Any], ...] = tuple(
-    legacy_spec(cls) for cls in (OrderActor, PrinterActor, TenantActor, FleetActor,
-                                 GridflockActor))
+ENTITIES: tuple[EntitySpec[Any], ...] = (
+    order.ENTITY,
+    *(legacy_spec(cls) for cls in (PrinterActor, TenantActor, FleetActor, GridflockActor)),
+)
