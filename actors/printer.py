@@ -379,7 +379,9 @@ class PrinterActor(Entity):
         """Order jobs go through their order (retries, progress); stock jobs change directly."""
         if job.get("order_id") is not None:
             await enqueue(conn, Envelope("order", str(job["order_id"]), "job.status",
-                                         str(self.tenant_id), update.payload(), durable=True))
+                                         str(self.tenant_id),
+                                         {**update.payload(), "order_id": str(job["order_id"])},
+                                         durable=True))
             return
         row = await conn.fetchrow("SELECT * FROM print_jobs WHERE id = $1 FOR UPDATE", job["id"])
         if row is not None:

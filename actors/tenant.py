@@ -37,8 +37,8 @@ class TenantActor(Entity):
 
     def _order(self, order_id: uuid.UUID, message_type: str,
                payload: dict[str, Any] | None = None) -> Envelope:
-        return Envelope("order", str(order_id), message_type, self.key, payload or {},
-                        durable=True)
+        return Envelope("order", str(order_id), message_type, self.key,
+                        {**(payload or {}), "order_id": str(order_id)}, durable=True)
 
     @query("tenant.get")
     async def get(self, envelope: Envelope) -> dict[str, Any]:
