@@ -27,6 +27,7 @@ from pydantic import (
 )
 
 from forma3d.domain.gridflock.states import GridflockJobStatus, GridflockStep
+from forma3d.domain.orders.states import LineItemStatus, OrderStatus
 from forma3d.domain.printing.states import JobPurpose, PrintJobStatus
 from forma3d.domain.shipping.states import ShipmentStatus
 
@@ -57,6 +58,9 @@ class EventType(StrEnum):
     PRINT_JOB_RECONCILED = "print-job.reconciled"
     PRINT_JOB_FORCE_STATUS = "print-job.force-status"
     GRIDFLOCK_JOB_STATUS_CHANGED = "gridflock.job-status-changed"
+    ORDER_STATUS_CHANGED = "order.status-changed"
+    LINE_ITEM_STATUS_CHANGED = "line-item.status-changed"
+    ORDER_FULFILLED = "order.fulfilled"
 
 
 class UnknownEventType(ValueError):
@@ -393,6 +397,37 @@ class GridflockJobStatusChanged(EventPayload):
     previous_status: GridflockJobStatus | None
     status: GridflockJobStatus
     failed_step: GridflockStep | None = None
+
+
+# --- order and line-item lifecycles ---------------------------------------------------------
+
+
+@_register(EventType.ORDER_STATUS_CHANGED, "0.0.1",
+           "An order moved between statuses (every change, for audit and live dashboards).")
+class OrderStatusChanged(EventPayload):
+    order_id: Id
+    previous_status: OrderStatus
+    new_status: OrderStatus
+    reason: str | None = None
+
+
+@_register(EventType.LINE_ITEM_STATUS_CHANGED, "0.0.1",
+           "A line item moved between statuses (mapping found or missing, printing, printed...).")
+class LineItemStatusChanged(EventPayload):
+    line_item_id: Id
+    order_id: Id
+    previous_status: LineItemStatus
+    new_status: LineItemStatus
+    reason: str | None = None
+
+
+@_register(EventType.ORDER_FULFILLED, "0.0.1",
+           "The Shopify order is fulfilled with the parcel's tracking number.")
+class OrderFulfilled(EventPayload):
+    order_id: Id
+    shopify_order_id: str | None = None
+    shopify_fulfillment_id: str | None = None
+    tracking_number: str | None = None
 
 
 # --- envelope -------------------------------------------------------------------------------

@@ -75,7 +75,7 @@ async def _park(conn: Connection, item: Row, status: LineItemStatus, reason: str
         return
     if current == LineItemStatus.GENERATING and status == LineItemStatus.NEEDS_MAPPING:
         # The line-item table has no GENERATING -> NEEDS_MAPPING edge: a held item restarts.
-        await orders.set_line_item(conn, item, LineItemStatus.PENDING)
+        await orders.set_line_item_status(conn, item, LineItemStatus.PENDING)
         item["status"] = LineItemStatus.PENDING
-    await orders.set_line_item(conn, item, status, reason=reason)
+    await orders.set_line_item_status(conn, item, status, reason=reason)
     item["status"], item["reason"] = status.value, reason

@@ -1,25 +1,40 @@
-"""Orders in PostgreSQL: ingest, mapping resolution, job expansion and status recomputation.
+"""Orders and their line items in PostgreSQL: ingest, statuses and progress.
 
-Every status change goes through the domain's transition tables and leaves an event; callers
-pass the connection of their transaction.
+`set_order_status` and `set_line_item_status` are the only writers of `orders.status` and
+`line_items.status`: each checks its lifecycle's machine, updates conditionally (`... WHERE
+status = <expected>`, so a writer that lost a race changes nothing) and records the event, all in
+the caller's transaction. Decisions (which status the jobs imply) are the domain's; this module
+only reads and writes rows.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from enum import StrEnum
 from typing import Any
 
-from forma3d.db.pool import Connection, record_to_dict
+from forma3d.db.pool import Connection, Pool, record_to_dict
 from forma3d.domain.events import EventType
-from forma3d.domain.gridflock.sku import is_custom_sku
-from forma3d.domain.orders.expansion import expand_line_item
-from forma3d.domain.orders.progress import LineItemState, derive_order_status, next_order_status
+from forma3d.domain.orders.progress import (
+    FAILED_LINE_ITEM_REASON,
+    JobCounts,
+    LineItemState,
+    derive_order_status,
+    line_item_status_from_counts,
+    next_order_status,
+)
 from forma3d.domain.orders.shopify_order import ShopifyOrder
-from forma3d.domain.orders.states import LINE_ITEM_MACHINE, LineItemStatus, OrderStatus
+from forma3d.domain.orders.states import (
+    LINE_ITEM_MACHINE,
+    ORDER_MACHINE,
+    LineItemStatus,
+    OrderStatus,
+)
 from forma3d.domain.printing.mapping import AssemblyPart, ProductMapping
 from forma3d.store.events import record
-from forma3d.store.tenants import tenant_settings
 
 Row = dict[str, Any]
 
@@ -92,122 +107,169 @@ async def load_mapping(conn: Connection, tenant_id: uuid.UUID, sku: str,
         for p in parts), str(row["id"]))
 
 
-async def set_line_item(conn: Connection, item: Row, status: LineItemStatus,
-                        **fields: Any) -> None:
+@dataclass
+class OrderRow:
+    """The order columns the order entity decides with."""
+
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    shopify_order_id: int
+    name: str
+    email: str | None
+    status: OrderStatus
+    reason: str | None
+    currency: str | None
+    total_price: Decimal | None
+    shipping_address: dict[str, Any] | None
+    parts_total: int
+    parts_completed: int
+
+    @classmethod
+    def of(cls, record: Mapping[str, Any]) -> OrderRow:
+        return cls(record["id"], record["tenant_id"], record["shopify_order_id"], record["name"],
+                   record["email"], OrderStatus(record["status"]), record["reason"],
+                   record["currency"], record["total_price"], record["shipping_address"],
+                   record["parts_total"], record["parts_completed"])
+
+
+async def get_order(db: Pool | Connection, order_id: uuid.UUID, *,
+                    lock: bool = False) -> OrderRow | None:
+    """The order, row-locked until the transaction ends when `lock` (pass a connection)."""
+    row = await db.fetchrow(f"SELECT * FROM orders WHERE id = $1{' FOR UPDATE' if lock else ''}",
+                            order_id)
+    return OrderRow.of(record_to_dict(row)) if row else None
+
+
+async def update_status(conn: Connection, table: str, row_id: uuid.UUID, current: StrEnum,
+                        target: StrEnum, fields: Mapping[str, Any],
+                        stamps: str = "") -> Row | None:
+    """`UPDATE <table> SET status = target, <fields> ... WHERE id = row_id AND status = current`:
+    the row afterwards, or None when it was no longer `current` (a writer that lost a race
+    changes nothing). The callers below are the only code that writes a status column."""
+    sets = "".join(f", {k} = ${i}" for i, k in enumerate(fields, start=4))
+    row = await conn.fetchrow(
+        f"UPDATE {table} SET status = $3{sets}{stamps} WHERE id = $1 AND status = $2"
+        " RETURNING *", row_id, current.value, target.value, *fields.values())
+    return record_to_dict(row) if row else None
+
+
+_ORDER_STAMPS = {
+    OrderStatus.PROCESSING: ", queued_at = coalesce(queued_at, now())",
+    OrderStatus.READY_FOR_FULFILLMENT: ", ready_at = now()",
+    OrderStatus.FULFILLED: ", fulfilled_at = now()",
+    OrderStatus.CANCELLED: ", cancelled_at = now()",
+}
+_ORDER_MILESTONES = {
+    OrderStatus.READY_FOR_FULFILLMENT: EventType.ORDER_READY_FOR_FULFILLMENT,
+    OrderStatus.FULFILLED: EventType.ORDER_FULFILLED,
+    OrderStatus.CANCELLED: EventType.ORDER_CANCELLED,
+}
+
+
+async def set_order_status(conn: Connection, order: OrderRow, status: OrderStatus, *,
+                           detail: Mapping[str, Any] | None = None, **fields: Any) -> bool:
+    """Move the order from `order.status` to `status`, with `fields` (reason, part counts) in the
+    same update, and record `order.status-changed` plus the milestone event of READY, FULFILLED
+    or CANCELLED (`detail` adds to its data). The same status writes only `fields`; an illegal
+    move raises IllegalTransition naming both states; False if the row had moved meanwhile."""
+    current = order.status
+    if status != current:
+        ORDER_MACHINE.check(current, status)
+    stamps = ", updated_at = now()" + (_ORDER_STAMPS.get(status, "") if status != current else "")
+    row = await update_status(conn, "orders", order.id, current, status, fields, stamps)
+    if row is None:
+        return False
+    order.status, order.reason = status, row["reason"]
+    order.parts_total, order.parts_completed = row["parts_total"], row["parts_completed"]
+    if status == current:
+        return False
+    subject = ("order", order.id)
+    await record(conn, EventType.ORDER_STATUS_CHANGED, order.tenant_id, {
+        "order_id": str(order.id), "previous_status": current.value,
+        "new_status": status.value, "reason": row["reason"]}, subject=subject)
+    milestone = _ORDER_MILESTONES.get(status)
+    if milestone is not None:
+        data: dict[str, Any] = {"order_id": str(order.id),
+                                "shopify_order_id": str(order.shopify_order_id)}
+        if status == OrderStatus.READY_FOR_FULFILLMENT:
+            data |= {"total_parts": row["parts_total"], "completed_parts": row["parts_completed"]}
+        await record(conn, milestone, order.tenant_id, data | dict(detail or {}),
+                     subject=subject)
+    return True
+
+
+async def line_items(conn: Connection, tenant_id: uuid.UUID, order_id: uuid.UUID,
+                     *statuses: LineItemStatus, lock: bool = False) -> list[Row]:
+    """The order's line items (in Shopify's order; only `statuses` if given)."""
+    wanted = [s.value for s in statuses] or [s.value for s in LineItemStatus]
+    rows = await conn.fetch(
+        "SELECT * FROM line_items WHERE tenant_id = $1 AND order_id = $2 AND status = ANY($3)"
+        f" ORDER BY shopify_line_item_id{' FOR UPDATE' if lock else ''}",
+        tenant_id, order_id, wanted)
+    return [record_to_dict(r) for r in rows]
+
+
+async def set_line_item_status(conn: Connection, item: Row, status: LineItemStatus,
+                               **fields: Any) -> bool:
+    """Move a line item (a row as read, updated in place) to `status`, with `fields` in the same
+    update, and record `line-item.status-changed`. The same status writes only `fields`; an
+    illegal move raises IllegalTransition; False if the row had moved meanwhile."""
     current = LineItemStatus(item["status"])
-    if current != status:
+    if status != current:
         LINE_ITEM_MACHINE.check(current, status)
-    sets = ", ".join(f"{k} = ${i}" for i, k in enumerate(fields, start=3))
-    await conn.execute(
-        f"UPDATE line_items SET status = $2{', ' + sets if sets else ''} WHERE id = $1",
-        item["id"], status.value, *fields.values())
+    row = await update_status(conn, "line_items", item["id"], current, status, fields)
+    if row is None:
+        return False
+    item.update(row)
+    if status == current:
+        return False
+    await record(conn, EventType.LINE_ITEM_STATUS_CHANGED, row["tenant_id"], {
+        "line_item_id": str(row["id"]), "order_id": str(row["order_id"]),
+        "previous_status": current.value, "new_status": status.value,
+        "reason": row["reason"]}, subject=("order", row["order_id"]))
+    return True
 
 
-async def expand_order(conn: Connection, tenant_id: uuid.UUID, order_id: uuid.UUID,
-                       intake: Intake) -> int:
-    """Resolve mappings and create print jobs for every line item that can start; returns the
-    number of jobs created (idempotent: jobs are unique per order, line item, part and copy)."""
-    created = 0
-    attempts = (await tenant_settings(conn, tenant_id)).max_print_attempts
-    items = await conn.fetch(
-        "SELECT * FROM line_items WHERE tenant_id = $1 AND order_id = $2"
-        " AND status IN ('PENDING', 'NEEDS_MAPPING', 'GENERATING')"
-        " ORDER BY shopify_line_item_id FOR UPDATE",
-        tenant_id, order_id)
-    for item in map(record_to_dict, items):
-        sku = item["sku"] or ""
-        # --- GridFlock (issue 5): GRID-CUSTOM maps through its canonical SKU, or waits/holds.
-        if is_custom_sku(sku):
-            canonical = await intake(conn, tenant_id, item)
-            if canonical is None:
-                continue
-            sku = canonical
-        # --- end GridFlock
-        mapping = await load_mapping(conn, tenant_id, sku, item["variant_id"])
-        if mapping is None:
-            if item["status"] != LineItemStatus.NEEDS_MAPPING:
-                await set_line_item(conn, item, LineItemStatus.NEEDS_MAPPING,
-                                    reason=f"no product mapping for SKU {item['sku']!r}")
-            continue
-        specs = expand_line_item(str(order_id), str(item["id"]), item["quantity"], mapping)
-        tags = await _required_tags(conn, tenant_id, uuid.UUID(mapping.mapping_id))
-        await conn.executemany(
-            """INSERT INTO print_jobs (id, tenant_id, job_key, order_id, line_item_id, part_id,
-                                       copy_number, file_id, required_tags, max_attempts)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-               ON CONFLICT (tenant_id, job_key) DO NOTHING""",
-            [(uuid.uuid4(), tenant_id, s.key, order_id, item["id"], uuid.UUID(s.part_id),
-              s.copy_number, uuid.UUID(s.file_id), tags.get(s.part_id, []), attempts)
-             for s in specs])
-        created += len(specs)
-        if item["status"] == LineItemStatus.NEEDS_MAPPING:
-            await set_line_item(conn, item, LineItemStatus.PENDING, reason=None)
-            item["status"] = LineItemStatus.PENDING
-        await set_line_item(conn, item, LineItemStatus.PRINTING,
-                            mapping_id=uuid.UUID(mapping.mapping_id),
-                            parts_total=len(specs), reason=None)
-    return created
 
 
-async def _required_tags(conn: Connection, tenant_id: uuid.UUID,
-                         mapping_id: uuid.UUID) -> dict[str, list[str]]:
-    rows = await conn.fetch("SELECT id, required_tags FROM mapping_parts"
-                            " WHERE tenant_id = $1 AND mapping_id = $2", tenant_id, mapping_id)
-    return {str(r["id"]): list(r["required_tags"]) for r in rows}
-
-
-async def recompute(conn: Connection, tenant_id: uuid.UUID, order_id: uuid.UUID) -> OrderStatus:
-    """Bring line items and the order in line with their jobs; returns the order's status."""
-    order = await conn.fetchrow("SELECT * FROM orders WHERE id = $1 FOR UPDATE", order_id)
-    assert order is not None
-    current = OrderStatus(order["status"])
-    items = [record_to_dict(r) for r in await conn.fetch(
-        "SELECT * FROM line_items WHERE tenant_id = $1 AND order_id = $2", tenant_id, order_id)]
-    counts = {r["line_item_id"]: r for r in await conn.fetch(
+async def job_counts(conn: Connection, tenant_id: uuid.UUID,
+                     order_id: uuid.UUID) -> dict[uuid.UUID, JobCounts]:
+    """The order's print jobs counted by outcome, per line item."""
+    rows = await conn.fetch(
         """SELECT line_item_id, count(*) AS total,
                   count(*) FILTER (WHERE status = 'COMPLETED') AS done,
                   count(*) FILTER (WHERE status = 'FAILED') AS failed,
                   count(*) FILTER (WHERE status = 'CANCELLED') AS cancelled
            FROM print_jobs WHERE tenant_id = $1 AND order_id = $2 GROUP BY line_item_id""",
-        tenant_id, order_id)}
+        tenant_id, order_id)
+    return {r["line_item_id"]: JobCounts(r["total"], r["done"], r["failed"], r["cancelled"])
+            for r in rows}
+
+
+async def recompute(conn: Connection, tenant_id: uuid.UUID, order_id: uuid.UUID) -> OrderStatus:
+    """Bring line items and the order in line with their jobs (the domain decides what the
+    counts imply); returns the order's status. Holds the order's row lock."""
+    order = await get_order(conn, order_id, lock=True)
+    if order is None:
+        raise LookupError(f"order {order_id} does not exist")
+    items = await line_items(conn, tenant_id, order_id)
+    counts = await job_counts(conn, tenant_id, order_id)
     for item in items:
         c = counts.get(item["id"])
-        status = LineItemStatus(item["status"])
-        if c is None or status not in (LineItemStatus.PRINTING, LineItemStatus.PRINTED,
-                                       LineItemStatus.FAILED):
+        wanted = line_item_status_from_counts(LineItemStatus(item["status"]), c)
+        if c is None or wanted is None:
             continue
-        wanted = (LineItemStatus.FAILED if c["failed"] or c["cancelled"] else
-                  LineItemStatus.PRINTED if c["done"] == c["total"] else LineItemStatus.PRINTING)
-        if wanted != status or c["done"] != item["parts_completed"]:
-            reason = "print job failed after its last attempt" if wanted == LineItemStatus.FAILED \
-                else None
-            await set_line_item(conn, item, wanted, parts_completed=c["done"],
-                                parts_total=c["total"], reason=reason)
-            item["status"] = wanted.value
+        if wanted != item["status"] or c.done != item["parts_completed"]:
+            await set_line_item_status(
+                conn, item, wanted, parts_completed=c.done, parts_total=c.total,
+                reason=FAILED_LINE_ITEM_REASON if wanted == LineItemStatus.FAILED else None)
     derived = derive_order_status([LineItemState(str(i["id"]), i["sku"] or "", LineItemStatus(
         i["status"])) for i in items])
-    target = next_order_status(current, derived.status)
-    totals = (sum(c["total"] for c in counts.values()), sum(c["done"] for c in counts.values()))
-    stamp = {OrderStatus.READY_FOR_FULFILLMENT: ", ready_at = now()",
-             OrderStatus.PROCESSING: ", queued_at = coalesce(queued_at, now())"}.get(target, "")
-    await conn.execute(
-        f"""UPDATE orders SET status = $2, reason = $3, parts_total = $4, parts_completed = $5,
-                              updated_at = now(){stamp if target != current else ''}
-            WHERE id = $1""",
-        order_id, target.value, derived.reason, totals[0], totals[1])
-    if target == OrderStatus.READY_FOR_FULFILLMENT and current != target:
-        await record(conn, EventType.ORDER_READY_FOR_FULFILLMENT, tenant_id, {
-            "order_id": str(order_id), "shopify_order_id": str(order["shopify_order_id"]),
-            "total_parts": totals[0], "completed_parts": totals[1]}, subject=("order", order_id))
+    target = next_order_status(order.status, derived.status)
+    await set_order_status(conn, order, target, reason=derived.reason,
+                           parts_total=sum(c.total for c in counts.values()),
+                           parts_completed=sum(c.done for c in counts.values()))
     return target
-
-
-# --- used by GridFlock intake
-
-
-Intake = Callable[[Connection, uuid.UUID, Row], Awaitable[str | None]]
-"""GridFlock intake (forma3d.handlers.gridflock_intake.intake), passed in by the caller: the
-canonical SKU a GRID-CUSTOM line item maps through, or None when it waits or is held."""
 
 
 async def set_line_item_mapping_sku(conn: Connection, item: Row, sku: str) -> None:

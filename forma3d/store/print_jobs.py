@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 import asyncpg
 
 from forma3d.db.pool import Connection, Pool, record_to_dict
 from forma3d.domain.events import EventType
+from forma3d.domain.printing.jobs import PrintJobSpec
 from forma3d.domain.printing.matching import best_job, fits
 from forma3d.domain.printing.states import PRINT_JOB_MACHINE, PrintJobStatus
 from forma3d.domain.statemachine import IllegalTransition
@@ -137,15 +138,19 @@ def job_fits(printer: Mapping[str, Any], job: Mapping[str, Any]) -> bool:
 
 async def set_job_status(conn: Connection, job: dict[str, Any], status: PrintJobStatus,
                          **fields: Any) -> bool:
-    """Move a job if its transition table allows it; False (and nothing written) otherwise, so
-    stale or repeated farm updates are harmless."""
+    """Move a job if its transition table allows it and the row is still in the status the
+    caller saw; False (and nothing written) otherwise, so stale or repeated farm updates are
+    harmless."""
     current = PrintJobStatus(job["status"])
     if current == status or not PRINT_JOB_MACHINE.can(current, status):
         return False
-    sets = "".join(f", {k} = ${i}" for i, k in enumerate(fields, start=3))
-    await conn.execute(
-        f"UPDATE print_jobs SET status = $2, updated_at = now(){sets} WHERE id = $1",
-        job["id"], status.value, *fields.values())
+    sets = "".join(f", {k} = ${i}" for i, k in enumerate(fields, start=4))
+    moved = await conn.fetchval(
+        f"UPDATE print_jobs SET status = $2, updated_at = now(){sets}"
+        " WHERE id = $1 AND status = $3 RETURNING true",
+        job["id"], status.value, current.value, *fields.values())
+    if not moved:
+        return False
     await _record_status(conn, job, current, status, fields.get("error"))
     job["status"] = status.value
     return True
@@ -169,3 +174,66 @@ async def _record_status(conn: Connection, job: Mapping[str, Any], previous: Pri
         await record(conn, follow_up, job["tenant_id"],
                      {k: v for k, v in data.items() if k not in ("previous_status", "new_status")}
                      | extra, subject=("print_job", job["id"]))
+
+
+# --- written by the order entity -------------------------------------------------------------
+
+
+async def order_jobs(conn: Connection, tenant_id: uuid.UUID, order_id: uuid.UUID,
+                     *statuses: PrintJobStatus) -> list[dict[str, Any]]:
+    """The order's jobs in the given statuses, in job-key order."""
+    rows = await conn.fetch(
+        "SELECT * FROM print_jobs WHERE tenant_id = $1 AND order_id = $2 AND status = ANY($3)"
+        " ORDER BY job_key", tenant_id, order_id, [s.value for s in statuses])
+    return [record_to_dict(r) for r in rows]
+
+
+async def lock_order_job(conn: Connection, tenant_id: uuid.UUID, order_id: uuid.UUID,
+                         job_id: uuid.UUID) -> dict[str, Any] | None:
+    """One of the order's jobs, row-locked until the transaction ends; None if not the order's."""
+    row = await conn.fetchrow(
+        "SELECT * FROM print_jobs WHERE tenant_id = $1 AND order_id = $2 AND id = $3"
+        " FOR UPDATE", tenant_id, order_id, job_id)
+    return record_to_dict(row) if row else None
+
+
+async def insert_order_jobs(conn: Connection, tenant_id: uuid.UUID, line_item_id: uuid.UUID,
+                            specs: Sequence[PrintJobSpec], tags: Mapping[str, list[str]],
+                            max_attempts: int) -> None:
+    """Create a line item's jobs PENDING; a key that exists already is left as it is."""
+    await conn.executemany(
+        """INSERT INTO print_jobs (id, tenant_id, job_key, order_id, line_item_id, part_id,
+                                   copy_number, file_id, required_tags, max_attempts)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+           ON CONFLICT (tenant_id, job_key) DO NOTHING""",
+        [(uuid.uuid4(), tenant_id, s.key, uuid.UUID(str(s.order_id)), line_item_id,
+          uuid.UUID(s.part_id), s.copy_number, uuid.UUID(s.file_id), tags.get(s.part_id, []),
+          max_attempts) for s in specs])
+
+
+async def set_queue_item(conn: Connection, job_id: uuid.UUID, queue_item_id: int) -> bool:
+    """The SimplyPrint queue item a QUEUED job was placed as (once per attempt)."""
+    done = await conn.fetchval(
+        "UPDATE print_jobs SET farm_queue_item_id = $2, updated_at = now()"
+        " WHERE id = $1 AND status = 'QUEUED' AND farm_queue_item_id IS NULL RETURNING true",
+        job_id, queue_item_id)
+    return bool(done)
+
+
+async def force_job_status(conn: Connection, job: dict[str, Any], status: PrintJobStatus, *,
+                           reason: str, by: str) -> None:
+    """Admin override past the transition table: the job (locked by the caller) takes `status`;
+    it leaves its printer unless the new status is on one. Audited with who, why, before and
+    after (`print-job.force-status`) besides the usual `print-job.status-changed`."""
+    current = PrintJobStatus(job["status"])
+    keep_printer = status in (PrintJobStatus.ASSIGNED, PrintJobStatus.PRINTING)
+    await conn.execute(
+        "UPDATE print_jobs SET status = $2, status_at = now(), updated_at = now(),"
+        " printer_id = CASE WHEN $3 THEN printer_id END, error = $4 WHERE id = $1",
+        job["id"], status.value, keep_printer, f"forced: {reason}")
+    await _record_status(conn, job, current, status, f"forced: {reason}")
+    await record(conn, EventType.PRINT_JOB_FORCE_STATUS, job["tenant_id"], {
+        "print_job_id": str(job["id"]), "reason": reason, "by": by,
+        "before": {"status": current.value, "printer_id": str(job["printer_id"])},
+        "after": {"status": status.value}}, subject=("print_job", job["id"]))
+    job.update(status=status.value, printer_id=job["printer_id"] if keep_printer else None)

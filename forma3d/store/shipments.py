@@ -1,1 +1,129 @@
-"""Shipments: the parcel of an order and its carrier status (written by the order entity)."""
+"""Shipments: the parcel of an order and its carrier status (written by the order entity).
+
+`set_shipment_status` is the only writer of `shipments.status`: the shipment machine is checked,
+the update is conditional on the status the caller read, and `shipment.status-changed` is
+recorded for every change (FAILED, CANCEL_REQUESTED and CANCELLED included).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from forma3d.db.pool import Connection, Pool, record_to_dict
+from forma3d.domain.events import EventType
+from forma3d.domain.shipping.states import SHIPMENT_MACHINE, ShipmentStatus
+from forma3d.store.events import record
+from forma3d.store.orders import update_status
+
+
+@dataclass
+class ShipmentRow:
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    order_id: uuid.UUID
+    status: ShipmentStatus
+    external_reference: str
+    parcel_id: int | None
+    carrier: str | None
+    tracking_number: str | None
+    tracking_url: str | None
+    shopify_fulfillment_id: int | None
+    status_at: datetime | None
+
+    @classmethod
+    def of(cls, record: Mapping[str, Any]) -> ShipmentRow:
+        return cls(record["id"], record["tenant_id"], record["order_id"],
+                   ShipmentStatus(record["status"]), record["external_reference"],
+                   record["parcel_id"], record["carrier"], record["tracking_number"],
+                   record["tracking_url"], record["shopify_fulfillment_id"], record["status_at"])
+
+
+@dataclass(frozen=True)
+class Parcel:
+    """What Sendcloud answered for a new parcel, and its label."""
+
+    parcel_id: int
+    tracking_number: str | None
+    tracking_url: str | None
+    carrier: str | None
+    weight_kg: str
+    label: bytes
+    status_id: int | None
+
+
+async def get_shipment(db: Pool | Connection, tenant_id: uuid.UUID, order_id: uuid.UUID, *,
+                       lock: bool = False) -> ShipmentRow | None:
+    row = await db.fetchrow(
+        "SELECT * FROM shipments WHERE tenant_id = $1 AND order_id = $2"
+        f"{' FOR UPDATE' if lock else ''}", tenant_id, order_id)
+    return ShipmentRow.of(record_to_dict(row)) if row else None
+
+
+async def ensure_shipment(conn: Connection, tenant_id: uuid.UUID,
+                          order_id: uuid.UUID) -> ShipmentRow:
+    """The order's shipment, created PENDING on the first ship (its external reference is the
+    idempotency handle at Sendcloud)."""
+    await conn.execute(
+        """INSERT INTO shipments (id, tenant_id, order_id, external_reference)
+           VALUES ($1, $2, $3, $4) ON CONFLICT (tenant_id, order_id) DO NOTHING""",
+        uuid.uuid4(), tenant_id, order_id, f"forma3d-{order_id}")
+    shipment = await get_shipment(conn, tenant_id, order_id)
+    assert shipment is not None
+    return shipment
+
+
+async def set_shipment_status(conn: Connection, shipment: ShipmentRow, status: ShipmentStatus,
+                              *, detail: Mapping[str, Any] | None = None,
+                              **fields: Any) -> bool:
+    """Move the shipment from `shipment.status` to `status` with `fields` in the same update and
+    record `shipment.status-changed` (`detail` adds the carrier's status id and message). The
+    same status writes only `fields`; an illegal move raises IllegalTransition naming both
+    states; False if the row had moved meanwhile."""
+    current = shipment.status
+    if status != current:
+        SHIPMENT_MACHINE.check(current, status)
+    row = await update_status(conn, "shipments", shipment.id, current, status, fields,
+                              ", updated_at = now()")
+    if row is None:
+        return False
+    updated = ShipmentRow.of(row)
+    shipment.__dict__.update(updated.__dict__)
+    if status == current:
+        return False
+    await record(conn, EventType.SHIPMENT_STATUS_CHANGED, shipment.tenant_id, {
+        "shipment_id": str(shipment.id), "order_id": str(shipment.order_id),
+        "previous_status": current.value, "new_status": status.value,
+        "tracking_number": shipment.tracking_number, "tracking_url": shipment.tracking_url,
+        **(detail or {})}, subject=("order", shipment.order_id))
+    return True
+
+
+async def record_parcel(conn: Connection, shipment: ShipmentRow, parcel: Parcel,
+                        status: ShipmentStatus) -> bool:
+    """Store the new parcel and label with the status Sendcloud gave it, and record
+    `shipment.created`; False (nothing written) if the shipment had moved meanwhile."""
+    await set_shipment_status(
+        conn, shipment, status, detail={"sendcloud_status_id": parcel.status_id},
+        parcel_id=parcel.parcel_id, tracking_number=parcel.tracking_number,
+        tracking_url=parcel.tracking_url, carrier=parcel.carrier, weight_kg=parcel.weight_kg,
+        label=parcel.label, carrier_status_id=parcel.status_id, error=None)
+    if shipment.parcel_id != parcel.parcel_id:
+        return False  # the row had moved: nothing was written
+    await record(conn, EventType.SHIPMENT_CREATED, shipment.tenant_id, {
+        "shipment_id": str(shipment.id), "order_id": str(shipment.order_id),
+        "sendcloud_parcel_id": parcel.parcel_id, "tracking_number": parcel.tracking_number,
+        "tracking_url": parcel.tracking_url, "carrier": parcel.carrier,
+        "weight_kg": parcel.weight_kg}, subject=("order", shipment.order_id))
+    return True
+
+
+async def set_fulfilment(conn: Connection, shipment: ShipmentRow, fulfillment_id: int | None,
+                         ) -> None:
+    """The Shopify fulfilment made with this shipment's tracking number."""
+    await conn.execute("UPDATE shipments SET shopify_fulfillment_id = $2, updated_at = now()"
+                       " WHERE id = $1", shipment.id, fulfillment_id)
+    shipment.shopify_fulfillment_id = fulfillment_id

@@ -7,8 +7,8 @@ import uuid
 
 import pytest
 
-from forma3d.messaging.envelope import Envelope
-from forma3d.store.outbox import enqueue
+from forma3d.messaging.order import CancelOrder
+from forma3d.store.outbox import send
 from sandbox.server import SandboxConfig
 from tests.e2e.conftest import Farm, sandbox_config
 
@@ -97,9 +97,8 @@ async def test_cancel_after_the_label_cancels_the_parcel(farm: Farm) -> None:
     order = await order_row(farm, order_id)
     assert order["status"] == "READY_FOR_FULFILLMENT"
     async with farm.pool.acquire() as conn, conn.transaction():
-        await enqueue(conn, Envelope("order", str(order["id"]), "order.cancel",
-                                     str(farm.tenant_id), {"reason": "operator"},
-                                     message_id=str(uuid.uuid4()), durable=True))
+        await send(conn, CancelOrder(tenant_id=farm.tenant_id, order_id=order["id"],
+                                     reason="operator"), message_id=uuid.uuid4())
     assert await farm.wait([order_id], {"CANCELLED"}) == {order_id: "CANCELLED"}
     shipment = await farm.pool.fetchrow("SELECT * FROM shipments WHERE order_id = $1",
                                         order["id"])

@@ -9,6 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
+from forma3d.messaging.order import RetryJob
+from forma3d.store.outbox import send
 from tests.e2e.conftest import Farm
 
 pytestmark = pytest.mark.ray
@@ -121,11 +123,8 @@ async def test_exhausted_retries_fail_the_order_and_a_retry_revives_it(farm: Far
 
     await farm.control("simplyprint", "farm", {"failure_rate": 0.0})
     async with farm.pool.acquire() as conn, conn.transaction():
-        from forma3d.messaging.envelope import Envelope
-        from forma3d.store.outbox import enqueue
-
-        await enqueue(conn, Envelope("order", str(row["id"]), "job.retry", str(farm.tenant_id),
-                                     {"print_job_id": str(row["job_id"])}, durable=True))
+        await send(conn, RetryJob(tenant_id=farm.tenant_id, order_id=row["id"],
+                                  print_job_id=row["job_id"]))
     assert await farm.wait([order], {"FULFILLED"}) == {order: "FULFILLED"}
     events = await farm.pool.fetch(
         "SELECT type FROM event_log WHERE tenant_id = $1 ORDER BY id", farm.tenant_id)

@@ -138,3 +138,29 @@ def next_order_status(current: OrderStatus, derived: OrderStatus) -> OrderStatus
         if derived == current:
             return current
     return ORDER_MACHINE.check(current, derived)
+
+
+@dataclass(frozen=True, slots=True)
+class JobCounts:
+    """A line item's print jobs by outcome, as the order's recomputation counts them."""
+
+    total: int
+    done: int = 0
+    failed: int = 0
+    cancelled: int = 0
+
+
+FAILED_LINE_ITEM_REASON = "print job failed after its last attempt"
+_DECIDED_BY_JOBS = frozenset({LineItemStatus.PRINTING, LineItemStatus.PRINTED,
+                              LineItemStatus.FAILED})
+
+
+def line_item_status_from_counts(status: LineItemStatus,
+                                 counts: JobCounts | None) -> LineItemStatus | None:
+    """The status a line item's jobs imply, or None when its jobs do not decide it: not expanded
+    yet, waiting for a mapping, taken from stock, or cancelled with its order."""
+    if counts is None or status not in _DECIDED_BY_JOBS:
+        return None
+    if counts.failed or counts.cancelled:
+        return LineItemStatus.FAILED
+    return LineItemStatus.PRINTED if counts.done == counts.total else LineItemStatus.PRINTING

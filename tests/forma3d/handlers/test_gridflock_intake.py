@@ -12,7 +12,7 @@ import pytest
 
 from forma3d.db.pool import Pool
 from forma3d.domain.orders.shopify_order import ShopifyOrder
-from forma3d.handlers.gridflock_intake import intake
+from forma3d.handlers.order import expand
 from forma3d.store import orders as store
 
 pytestmark = pytest.mark.db
@@ -34,7 +34,7 @@ async def order_with(pool: Pool, tenant_id: uuid.UUID, properties: dict[str, str
             {"name": k, "value": v} for k, v in properties.items()]}]})
     async with pool.acquire() as conn, conn.transaction():
         order_id, _ = await store.insert_order(conn, tenant_id, order)
-        await store.expand_order(conn, tenant_id, order_id, intake)
+        await expand(conn, tenant_id, order_id)
     row = await pool.fetchrow("SELECT * FROM line_items WHERE order_id = $1", order_id)
     assert row is not None
     return dict(row)

@@ -7,10 +7,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from forma3d.domain.orders.progress import (
+    JobCounts,
     LineItemState,
     PartCounts,
     derive_order_status,
     line_item_parts,
+    line_item_status_from_counts,
     line_item_status_from_jobs,
     next_order_status,
     order_parts,
@@ -155,3 +157,20 @@ def test_legal_line_item_walks_never_drive_the_order_illegally(
         before = order
         order = next_order_status(order, derived.status)
         assert order == before or ORDER_MACHINE.can(before, order)
+
+
+@pytest.mark.parametrize(("status", "counts", "expected"), [
+    (L.PRINTING, JobCounts(3, done=1), L.PRINTING),
+    (L.PRINTING, JobCounts(3, done=3), L.PRINTED),
+    (L.PRINTING, JobCounts(3, done=2, failed=1), L.FAILED),
+    (L.PRINTED, JobCounts(2, done=1, cancelled=1), L.FAILED),
+    (L.FAILED, JobCounts(2, done=2), L.PRINTED),
+    (L.FAILED, JobCounts(2, done=1), L.PRINTING),
+    (L.PRINTING, None, None),
+    (L.NEEDS_MAPPING, JobCounts(1), None),
+    (L.CANCELLED, JobCounts(1, cancelled=1), None),
+    (L.FROM_STOCK, JobCounts(1, done=1), None),
+])
+def test_line_item_status_from_job_counts(status: LineItemStatus, counts: JobCounts | None,
+                                          expected: LineItemStatus | None) -> None:
+    assert line_item_status_from_counts(status, counts) == expected

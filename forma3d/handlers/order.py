@@ -1,0 +1,503 @@
+"""The order entity: one per order; drives it from print jobs on the farm to a fulfilled shipment.
+
+Commands change rows in one transaction; steps talk to SimplyPrint, Sendcloud and Shopify and are
+idempotent by construction (queue notes, Sendcloud's external_reference, looking before
+creating), so a redelivered message repeats nothing that already happened. Every status this
+entity changes goes through its store function (`store.orders`, `store.shipments`,
+`store.print_jobs`), which records the event in the same transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from forma3d.db.pool import Connection, Pool
+from forma3d.domain.events import EventType
+from forma3d.domain.gridflock.sku import is_custom_sku
+from forma3d.domain.orders.expansion import expand_line_item
+from forma3d.domain.orders.shopify_order import ShopifyAddress, split_street
+from forma3d.domain.orders.states import ORDER_MACHINE, LineItemStatus, OrderStatus
+from forma3d.domain.printing.states import ACTIVE_JOB_STATUSES, PrintJobStatus
+from forma3d.domain.shipping.parcel import parcel_weight_kg
+from forma3d.domain.shipping.states import (
+    SHIPMENT_MACHINE,
+    ShipmentStatus,
+    apply_carrier_status,
+    status_from_sendcloud,
+)
+from forma3d.handlers import farm
+from forma3d.handlers.gridflock_intake import intake
+from forma3d.handlers.registry import EntitySpec, Handlers
+from forma3d.handlers.services import Services
+from forma3d.integrations.errors import PermanentError
+from forma3d.integrations.sendcloud import ParcelRequest
+from forma3d.integrations.settings import (
+    IntegrationMissing,
+    IntegrationSettings,
+    SendcloudSettings,
+    ShopifySettings,
+    SimplyPrintSettings,
+)
+from forma3d.integrations.shopify import FulfillmentOrderLines, TrackingInfo
+from forma3d.messaging.order import (
+    CancelJob,
+    CancelOrder,
+    ForceJobStatus,
+    JobStatusReport,
+    RetryJob,
+    ShipmentStatusReport,
+    ShipOrder,
+    StartOrder,
+    SubmitJobs,
+)
+from forma3d.messaging.printer import ControlPrinter, ReleasePrinter
+from forma3d.store import orders as store
+from forma3d.store import print_jobs, shipments
+from forma3d.store.events import record
+from forma3d.store.integrations import load_integration
+from forma3d.store.outbox import send
+from forma3d.store.shipments import Parcel, ShipmentRow
+from forma3d.store.tenants import tenant_settings
+
+log = logging.getLogger(__name__)
+S = TypeVar("S", bound=IntegrationSettings)
+EXPANDABLE = (LineItemStatus.PENDING, LineItemStatus.NEEDS_MAPPING, LineItemStatus.GENERATING)
+ON_PRINTER = frozenset({PrintJobStatus.ASSIGNED, PrintJobStatus.PRINTING})
+
+
+@dataclass
+class Order:
+    """The entity's memory: which order, of which tenant. Everything else is read when needed,
+    so PostgreSQL stays the one truth."""
+
+    services: Services
+    order_id: uuid.UUID
+    tenant_id: uuid.UUID
+
+    @property
+    def pool(self) -> Pool:
+        return self.services.pool
+
+    def submit_jobs(self) -> SubmitJobs:
+        return SubmitJobs(tenant_id=self.tenant_id, order_id=self.order_id)
+
+
+async def load(services: Services, key: str) -> Order:
+    order_id = uuid.UUID(key)
+    tenant_id = await services.pool.fetchval("SELECT tenant_id FROM orders WHERE id = $1",
+                                             order_id)
+    if tenant_id is None:
+        raise LookupError(f"order {key} does not exist")
+    return Order(services, order_id, tenant_id)
+
+
+HANDLERS: Handlers[Order] = Handlers()
+
+
+async def _status(order: Order, conn: Connection | None = None) -> OrderStatus:
+    """Pass the handler's connection when it holds a transaction: a second pooled connection
+    per busy entity would let a burst of handlers exhaust the pool."""
+    db = conn if conn is not None else order.pool
+    return OrderStatus(await db.fetchval("SELECT status FROM orders WHERE id = $1",
+                                         order.order_id))
+
+
+async def _integration(order: Order, model: type[S]) -> S:
+    settings = await load_integration(order.pool, order.tenant_id, model)
+    if settings is None:
+        raise IntegrationMissing(f"{model.service} is not configured for this tenant")
+    return settings
+
+
+# --- expansion ----------------------------------------------------------------------------
+
+
+async def expand(conn: Connection, tenant_id: uuid.UUID, order_id: uuid.UUID) -> int:
+    """Resolve mappings and create print jobs for every line item that can start; returns the
+    number of jobs created (idempotent: jobs are unique per order, line item, part and copy)."""
+    created = 0
+    attempts = (await tenant_settings(conn, tenant_id)).max_print_attempts
+    for item in await store.line_items(conn, tenant_id, order_id, *EXPANDABLE, lock=True):
+        sku = item["sku"] or ""
+        # --- GridFlock (issue 5): GRID-CUSTOM maps through its canonical SKU, or waits/holds.
+        if is_custom_sku(sku):
+            canonical = await intake(conn, tenant_id, item)
+            if canonical is None:
+                continue
+            sku = canonical
+        # --- end GridFlock
+        mapping = await store.load_mapping(conn, tenant_id, sku, item["variant_id"])
+        if mapping is None:
+            if item["status"] != LineItemStatus.NEEDS_MAPPING:
+                await store.set_line_item_status(
+                    conn, item, LineItemStatus.NEEDS_MAPPING,
+                    reason=f"no product mapping for SKU {item['sku']!r}")
+            continue
+        specs = expand_line_item(str(order_id), str(item["id"]), item["quantity"], mapping)
+        mapping_id = uuid.UUID(mapping.mapping_id)
+        await print_jobs.insert_order_jobs(conn, tenant_id, item["id"], specs,
+                                           await _required_tags(conn, tenant_id, mapping_id),
+                                           attempts)
+        created += len(specs)
+        await store.set_line_item_status(conn, item, LineItemStatus.PRINTING,
+                                         mapping_id=mapping_id, parts_total=len(specs),
+                                         reason=None)
+    return created
+
+
+async def _required_tags(conn: Connection, tenant_id: uuid.UUID,
+                         mapping_id: uuid.UUID) -> dict[str, list[str]]:
+    rows = await conn.fetch("SELECT id, required_tags FROM mapping_parts"
+                            " WHERE tenant_id = $1 AND mapping_id = $2", tenant_id, mapping_id)
+    return {str(r["id"]): list(r["required_tags"]) for r in rows}
+
+
+async def _settle(order: Order, conn: Connection) -> OrderStatus:
+    """Recompute the order from its jobs; a printed order is shipped next."""
+    status = await store.recompute(conn, order.tenant_id, order.order_id)
+    if status == OrderStatus.READY_FOR_FULFILLMENT:
+        await send(conn, ShipOrder(tenant_id=order.tenant_id, order_id=order.order_id))
+    return status
+
+
+# --- printing -----------------------------------------------------------------------------
+
+
+@HANDLERS.step(StartOrder)
+async def start(order: Order, message: StartOrder) -> int:
+    """Resolve mappings, create the jobs, queue them; then put them on the farm."""
+    if ORDER_MACHINE.is_terminal(await _status(order)):
+        return 0
+    async with order.pool.acquire() as conn, conn.transaction():
+        await expand(conn, order.tenant_id, order.order_id)
+        for job in await print_jobs.order_jobs(conn, order.tenant_id, order.order_id,
+                                               PrintJobStatus.PENDING):
+            await print_jobs.set_job_status(conn, job, PrintJobStatus.QUEUED,
+                                            queued_at=datetime.now(UTC))
+        await store.recompute(conn, order.tenant_id, order.order_id)
+    placed: int = await submit(order, order.submit_jobs())
+    return placed
+
+
+@HANDLERS.step(SubmitJobs)
+async def submit(order: Order, message: SubmitJobs) -> int:
+    """Put queued jobs that are not on the farm yet into SimplyPrint's queue."""
+    async with order.pool.acquire() as conn:
+        jobs = [j for j in await print_jobs.order_jobs(conn, order.tenant_id, order.order_id,
+                                                       PrintJobStatus.QUEUED)
+                if j["farm_queue_item_id"] is None]
+    if not jobs or ORDER_MACHINE.is_terminal(await _status(order)):
+        return 0  # nothing to place (a held order needs no farm yet)
+    sp = await _integration(order, SimplyPrintSettings)
+    if sp.dispatch_mode != "simplyprint_queue":
+        return 0  # smart dispatch: printers pull from our queue
+    async with sp.client() as client:
+        placed = await farm.queue_jobs(order.pool, client, jobs)
+    async with order.pool.acquire() as conn, conn.transaction():
+        for job_id, item_id in placed.items():
+            await print_jobs.set_queue_item(conn, job_id, item_id)
+    return len(placed)
+
+
+@HANDLERS.command(JobStatusReport)
+async def job_status(order: Order, message: JobStatusReport, conn: Connection) -> str:
+    """A farm event (webhook or reconciliation) for one of this order's jobs."""
+    job = await print_jobs.lock_order_job(conn, order.tenant_id, order.order_id,
+                                          message.print_job_id)
+    if job is None:
+        return "unknown job"
+    if message.queue_item_id is not None and \
+            job["farm_queue_item_id"] not in (None, message.queue_item_id):
+        return "stale: an earlier attempt"
+    status = PrintJobStatus(message.status)
+    if await _status(order, conn) == OrderStatus.CANCELLED and \
+            status != PrintJobStatus.COMPLETED:
+        return "order cancelled"
+    at = message.at or datetime.now(UTC)
+    links = {k: v for k, v in (("farm_job_uid", message.farm_job_uid),
+                               ("farm_printer_id", message.farm_printer_id)) if v}
+    if status == PrintJobStatus.PRINTING:
+        changed = await print_jobs.set_job_status(conn, job, status, started_at=at,
+                                                  status_at=at, **links)
+    elif status == PrintJobStatus.COMPLETED:
+        changed = await print_jobs.set_job_status(conn, job, status, completed_at=at,
+                                                  status_at=at, **links)
+    else:
+        changed = await _failed(order, conn, job, status, message.error or message.status, at)
+    if changed:
+        await _settle(order, conn)
+    return "applied" if changed else "ignored"
+
+
+async def _failed(order: Order, conn: Connection, job: dict[str, Any], status: PrintJobStatus,
+                  error: str, at: datetime) -> bool:
+    """A failed print goes back to the queue until its attempts are used up."""
+    if not await print_jobs.set_job_status(conn, job, status, error=error, status_at=at,
+                                           attempts=job["attempts"] + 1):
+        return False
+    if job["attempts"] + 1 < job["max_attempts"]:
+        await print_jobs.set_job_status(conn, job, PrintJobStatus.QUEUED,
+                                        farm_queue_item_id=None, farm_job_uid=None,
+                                        farm_printer_id=None)
+        await send(conn, order.submit_jobs())
+    return True
+
+
+@HANDLERS.command(RetryJob)
+async def retry(order: Order, message: RetryJob, conn: Connection) -> str:
+    """Operator requeue of a failed or cancelled job; revives a FAILED order."""
+    job = await print_jobs.lock_order_job(conn, order.tenant_id, order.order_id,
+                                          message.print_job_id)
+    if job is None:
+        raise LookupError(f"print job {message.print_job_id} is not in this order")
+    if await _status(order, conn) == OrderStatus.CANCELLED:
+        raise ValueError("the order is cancelled; its jobs cannot be retried")
+    # Attempts keep counting (each submission's queue note must be new); the budget grows.
+    budget = (await tenant_settings(conn, order.tenant_id)).max_print_attempts
+    if not await print_jobs.set_job_status(conn, job, PrintJobStatus.QUEUED,
+                                           max_attempts=job["attempts"] + budget,
+                                           farm_queue_item_id=None, farm_job_uid=None,
+                                           farm_printer_id=None, error=None):
+        raise ValueError(f"print job is {job['status']}; only FAILED or CANCELLED retry")
+    for item in await store.line_items(conn, order.tenant_id, order.order_id,
+                                       LineItemStatus.FAILED, lock=True):
+        if item["id"] == job["line_item_id"]:
+            await store.set_line_item_status(conn, item, LineItemStatus.PRINTING, reason=None)
+    await store.recompute(conn, order.tenant_id, order.order_id)
+    await send(conn, order.submit_jobs())
+    return "queued"
+
+
+# --- operator commands on one job -----------------------------------------------------------
+
+
+async def _operator_job(order: Order, conn: Connection, job_id: uuid.UUID) -> dict[str, Any]:
+    job = await print_jobs.lock_order_job(conn, order.tenant_id, order.order_id, job_id)
+    if job is None:
+        raise LookupError(f"print job {job_id} not found")
+    return job
+
+
+@HANDLERS.command(CancelJob)
+async def cancel_job(order: Order, message: CancelJob, conn: Connection) -> str:
+    """An operator cancels one job for good; a printer running it is stopped once this change
+    is committed (the farm's echo of the stop then changes nothing more)."""
+    job = await _operator_job(order, conn, message.print_job_id)
+    before = dict(job)
+    if not await print_jobs.set_job_status(conn, job, PrintJobStatus.CANCELLED,
+                                           error=message.reason):
+        raise ValueError(f"print job {job['id']} is {job['status']}; it cannot be cancelled")
+    await _settle(order, conn)
+    await record(conn, EventType.PRINT_JOB_QUEUE_CHANGED, order.tenant_id, {
+        "action": "cancel", "print_job_ids": [str(job["id"])],
+        "before": {"status": before["status"]}, "after": {"status": job["status"]}},
+        subject=("print_job", job["id"]))
+    if before["printer_id"] is not None and before["status"] in ON_PRINTER:
+        await send(conn, ControlPrinter(tenant_id=order.tenant_id, printer_id=before["printer_id"],
+                                        action="cancel", comment=message.reason))
+    return str(job["status"])
+
+
+@HANDLERS.command(ForceJobStatus)
+async def force_status(order: Order, message: ForceJobStatus, conn: Connection) -> str:
+    """Admin override of a job's status past its transition table (audited); a printer the job
+    leaves is told to let go of it."""
+    status = PrintJobStatus(message.status)
+    job = await _operator_job(order, conn, message.print_job_id)
+    if job["status"] == status:
+        raise ValueError(f"print job {job['id']} is already {status}")
+    printer_id = job["printer_id"]
+    await print_jobs.force_job_status(conn, job, status, reason=message.reason, by=message.by)
+    if printer_id is not None and job["printer_id"] is None:
+        await send(conn, ReleasePrinter(tenant_id=order.tenant_id, printer_id=printer_id,
+                                        print_job_id=job["id"]))
+    await _settle(order, conn)
+    return status.value
+
+
+# --- shipping -----------------------------------------------------------------------------
+
+
+@HANDLERS.step(ShipOrder)
+async def ship(order: Order, message: ShipOrder) -> str:
+    """Parcel and label at Sendcloud, then the Shopify fulfilment with tracking."""
+    if await _status(order) != OrderStatus.READY_FOR_FULFILLMENT:
+        return "not ready"
+    async with order.pool.acquire() as conn:
+        shipment = await shipments.ensure_shipment(conn, order.tenant_id, order.order_id)
+    if shipment.parcel_id is None:
+        await _create_parcel(order, shipment)
+        if shipment.parcel_id is None:
+            return "parcel failed"
+    if shipment.shopify_fulfillment_id is None:
+        await _fulfil(order, shipment)
+    return "fulfilled"
+
+
+async def _create_parcel(order: Order, shipment: ShipmentRow) -> None:
+    """Create the parcel and label (Sendcloud finds a repeat by the external reference) and
+    store them on `shipment`; a refusal marks the shipment FAILED with the reason."""
+    sc = await _integration(order, SendcloudSettings)
+    settings = await tenant_settings(order.pool, order.tenant_id)
+    row = await store.get_order(order.pool, order.order_id)
+    assert row is not None
+    grams = await order.pool.fetch(
+        """SELECT mp.grams FROM print_jobs j JOIN mapping_parts mp ON mp.id = j.part_id
+           WHERE j.tenant_id = $1 AND j.order_id = $2""", order.tenant_id, order.order_id)
+    weight = parcel_weight_kg([g["grams"] for g in grams], settings.packaging_grams)
+    address = ShopifyAddress.model_validate(row.shipping_address or {})
+    street, number = split_street(address.address1 or "")
+    request = ParcelRequest(
+        external_reference=shipment.external_reference, name=address.full_name,
+        company_name=address.company, address=street, house_number=number,
+        address_2=address.address2 or None, city=address.city or "",
+        postal_code=address.zip or "", country=address.country_code or "",
+        telephone=address.phone, email=row.email, order_number=row.name,
+        weight=weight, shipping_method_id=sc.shipping_method_id,
+        sender_address=sc.sender_address_id, total_order_value=row.total_price,
+        total_order_value_currency=row.currency, request_label=True)
+    try:
+        async with sc.client() as client:
+            created = await client.create_parcel(request)
+            label = await client.get_label_pdf(created.id)
+    except PermanentError as error:
+        await _shipment_failed(order, shipment, f"Sendcloud refused the parcel: {error}")
+        return
+    status = status_from_sendcloud(created.status_id or 0) or ShipmentStatus.LABEL_CREATED
+    async with order.pool.acquire() as conn, conn.transaction():
+        locked = await shipments.get_shipment(conn, order.tenant_id, order.order_id, lock=True)
+        assert locked is not None
+        if status != locked.status and not SHIPMENT_MACHINE.can(locked.status, status):
+            status = locked.status  # e.g. a retried FAILED shipment: keep it, store the parcel
+        await shipments.record_parcel(conn, locked, Parcel(
+            created.id, created.tracking_number, created.tracking_url, created.carrier_code,
+            weight, label, created.status_id), status)
+    shipment.__dict__.update(locked.__dict__)
+
+
+async def _shipment_failed(order: Order, shipment: ShipmentRow, reason: str) -> None:
+    async with order.pool.acquire() as conn, conn.transaction():
+        locked = await shipments.get_shipment(conn, order.tenant_id, order.order_id, lock=True)
+        assert locked is not None
+        await shipments.set_shipment_status(conn, locked, ShipmentStatus.FAILED, error=reason)
+        row = await store.get_order(conn, order.order_id, lock=True)
+        assert row is not None
+        await store.set_order_status(conn, row, row.status, reason=reason)
+    shipment.__dict__.update(locked.__dict__)
+
+
+async def _fulfil(order: Order, shipment: ShipmentRow) -> None:
+    shop = await _integration(order, ShopifySettings)
+    shopify_id = await order.pool.fetchval(
+        "SELECT shopify_order_id FROM orders WHERE id = $1", order.order_id)
+    number = shipment.tracking_number or ""
+    tracking = TrackingInfo(number=number, url=shipment.tracking_url, company=shipment.carrier)
+    async with shop.client() as client:
+        open_orders = [fo for fo in await client.get_fulfillment_orders(shopify_id)
+                       if fo.status in ("open", "in_progress")]
+        if open_orders:
+            fulfillment = await client.create_fulfillment(
+                shopify_id, [FulfillmentOrderLines(fo.id) for fo in open_orders], tracking)
+            fulfillment_id: int | None = fulfillment.id
+        else:
+            found = await client.find_fulfillment(shopify_id, number)
+            fulfillment_id = found.id if found else None
+    async with order.pool.acquire() as conn, conn.transaction():
+        await shipments.set_fulfilment(conn, shipment, fulfillment_id)
+        row = await store.get_order(conn, order.order_id, lock=True)
+        assert row is not None
+        if ORDER_MACHINE.can(row.status, OrderStatus.FULFILLED):
+            await store.set_order_status(
+                conn, row, OrderStatus.FULFILLED, reason=None,
+                detail={"shopify_fulfillment_id": None if fulfillment_id is None
+                        else str(fulfillment_id), "tracking_number": shipment.tracking_number})
+
+
+@HANDLERS.command(ShipmentStatusReport)
+async def shipment_status(order: Order, message: ShipmentStatusReport, conn: Connection) -> str:
+    """A Sendcloud status change; older timestamps than the one applied are ignored."""
+    shipment = await shipments.get_shipment(conn, order.tenant_id, order.order_id, lock=True)
+    if shipment is None:
+        return "no shipment"
+    if shipment.status_at is not None and shipment.status_at >= message.at:
+        return "stale"
+    if status_from_sendcloud(message.status_id) is None:
+        log.warning("unknown Sendcloud status %s for parcel %s kept as is", message.status_id,
+                    shipment.parcel_id)
+    target = apply_carrier_status(shipment.status, message.status_id)
+    await shipments.set_shipment_status(
+        conn, shipment, target, detail={"sendcloud_status_id": message.status_id,
+                                        "sendcloud_status_message": message.message},
+        carrier_status_id=message.status_id, carrier_status=message.message,
+        status_at=message.at)
+    return target.value
+
+
+# --- cancellation -------------------------------------------------------------------------
+
+
+@HANDLERS.step(CancelOrder)
+async def cancel(order: Order, message: CancelOrder) -> str:
+    """Take queued jobs off the farm, stop or keep prints, cancel the parcel, then record it all
+    in one transaction that checks the order again under its row lock."""
+    status = await _status(order)
+    if status == OrderStatus.CANCELLED:
+        return "already cancelled"
+    ORDER_MACHINE.check(status, OrderStatus.CANCELLED)
+    settings = await tenant_settings(order.pool, order.tenant_id)
+    async with order.pool.acquire() as conn:
+        jobs = await print_jobs.order_jobs(conn, order.tenant_id, order.order_id,
+                                           *ACTIVE_JOB_STATUSES)
+    # Queued on SimplyPrint, or started on a printer by smart dispatch (no queue item).
+    on_farm = [j for j in jobs if j["farm_queue_item_id"] is not None
+               or j["farm_job_uid"] or j["farm_printer_id"]]
+    if on_farm:
+        sp = await _integration(order, SimplyPrintSettings)
+        async with sp.client() as client:
+            await farm.withdraw_jobs(client, on_farm,
+                                     stop_printing=settings.cancel_printing_jobs)
+    shipment = await shipments.get_shipment(order.pool, order.tenant_id, order.order_id)
+    parcel_status = ShipmentStatus.CANCELLED
+    if shipment is not None and shipment.parcel_id is not None:
+        sc = await _integration(order, SendcloudSettings)
+        async with sc.client() as client:
+            result = await client.cancel_parcel(shipment.parcel_id)
+        if result.http_status == 202:
+            parcel_status = ShipmentStatus.CANCEL_REQUESTED
+    async with order.pool.acquire() as conn, conn.transaction():
+        row = await store.get_order(conn, order.order_id, lock=True)
+        assert row is not None
+        if row.status == OrderStatus.CANCELLED:
+            return "already cancelled"
+        ORDER_MACHINE.check(row.status, OrderStatus.CANCELLED)  # it may have shipped meanwhile
+        await _cancel_rows(order, conn, message.reason, settings.cancel_printing_jobs,
+                           parcel_status)
+        await store.set_order_status(conn, row, OrderStatus.CANCELLED,
+                                     reason=message.reason or "cancelled",
+                                     detail={"reason": message.reason})
+    return "cancelled"
+
+
+async def _cancel_rows(order: Order, conn: Connection, reason: str | None, stop_printing: bool,
+                       parcel_status: ShipmentStatus) -> None:
+    """The jobs, line items and shipment of an order being cancelled (order row locked)."""
+    for job in await print_jobs.order_jobs(conn, order.tenant_id, order.order_id,
+                                           *ACTIVE_JOB_STATUSES):
+        if job["status"] == PrintJobStatus.PRINTING and not stop_printing:
+            continue  # left to finish; its part goes to stock or scrap
+        await print_jobs.set_job_status(conn, job, PrintJobStatus.CANCELLED,
+                                        error="order cancelled")
+    live = [s for s in LineItemStatus if s != LineItemStatus.CANCELLED]
+    for item in await store.line_items(conn, order.tenant_id, order.order_id, *live, lock=True):
+        await store.set_line_item_status(conn, item, LineItemStatus.CANCELLED,
+                                         reason=reason or "order cancelled")
+    shipment = await shipments.get_shipment(conn, order.tenant_id, order.order_id, lock=True)
+    if shipment is not None and SHIPMENT_MACHINE.can(shipment.status, parcel_status):
+        await shipments.set_shipment_status(conn, shipment, parcel_status)
+
+
+ENTITY = EntitySpec("order", load, HANDLERS)
