@@ -308,10 +308,10 @@ async def force_status(order: Order, message: ForceJobStatus, conn: Connection) 
     leaves is told to let go of it."""
     status = PrintJobStatus(message.status)
     job = await _operator_job(order, conn, message.print_job_id)
-    if job["status"] == status:
-        raise ValueError(f"print job {job['id']} is already {status}")
     printer_id = job["printer_id"]
-    await print_jobs.force_job_status(conn, job, status, reason=message.reason, by=message.by)
+    if not await print_jobs.force_job_status(conn, job, status, reason=message.reason,
+                                             by=message.by):
+        raise ValueError(f"print job {job['id']} is already {status}")
     if printer_id is not None and job["printer_id"] is None:
         await send(conn, ReleasePrinter(tenant_id=order.tenant_id, printer_id=printer_id,
                                         print_job_id=job["id"]))

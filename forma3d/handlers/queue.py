@@ -133,7 +133,8 @@ async def force_stock_job_status(tenant: TenantScope, message: ForceStockJobStat
     job_id, status = message.print_job_id, PrintJobStatus(message.status)
     job = await _stock_job(conn, tenant, job_id)
     printer = job["printer_id"]
-    if not await queue.force_status(conn, job, status, message.reason, message.by):
+    if not await print_jobs.force_job_status(conn, job, status, reason=message.reason,
+                                             by=message.by):
         raise Conflict(f"print job {job_id} is already {status}")
     if printer is not None and job["printer_id"] is None:
         await outbox.send(conn, ReleasePrinter(tenant_id=tenant.tenant_id, printer_id=printer,

@@ -221,19 +221,26 @@ async def set_queue_item(conn: Connection, job_id: uuid.UUID, queue_item_id: int
 
 
 async def force_job_status(conn: Connection, job: dict[str, Any], status: PrintJobStatus, *,
-                           reason: str, by: str) -> None:
+                           reason: str, by: str) -> bool:
     """Admin override past the transition table: the job (locked by the caller) takes `status`;
     it leaves its printer unless the new status is on one. Audited with who, why, before and
-    after (`print-job.force-status`) besides the usual `print-job.status-changed`."""
+    after (`print-job.force-status`) besides the usual status events. False if the job already
+    had that status (or moved meanwhile)."""
     current = PrintJobStatus(job["status"])
+    if current == status:
+        return False
     keep_printer = status in (PrintJobStatus.ASSIGNED, PrintJobStatus.PRINTING)
-    await conn.execute(
+    moved = await conn.fetchval(
         "UPDATE print_jobs SET status = $2, status_at = now(), updated_at = now(),"
-        " printer_id = CASE WHEN $3 THEN printer_id END, error = $4 WHERE id = $1",
-        job["id"], status.value, keep_printer, f"forced: {reason}")
+        " printer_id = CASE WHEN $3 THEN printer_id END, error = $4"
+        " WHERE id = $1 AND status = $5 RETURNING true",
+        job["id"], status.value, keep_printer, f"forced: {reason}", current.value)
+    if not moved:
+        return False
     await _record_status(conn, job, current, status, f"forced: {reason}")
     await record(conn, EventType.PRINT_JOB_FORCE_STATUS, job["tenant_id"], {
         "print_job_id": str(job["id"]), "reason": reason, "by": by,
         "before": {"status": current.value, "printer_id": str(job["printer_id"])},
         "after": {"status": status.value}}, subject=("print_job", job["id"]))
     job.update(status=status.value, printer_id=job["printer_id"] if keep_printer else None)
+    return True

@@ -13,7 +13,6 @@ from typing import Any
 
 from forma3d.db.pool import Connection, record_to_dict
 from forma3d.domain.events import EventType
-from forma3d.domain.printing.states import PrintJobStatus
 from forma3d.store.events import record
 
 WAITING = ("PENDING", "QUEUED")
@@ -78,25 +77,3 @@ async def clear_finished(conn: Connection, tenant_id: uuid.UUID) -> int:
         await log_change(conn, tenant_id, "clear-finished", ids, {"cleared": False},
                          {"cleared": True, "count": len(ids)})
     return len(ids)
-
-
-async def force_status(conn: Connection, job: dict[str, Any], status: PrintJobStatus,
-                       reason: str, by: str) -> bool:
-    """Set a job's status regardless of its transition table, audited with who and why; the job
-    keeps its printer only when forced to ASSIGNED or PRINTING. False if it already had it."""
-    if job["status"] == status:
-        return False
-    keep_printer = status in (PrintJobStatus.ASSIGNED, PrintJobStatus.PRINTING)
-    await conn.execute(
-        "UPDATE print_jobs SET status = $2, status_at = now(), updated_at = now(),"
-        " printer_id = CASE WHEN $3 THEN printer_id END, error = $4"
-        " WHERE id = $1 AND status = $5",
-        job["id"], status.value, keep_printer, f"forced: {reason}", job["status"])
-    await record(conn, EventType.PRINT_JOB_FORCE_STATUS, job["tenant_id"], {
-        "print_job_id": str(job["id"]), "reason": reason, "by": by,
-        "before": {"status": job["status"], "printer_id": str(job["printer_id"])},
-        "after": {"status": status.value}}, subject=("print_job", job["id"]))
-    job["status"] = status.value
-    if not keep_printer:
-        job["printer_id"] = None
-    return True
