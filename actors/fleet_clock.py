@@ -19,6 +19,7 @@ import ray
 
 from actors.router import EntityRouter
 from forma3d import logs
+from forma3d.config import settings
 from forma3d.db.pool import Pool, connect, create_pool
 from forma3d.messaging.fleet import SyncFleet, WakeFleet
 
@@ -45,7 +46,7 @@ class FleetClock:
 
     def __init__(self, database_url: str, host_count: int, sync_seconds: float,
                  wake_seconds: float) -> None:
-        logs.configure(os.environ.get("FORMA3D_LOG_LEVEL", "INFO"))
+        logs.configure(settings().log_level)
         self.database_url = database_url
         self.host_count = host_count
         self.sync_seconds = sync_seconds

@@ -137,7 +137,7 @@ class EntityHostCore:
         if handler is None:
             raise LookupError(f"{envelope.kind} has no handler for {envelope.type!r}")
         try:
-            message: Any = envelope if handler.raw else parse(envelope)
+            message = parse(envelope)
         except ValidationError as error:
             raise ValueError(f"malformed {envelope.type}: {error.errors()[:3]}") from None
         if not slot.active:

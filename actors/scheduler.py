@@ -16,6 +16,7 @@ import ray
 
 from actors.router import EntityRouter
 from forma3d import logs
+from forma3d.config import settings
 from forma3d.db.pool import Pool, create_pool
 from forma3d.messaging.tenant import BackfillOrders, ReconcileFarm, TenantMessage
 
@@ -43,7 +44,7 @@ async def tick(pool: Pool, router: EntityRouter, sql: str, message: type[TenantM
 class Scheduler:
     def __init__(self, database_url: str, host_count: int, reconcile_seconds: float,
                  backfill_seconds: float) -> None:
-        logs.configure(os.environ.get("FORMA3D_LOG_LEVEL", "INFO"))
+        logs.configure(settings().log_level)
         self.database_url = database_url
         self.host_count = host_count
         self.periods: dict[type[TenantMessage], tuple[str, float]] = {

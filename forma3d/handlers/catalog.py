@@ -16,14 +16,12 @@ from forma3d.db.pool import Connection
 from forma3d.handlers.registry import Handlers
 from forma3d.handlers.services import Services
 from forma3d.messaging.catalog import (
-    Conflict,
     CreateMapping,
     DeleteMapping,
-    Invalid,
     MappingDraft,
-    NotFound,
     ReplaceMapping,
 )
+from forma3d.messaging.refusals import Conflict, Invalid, NotFound
 from forma3d.messaging.tenant import MappingChanged
 from forma3d.store import mappings, outbox
 

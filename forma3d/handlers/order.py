@@ -55,6 +55,7 @@ from forma3d.messaging.order import (
     SubmitJobs,
 )
 from forma3d.messaging.printer import ControlPrinter, ReleasePrinter
+from forma3d.messaging.refusals import Conflict, NotFound
 from forma3d.store import orders as store
 from forma3d.store import print_jobs, shipments
 from forma3d.store.events import record
@@ -253,16 +254,16 @@ async def retry(order: Order, message: RetryJob, conn: Connection) -> str:
     job = await print_jobs.lock_order_job(conn, order.tenant_id, order.order_id,
                                           message.print_job_id)
     if job is None:
-        raise LookupError(f"print job {message.print_job_id} is not in this order")
+        raise NotFound(f"print job {message.print_job_id} is not in this order")
     if await _status(order, conn) == OrderStatus.CANCELLED:
-        raise ValueError("the order is cancelled; its jobs cannot be retried")
+        raise Conflict("the order is cancelled; its jobs cannot be retried")
     # Attempts keep counting (each submission's queue note must be new); the budget grows.
     budget = (await tenant_settings(conn, order.tenant_id)).max_print_attempts
     if not await print_jobs.set_job_status(conn, job, PrintJobStatus.QUEUED,
                                            max_attempts=job["attempts"] + budget,
                                            farm_queue_item_id=None, farm_job_uid=None,
                                            farm_printer_id=None, error=None):
-        raise ValueError(f"print job is {job['status']}; only FAILED or CANCELLED retry")
+        raise Conflict(f"print job is {job['status']}; only FAILED or CANCELLED retry")
     for item in await store.line_items(conn, order.tenant_id, order.order_id,
                                        LineItemStatus.FAILED, lock=True):
         if item["id"] == job["line_item_id"]:
@@ -278,7 +279,7 @@ async def retry(order: Order, message: RetryJob, conn: Connection) -> str:
 async def _operator_job(order: Order, conn: Connection, job_id: uuid.UUID) -> dict[str, Any]:
     job = await print_jobs.lock_order_job(conn, order.tenant_id, order.order_id, job_id)
     if job is None:
-        raise LookupError(f"print job {job_id} not found")
+        raise NotFound(f"print job {job_id} not found")
     return job
 
 
@@ -290,7 +291,7 @@ async def cancel_job(order: Order, message: CancelJob, conn: Connection) -> str:
     before = dict(job)
     if not await print_jobs.set_job_status(conn, job, PrintJobStatus.CANCELLED,
                                            error=message.reason):
-        raise ValueError(f"print job {job['id']} is {job['status']}; it cannot be cancelled")
+        raise Conflict(f"print job {job['id']} is {job['status']}; it cannot be cancelled")
     await _settle(order, conn)
     await record(conn, EventType.PRINT_JOB_QUEUE_CHANGED, order.tenant_id, {
         "action": "cancel", "print_job_ids": [str(job["id"])],
@@ -311,7 +312,7 @@ async def force_status(order: Order, message: ForceJobStatus, conn: Connection) 
     printer_id = job["printer_id"]
     if not await print_jobs.force_job_status(conn, job, status, reason=message.reason,
                                              by=message.by):
-        raise ValueError(f"print job {job['id']} is already {status}")
+        raise Conflict(f"print job {job['id']} is already {status}")
     if printer_id is not None and job["printer_id"] is None:
         await send(conn, ReleasePrinter(tenant_id=order.tenant_id, printer_id=printer_id,
                                         print_job_id=job["id"]))

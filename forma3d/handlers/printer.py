@@ -49,6 +49,7 @@ from forma3d.messaging.printer import (
     ResyncPrinter,
     UpdatePrinter,
 )
+from forma3d.messaging.refusals import Conflict
 from forma3d.retry import backoff_delay
 from forma3d.store import outbox, print_jobs, printers
 from forma3d.store.events import record
@@ -442,7 +443,7 @@ async def control(printer: Printer, message: ControlPrinter) -> str:
     sp = await _simplyprint(printer)
     farm_id = printer.farm_id
     if sp is None or farm_id is None:
-        raise ValueError("printer is not linked to SimplyPrint")
+        raise Conflict("printer is not linked to SimplyPrint")
     async with printer.services.farm.session(printer.tenant_id, sp) as client:
         if message.action == "pause":
             await client.pause(farm_id)

@@ -19,15 +19,14 @@ from forma3d.handlers.registry import Handlers
 from forma3d.messaging.catalog import (
     CancelStockJob,
     ClearFinished,
-    Conflict,
     ForceStockJobStatus,
     HoldJob,
     MoveJob,
     MoveJobToFront,
-    NotFound,
     ReorderJobs,
 )
 from forma3d.messaging.printer import ReleasePrinter
+from forma3d.messaging.refusals import Conflict, NotFound
 from forma3d.store import outbox, print_jobs, queue
 
 ON_PRINTER = frozenset({PrintJobStatus.ASSIGNED, PrintJobStatus.PRINTING})

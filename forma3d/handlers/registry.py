@@ -39,7 +39,6 @@ class Handler:
     kind: HandlerKind
     message: type[Message]
     latest_wins: bool = False
-    raw: bool = False  # transitional: the handler takes the Envelope, not the parsed message
 
 
 @dataclass

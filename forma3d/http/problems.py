@@ -10,8 +10,8 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from forma3d.messaging.catalog import Invalid
 from forma3d.messaging.envelope import EntityError
+from forma3d.messaging.refusals import Invalid
 
 log = logging.getLogger(__name__)
 MEDIA_TYPE = "application/problem+json"

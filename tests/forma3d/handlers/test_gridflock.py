@@ -22,7 +22,7 @@ from forma3d.domain.gridflock import PlanOptions, get_profile, plan_plates
 from forma3d.domain.orders.shopify_order import ShopifyOrder
 from forma3d.gridflock.plates import LocalSlicer
 from forma3d.handlers import gridflock
-from forma3d.handlers.gridflock_intake import intake
+from forma3d.handlers.order import expand
 from forma3d.handlers.services import FarmSessions, Services
 from forma3d.handlers.testing import StubSender, stub_services
 from forma3d.integrations.settings import SimplyPrintSettings
@@ -73,10 +73,6 @@ async def order(pool: Pool, tenant_id: uuid.UUID, properties: dict[str, str] = P
         order_id, _ = await store.insert_order(conn, tenant_id, shopify)
         await expand(conn, tenant_id, order_id)
     return order_id
-
-
-async def expand(conn: Any, tenant_id: uuid.UUID, order_id: uuid.UUID) -> None:
-    await store.expand_order(conn, tenant_id, order_id, intake)
 
 
 async def line_item(pool: Pool, order_id: uuid.UUID) -> dict[str, Any]:

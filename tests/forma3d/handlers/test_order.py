@@ -28,6 +28,7 @@ from forma3d.messaging.order import (
     StartOrder,
     SubmitJobs,
 )
+from forma3d.messaging.refusals import Conflict, NotFound
 from forma3d.store import orders as store
 from forma3d.store import shipments
 from sandbox.server import serve_sandboxes
@@ -216,7 +217,7 @@ async def test_a_failed_print_is_requeued_and_a_retry_revives_the_failed_order(
     assert [(e["previous_status"], e["new_status"]) for e in changes] == [
         ("PENDING", "QUEUED"), ("QUEUED", "FAILED"), ("FAILED", "QUEUED"),
         ("QUEUED", "FAILED"), ("FAILED", "QUEUED")]
-    with pytest.raises(ValueError, match="only FAILED or CANCELLED retry"):
+    with pytest.raises(Conflict, match="only FAILED or CANCELLED retry"):
         await command(order, handlers.retry, RetryJob(
             tenant_id=order.tenant_id, order_id=order.order_id, print_job_id=job["id"]))
     assert await command(order, handlers.job_status, JobStatusReport(
@@ -267,9 +268,9 @@ async def test_an_operator_cancels_a_printing_job_and_its_printer_is_stopped(
     [logged] = await events(order, "print-job.queue-changed")
     assert (logged["action"], logged["before"], logged["after"]) == (
         "cancel", {"status": "PRINTING"}, {"status": "CANCELLED"})
-    with pytest.raises(ValueError, match="it cannot be cancelled"):
+    with pytest.raises(Conflict, match="it cannot be cancelled"):
         await command(order, handlers.cancel_job, message)
-    with pytest.raises(LookupError, match="not found"):
+    with pytest.raises(NotFound, match="not found"):
         await command(order, handlers.cancel_job, message.model_copy(
             update={"print_job_id": uuid.uuid4()}))
 
@@ -286,7 +287,7 @@ async def test_forcing_a_job_off_its_printer_releases_the_printer(shop: Farm) ->
 
     assert await command(order, handlers.force_status, force(printing, "COMPLETED")) == \
         "COMPLETED"
-    with pytest.raises(ValueError, match="already COMPLETED"):
+    with pytest.raises(Conflict, match="already COMPLETED"):
         await command(order, handlers.force_status, force(printing, "COMPLETED"))
     assert await outbox(order, "printer.release") == [
         {"key": str(printer_id), "printer_id": str(printer_id),
@@ -324,7 +325,7 @@ async def test_cancelling_takes_the_jobs_off_the_farm_and_cancels_every_row(shop
     assert cancelled["reason"] == "customer"
     [job, _] = await jobs(order)
     assert await report(order, job, "FAILED") == "order cancelled"
-    with pytest.raises(ValueError, match="order is cancelled"):
+    with pytest.raises(Conflict, match="order is cancelled"):
         await command(order, handlers.retry, RetryJob(
             tenant_id=order.tenant_id, order_id=order.order_id, print_job_id=job["id"]))
 
