@@ -11,15 +11,13 @@ import pytest
 from forma3d.db.pool import Pool
 from forma3d.handlers import catalog
 from forma3d.messaging.catalog import (
-    Conflict,
     CreateMapping,
     DeleteMapping,
-    Invalid,
     MappingDraft,
-    NotFound,
     PartDraft,
     ReplaceMapping,
 )
+from forma3d.messaging.refusals import Conflict, Invalid, NotFound
 from forma3d.store.tenants import create_tenant
 from tests.forma3d.handlers.conftest import TenantState, command, outbox, print_file
 

@@ -13,14 +13,13 @@ from forma3d.handlers import queue
 from forma3d.messaging.catalog import (
     CancelStockJob,
     ClearFinished,
-    Conflict,
     ForceStockJobStatus,
     HoldJob,
     MoveJob,
     MoveJobToFront,
-    NotFound,
     ReorderJobs,
 )
+from forma3d.messaging.refusals import Conflict, NotFound
 from tests.forma3d.handlers.conftest import TenantState, command, outbox, print_file
 
 pytestmark = pytest.mark.db
