@@ -3,7 +3,7 @@
 Every printer runs several concurrent claimers (more than its single-writer actor ever would),
 and every successful claim is checked against an in-memory model of who holds what: a job held
 by two printers, or a printer holding two jobs, fails the test. Jobs are released back to the
-queue after each claim, so a few hundred jobs carry more than 10,000 dispatch decisions.
+queue after each claim, so a few hundred jobs carry thousands of dispatch decisions.
 """
 
 from __future__ import annotations
@@ -83,13 +83,16 @@ async def race(pool: Pool, tenant_id: uuid.UUID, printers: list[dict[str, Any]],
     return counts
 
 
-@pytest.mark.parametrize(("printers", "jobs"), [(60, 6), (4, 300)],
+# Contention is the point of the first case (most decisions are refusals, which are cheap); the
+# second is claim-heavy, and every claim and release writes its status event, so it makes fewer
+# decisions to stay quick while still claiming thousands of times.
+@pytest.mark.parametrize(("printers", "jobs", "decisions"), [(60, 6, 10_000), (4, 300, 2_500)],
                          ids=["many-printers-few-jobs", "few-printers-many-jobs"])
 async def test_no_double_starts(db_pool: Pool, tenant_id: uuid.UUID, printers: int,
-                                jobs: int) -> None:
+                                jobs: int, decisions: int) -> None:
     rows = await seed(db_pool, tenant_id, printers, jobs)
-    counts = await race(db_pool, tenant_id, rows, decisions=10_000)
-    assert counts["decisions"] >= 10_000
+    counts = await race(db_pool, tenant_id, rows, decisions=decisions)
+    assert counts["decisions"] >= decisions
     assert counts["claims"] > 100  # the race really dispatched, not only refused
     active = await db_pool.fetchval(
         "SELECT count(*) FROM print_jobs WHERE tenant_id = $1 AND status = 'ASSIGNED'",
