@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import AsyncIterator
 from typing import Any, TypeAlias
 
 import asyncpg
@@ -36,3 +38,21 @@ async def connect(dsn: str) -> asyncpg.Connection:  # type: ignore[type-arg]
 
 def record_to_dict(record: Any) -> dict[str, Any]:
     return dict(record.items())
+
+
+@contextlib.asynccontextmanager
+async def connection(db: Pool | Connection) -> AsyncIterator[Connection]:
+    """The caller's connection, or one borrowed from the pool for the block."""
+    if isinstance(db, asyncpg.Pool):
+        async with db.acquire() as conn:
+            yield conn
+    else:
+        yield db
+
+
+@contextlib.asynccontextmanager
+async def transaction(db: Pool | Connection) -> AsyncIterator[Connection]:
+    """A transaction (a savepoint inside the caller's) on the caller's connection or a borrowed
+    one: for store functions whose writes must land together whoever calls them."""
+    async with connection(db) as conn, conn.transaction():
+        yield conn

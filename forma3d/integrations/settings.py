@@ -20,6 +20,11 @@ class IntegrationSettings(BaseModel):
     service: ClassVar[str]
     secret_fields: ClassVar[tuple[str, ...]]
 
+    @property
+    def account(self) -> str | None:
+        """Which account is connected, in words safe to log and show (never a secret)."""
+        return None
+
 
 class ShopifySettings(IntegrationSettings):
     service = "shopify"
@@ -29,6 +34,10 @@ class ShopifySettings(IntegrationSettings):
     webhook_secret: str
     api_version: str = "2024-07"
     base_url: str | None = None
+
+    @property
+    def account(self) -> str | None:
+        return self.shop_domain
 
     def client(self) -> ShopifyClient:
         return ShopifyClient(self.shop_domain, self.access_token, api_version=self.api_version,
@@ -44,6 +53,10 @@ class SimplyPrintSettings(IntegrationSettings):
     base_url: str = "https://api.simplyprint.io"
     files_url: str = "https://files.simplyprint.io"
     dispatch_mode: Literal["simplyprint_queue", "smart"] = "simplyprint_queue"
+
+    @property
+    def account(self) -> str | None:
+        return f"company {self.company_id}"
 
     def client(self) -> SimplyPrintClient:
         return SimplyPrintClient(self.company_id, self.api_key, base_url=self.base_url,

@@ -12,14 +12,13 @@ decides.
 
 from __future__ import annotations
 
-import contextlib
 import uuid
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import asyncpg
 
-from forma3d.db.pool import Connection, Pool, record_to_dict
+from forma3d.db.pool import Connection, Pool, connection, record_to_dict
 from forma3d.domain.events import EventType
 from forma3d.domain.printing.jobs import PrintJobSpec
 from forma3d.domain.printing.matching import best_job, fits
@@ -43,15 +42,6 @@ RELEASE = """UPDATE print_jobs SET status = 'QUEUED', printer_id = NULL, assigne
     RETURNING *"""
 
 
-@contextlib.asynccontextmanager
-async def _connection(db: Pool | Connection) -> AsyncIterator[Connection]:
-    if isinstance(db, asyncpg.Pool):
-        async with db.acquire() as conn:
-            yield conn
-    else:
-        yield db
-
-
 class PrinterBusy(Exception):
     """The printer already holds an ASSIGNED or PRINTING job."""
 
@@ -73,7 +63,7 @@ async def claim(db: Pool | Connection, tenant_id: uuid.UUID, printer: Mapping[st
     """
     printer_id = uuid.UUID(str(printer["id"]))
     PRINT_JOB_MACHINE.check(PrintJobStatus.QUEUED, PrintJobStatus.ASSIGNED)
-    async with _connection(db) as conn:
+    async with connection(db) as conn:
         for number in range(max_pages):
             rows = [record_to_dict(r) for r in await conn.fetch(CANDIDATES, tenant_id, page,
                                                                 number * page)]
@@ -103,7 +93,7 @@ async def release(db: Pool | Connection, job_id: uuid.UUID, printer_id: uuid.UUI
     """Put a job the printer could not start back in the queue (ASSIGNED -> QUEUED, with its
     event). False if the printer no longer holds the job (an operator or its order moved it);
     IllegalTransition, naming both states, if the printer holds it in any other status."""
-    async with _connection(db) as conn, conn.transaction():
+    async with connection(db) as conn, conn.transaction():
         row = await conn.fetchrow(RELEASE, job_id, printer_id, reason)
         if row is not None:
             await _record_status(conn, record_to_dict(row), PrintJobStatus.ASSIGNED,
