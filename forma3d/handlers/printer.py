@@ -29,13 +29,13 @@ from forma3d.domain.printing.fleet import (
     offline_delay,
 )
 from forma3d.domain.printing.matching import availability
-from forma3d.domain.printing.reconcile import HISTORY_STATUS
 from forma3d.domain.printing.states import PrintJobStatus
 from forma3d.handlers import farm
 from forma3d.handlers.registry import EntitySpec, Handlers
 from forma3d.handlers.services import Services
 from forma3d.integrations.errors import PermanentError, TransientError
 from forma3d.integrations.settings import SimplyPrintSettings
+from forma3d.integrations.simplyprint import webhook_job_status
 from forma3d.messaging.order import JobStatusReport
 from forma3d.messaging.printer import (
     ControlPrinter,
@@ -59,7 +59,6 @@ from forma3d.store.print_jobs import PrinterBusy
 log = logging.getLogger(__name__)
 
 Reported = Literal["PRINTING", "COMPLETED", "FAILED", "CANCELLED"]  # JobStatusReport.status
-JOB_END = {"job.done": "COMPLETED", "job.failed": "FAILED", "job.cancelled": "CANCELLED"}
 SETTINGS_TTL = 30.0
 BUSY_ATTEMPTS = 6  # dispatch retries before the active job is looked up again
 P = TypeVar("P", bound=PrinterMessage)
@@ -229,10 +228,11 @@ async def farm_event(printer: Printer, message: FarmEvent) -> str:
     event, uid = message.event, message.job.get("uid")
     job = printer.job
     mine = job is not None and uid is not None and job.get("farm_job_uid") == uid
-    if event in JOB_END:
+    ended = webhook_job_status(event)
+    if ended is not None and ended != PrintJobStatus.PRINTING:
         if mine or printer.row.get("farm_job_uid") == uid:
             stamp = float(message.at or time.time())
-            await _ended(printer, job if mine else None, JOB_END[event],
+            await _ended(printer, job if mine else None, ended,
                          datetime.fromtimestamp(stamp, UTC), message.job.get("failedReason"),
                          from_event=True)
     elif event == "job.bed_cleared":
@@ -245,8 +245,9 @@ async def farm_event(printer: Printer, message: FarmEvent) -> str:
     return await _dispatch_now(printer)
 
 
-async def _ended(printer: Printer, job: dict[str, Any] | None, status: str, at: datetime,
-                 error: str | None, *, from_event: bool, why: str | None = None) -> None:
+async def _ended(printer: Printer, job: dict[str, Any] | None, status: PrintJobStatus,
+                 at: datetime, error: str | None, *, from_event: bool,
+                 why: str | None = None) -> None:
     """A print is over: the printer is free (ready again only if it clears its own bed) and
     the job's order hears it from us, as well as from the webhook (job.status is
     idempotent), so a webhook that raced our record of the job's uid loses nothing.
@@ -260,12 +261,12 @@ async def _ended(printer: Printer, job: dict[str, Any] | None, status: str, at: 
         if job is not None:
             before = await conn.fetchval("SELECT status FROM print_jobs WHERE id = $1",
                                          job["id"])
-            await _job_update(printer, conn, job, PrintJobStatus(status), at, error or (
-                None if status == "COMPLETED" else f"farm reports {status}"))
+            await _job_update(printer, conn, job, status, at, error or (
+                None if status == PrintJobStatus.COMPLETED else f"farm reports {status}"))
             if why is not None:
                 await record(conn, EventType.PRINT_JOB_RECONCILED, printer.tenant_id, {
                     "print_job_id": str(job["id"]), "reason": why,
-                    "before": {"status": before}, "after": {"status": status}},
+                    "before": {"status": before}, "after": {"status": status.value}},
                     subject=("print_job", job["id"]))
     if job is not None and printer.job is job:
         printer.job = None
@@ -305,8 +306,8 @@ async def _reconcile_job(printer: Printer, job: dict[str, Any]) -> str:
     async with printer.services.farm.session(printer.tenant_id, sp) as client:
         page = await client.get_print_jobs(printer_ids=[printer.farm_id], page_size=50)
     found = next((j for j in page.jobs if j.uid == job["farm_job_uid"]), None)
-    status = HISTORY_STATUS.get(found.status) if found else None
-    if status is None or status == "PRINTING":
+    status = found.job_status if found else None
+    if status is None or status == PrintJobStatus.PRINTING:
         await print_jobs.confirm_alive(printer.services.pool, job["id"])
         return "still running"
     at = (found.end_date or datetime.now(UTC)) if found else datetime.now(UTC)

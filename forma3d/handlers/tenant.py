@@ -18,11 +18,12 @@ from pydantic import ValidationError
 
 from forma3d.db.pool import Connection, record_to_dict
 from forma3d.domain.orders.shopify_order import ORDER_TOPICS, ShopifyOrder
-from forma3d.domain.printing.reconcile import WEBHOOK_STATUS, JobUpdate, reconcile
+from forma3d.domain.printing.reconcile import JobUpdate, reconcile
 from forma3d.handlers import catalog, queue
 from forma3d.handlers.registry import EntitySpec, Handlers
 from forma3d.handlers.services import Services
 from forma3d.integrations.settings import ShopifySettings, SimplyPrintSettings
+from forma3d.integrations.simplyprint import webhook_job_status
 from forma3d.messaging.envelope import delivery_id
 from forma3d.messaging.order import CancelOrder, JobStatusReport, ShipmentStatusReport, StartOrder
 from forma3d.messaging.printer import FarmEvent
@@ -148,7 +149,7 @@ async def farm_webhook(tenant: Tenant, message: FarmWebhook) -> str:
     if delivery is None:
         return "already processed"
     body = json.loads(delivery.body)
-    status = WEBHOOK_STATUS.get(body.get("event", ""))
+    status = webhook_job_status(str(body.get("event", "")))
     data = body.get("data") or {}
     job = data.get("job") or {}
     printer = job.get("printer_id") or (job.get("printer") or {}).get("id") or (

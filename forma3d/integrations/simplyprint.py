@@ -12,11 +12,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import IntEnum
+from types import MappingProxyType
 from typing import Any, ClassVar
 
 import httpx
 from pydantic import Field
 
+from forma3d.domain.printing.states import PrintJobStatus
 from forma3d.integrations.errors import (
     AuthenticationError,
     IntegrationError,
@@ -123,6 +125,23 @@ class PrinterPage:
     page_amount: int
 
 
+# SimplyPrint's words for a job, mapped once onto our print-job lifecycle: the job history's
+# `status` ("done" is also spelled "finished") and the job.* webhook events.
+HISTORY_STATUS: Mapping[str, PrintJobStatus] = MappingProxyType({
+    "ongoing": PrintJobStatus.PRINTING, "done": PrintJobStatus.COMPLETED,
+    "finished": PrintJobStatus.COMPLETED, "failed": PrintJobStatus.FAILED,
+    "cancelled": PrintJobStatus.CANCELLED})
+WEBHOOK_STATUS: Mapping[str, PrintJobStatus] = MappingProxyType({
+    "job.started": PrintJobStatus.PRINTING, "job.done": PrintJobStatus.COMPLETED,
+    "job.failed": PrintJobStatus.FAILED, "job.cancelled": PrintJobStatus.CANCELLED})
+
+
+def webhook_job_status(event: str) -> PrintJobStatus | None:
+    """Our status for a job.* webhook event; None for events that are not about a job's end or
+    start (paused, bed cleared, printer events...)."""
+    return WEBHOOK_STATUS.get(event)
+
+
 class PrintJob(ApiModel):
     """A row of jobs/GetPaginatedPrintJobs. `status`: ongoing | cancelled | failed | done."""
 
@@ -136,6 +155,11 @@ class PrintJob(ApiModel):
     current_percentage: float | None = Field(default=None, alias="currentPercentage")
     cancel_reason_type: str | None = Field(default=None, alias="cancelReasonType")
     queue_item: dict[str, Any] | None = Field(default=None, alias="queueItem")
+
+    @property
+    def job_status(self) -> PrintJobStatus | None:
+        """Our status for the farm's; None for a status we do not know."""
+        return HISTORY_STATUS.get(self.status)
 
     @property
     def queue_item_id(self) -> int | None:

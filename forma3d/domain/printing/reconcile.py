@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+from forma3d.domain.printing.states import PrintJobStatus
+
 
 class FarmJob(Protocol):
     """A row of the farm's job history, as much of it as reconciliation reads."""
@@ -21,6 +23,10 @@ class FarmJob(Protocol):
 
     @property
     def status(self) -> str: ...
+
+    @property
+    def job_status(self) -> PrintJobStatus | None:
+        """The farm's status in our words (mapped at the integration edge)."""
 
     @property
     def queue_item(self) -> dict[str, Any] | None: ...
@@ -35,17 +41,10 @@ class FarmJob(Protocol):
     def printer_id(self) -> int | None: ...
 
 
-# SimplyPrint job history status -> our job status ("done" is also spelled "finished").
-HISTORY_STATUS = {"ongoing": "PRINTING", "done": "COMPLETED", "finished": "COMPLETED",
-                  "failed": "FAILED", "cancelled": "CANCELLED"}
-WEBHOOK_STATUS = {"job.started": "PRINTING", "job.done": "COMPLETED", "job.failed": "FAILED",
-                  "job.cancelled": "CANCELLED"}
-
-
 @dataclass(frozen=True)
 class JobUpdate:
     print_job_id: str
-    status: str
+    status: PrintJobStatus
     at: datetime
     queue_item_id: int | None = None
     farm_job_uid: str | None = None
@@ -53,7 +52,7 @@ class JobUpdate:
     error: str | None = None
 
     def payload(self) -> dict[str, Any]:
-        return {"print_job_id": self.print_job_id, "status": self.status,
+        return {"print_job_id": self.print_job_id, "status": self.status.value,
                 "at": self.at.isoformat(), "queue_item_id": self.queue_item_id,
                 "farm_job_uid": self.farm_job_uid, "farm_printer_id": self.farm_printer_id,
                 "error": self.error}
@@ -84,15 +83,15 @@ def reconcile(active: Sequence[dict[str, Any]], open_items: set[int],
             continue
         farm_job = latest.get(int(item))
         if farm_job is not None:
-            status = HISTORY_STATUS.get(farm_job.status)
+            status = farm_job.job_status
             if status and status != job["status"]:
                 updates.append(JobUpdate(
                     str(job["id"]), status, farm_job.end_date or farm_job.start_date or now,
                     int(item), farm_job.uid, farm_job.printer_id,
-                    f"farm reports {farm_job.status}" if status in ("FAILED", "CANCELLED")
-                    else None))
+                    f"farm reports {farm_job.status}"
+                    if status in (PrintJobStatus.FAILED, PrintJobStatus.CANCELLED) else None))
         elif int(item) not in open_items and job["status"] == "QUEUED" and (
                 job["queued_at"] is None or now - job["queued_at"] > grace):
-            updates.append(JobUpdate(str(job["id"]), "FAILED", now, int(item),
+            updates.append(JobUpdate(str(job["id"]), PrintJobStatus.FAILED, now, int(item),
                                      error="vanished from the farm's queue and history"))
     return updates
