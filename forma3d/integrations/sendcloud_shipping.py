@@ -273,3 +273,33 @@ class ShipmentShipping:
 
 def _carrier(shipment: V3Shipment) -> str | None:
     return shipment.carrier_code
+
+
+@dataclass(frozen=True)
+class SendcloudAccess:
+    """What a Sendcloud account accepts, for the credential test: v3 always (for valid keys);
+    v2 parcel creation only for accounts opened before 13 April 2026."""
+
+    integration_id: int | None
+    v2_parcels: bool
+
+    @property
+    def recommended(self) -> ApiVersion:
+        return "v3"  # v2 is in maintenance mode; keep it only where a tenant already uses it
+
+
+async def probe_access(v3: SendcloudV3Client, v2: SendcloudClient) -> SendcloudAccess:
+    """Credential test: the keys against v3's `/user/auth/metadata` (AuthenticationError when
+    they are wrong), then an empty v2 parcel, which creates nothing: a validation refusal means
+    v2 is open to the account, Sendcloud's "closed to new users" means it is not (inferred: that
+    the closure is checked before validation)."""
+    metadata = await v3.auth_metadata()
+    integration = metadata.get("integration_id")
+    try:
+        await v2.send_once("POST", "parcels", json={"parcel": {}})
+    except (AuthenticationError, RejectedError) as error:
+        if V2_CLOSED in error.message:
+            return SendcloudAccess(integration if isinstance(integration, int) else None, False)
+        if isinstance(error, AuthenticationError):
+            raise
+    return SendcloudAccess(integration if isinstance(integration, int) else None, True)

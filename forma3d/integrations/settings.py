@@ -13,8 +13,10 @@ from forma3d.integrations.sendcloud import SendcloudClient
 from forma3d.integrations.sendcloud_shipping import (
     ApiVersion,
     ParcelShipping,
+    SendcloudAccess,
     ShipmentShipping,
     Shipping,
+    probe_access,
 )
 from forma3d.integrations.sendcloud_v3 import SendcloudV3Client
 from forma3d.integrations.shopify import ShopifyClient
@@ -96,6 +98,11 @@ class SendcloudSettings(IntegrationSettings):
                                   sender_address_id=self.sender_address_id)
         return ShipmentShipping(self.v3_client(), shipping_option_code=self.shipping_option_code,
                                 sender_address_id=self.sender_address_id)
+
+    async def probe(self) -> SendcloudAccess:
+        """The credential test: valid keys, and whether v2 parcels are open to the account."""
+        async with self.v3_client() as v3, self.client() as v2:
+            return await probe_access(v3, v2)
 
     @property
     def signing_key(self) -> str:

@@ -28,6 +28,7 @@ from forma3d.integrations.sendcloud_shipping import (
     ShipmentOrder,
     ShipmentShipping,
     Shipping,
+    probe_access,
 )
 from forma3d.integrations.sendcloud_v3 import Address, SendcloudV3Client, ShipmentRequest
 from tests.forma3d.integrations.test_contract_sandbox import (
@@ -260,3 +261,22 @@ async def test_v3_errors_map_to_typed_errors(box: Sandbox) -> None:
         with pytest.raises(RateLimitedError) as info:
             await client.auth_metadata()
     assert info.value.attempts == 3  # retried by the one policy before giving up
+
+
+@pytest.mark.parametrize(("opened", "v2_open"), [("2025-06-01", True), ("2026-04-13", False)])
+async def test_the_credential_probe_tells_whether_v2_parcels_are_open(opened: str,
+                                                                     v2_open: bool) -> None:
+    box = await open_sandbox(config_for(sendcloud={"account_created": opened}))
+    try:
+        v2 = shipping(box, "v2")
+        assert isinstance(v2, ParcelShipping)
+        async with v3_client(box) as v3, v2.client:
+            access = await probe_access(v3, v2.client)
+        assert access.v2_parcels is v2_open and access.integration_id == 1
+        assert access.recommended == "v3"
+        assert not box.sendcloud_app.state.sandbox.parcels  # the probe bought nothing
+        async with v3_client(box, secret="wrong") as bad, v2.client:
+            with pytest.raises(AuthenticationError):
+                await probe_access(bad, v2.client)
+    finally:
+        await close_sandbox(box)
