@@ -382,7 +382,7 @@ async def _create_parcel(order: Order, shipment: ShipmentRow) -> None:
             created = await carrier.create(request)
     except PermanentError as error:
         await _shipment_failed(order, shipment, f"Sendcloud refused the shipment: {error}",
-                               _action(order, error))
+                               _action(order, error), sc.api_version)
         return
     async with order.pool.acquire() as conn, conn.transaction():
         locked = await shipments.get_shipment(conn, order.tenant_id, order.order_id, lock=True)
@@ -397,12 +397,12 @@ async def _create_parcel(order: Order, shipment: ShipmentRow) -> None:
     shipment.__dict__.update(locked.__dict__)
 
 
-async def _shipment_failed(order: Order, shipment: ShipmentRow, reason: str,
-                           action: str) -> None:
+async def _shipment_failed(order: Order, shipment: ShipmentRow, reason: str, action: str,
+                           api_version: str) -> None:
     async with order.pool.acquire() as conn, conn.transaction():
         locked = await shipments.get_shipment(conn, order.tenant_id, order.order_id, lock=True)
         assert locked is not None
-        await shipments.fail_shipment(conn, locked, reason, action)
+        await shipments.fail_shipment(conn, locked, reason, action, api_version)
         row = await store.get_order(conn, order.order_id, lock=True)
         assert row is not None
         await store.set_order_status(conn, row, row.status, reason=reason)

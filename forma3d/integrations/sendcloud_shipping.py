@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Literal, Protocol, Self
 
-from forma3d.domain.shipping.address import bare_state_code, iso_state_code
+from forma3d.domain.shipping.address import bare_state_code, iso_state_code, needs_state
 from forma3d.domain.shipping.states import (
     ShipmentStatus,
     status_from_sendcloud,
@@ -144,7 +144,8 @@ class ParcelShipping:
             external_reference=order.reference, name=to.name, company_name=to.company,
             address=to.street, house_number=to.house_number, address_2=to.address_2,
             city=to.city, postal_code=to.postal_code, country=to.country.upper(),
-            country_state=bare_state_code(to.country, to.province_code),
+            country_state=bare_state_code(to.country, to.province_code)
+            if needs_state(to.country) else None,
             telephone=to.phone, email=to.email, order_number=order.order_number,
             weight=order.weight_kg, shipping_method_id=self.shipping_method_id,
             sender_address=self.sender_address_id, total_order_value=order.total_price,
@@ -227,7 +228,8 @@ class ShipmentShipping:
     async def create(self, order: ShipmentOrder) -> CarrierShipment:
         to = order.destination
         try:
-            state = iso_state_code(to.country, to.province_code)
+            state = iso_state_code(to.country, to.province_code) if needs_state(to.country) \
+                else None
         except ValueError as error:
             raise RejectedError("sendcloud", str(error)) from error
         dims = order.dimensions_cm

@@ -145,12 +145,13 @@ async def set_fulfilment(conn: Connection, shipment: ShipmentRow, fulfillment_id
     shipment.fulfilment_error = None
 
 
-async def fail_shipment(conn: Connection, shipment: ShipmentRow, reason: str,
-                        action: str) -> bool:
-    """The shipment could not be created (refused, announcement failed): FAILED with the
-    reason and the operator's action in the row and the event."""
+async def fail_shipment(conn: Connection, shipment: ShipmentRow, reason: str, action: str,
+                        api_version: str) -> bool:
+    """The shipment could not be created (refused, announcement failed) through `api_version`:
+    FAILED with the reason and the operator's action in the row and the event."""
     return await set_shipment_status(conn, shipment, ShipmentStatus.FAILED,
-                                     detail={"reason": reason, "action": action}, error=reason)
+                                     detail={"reason": reason, "action": action}, error=reason,
+                                     api_version=api_version)
 
 
 async def restart_shipment(conn: Connection, shipment: ShipmentRow, *, by: str) -> bool:

@@ -12,6 +12,12 @@ STATE_REQUIRED = frozenset({"US", "CA", "IT", "AU"})
 _MAX_V3 = 14
 
 
+def needs_state(country: str | None) -> bool:
+    """Only these destinations get a state: elsewhere Shopify's province codes need not be
+    ISO 3166-2, and a state Sendcloud does not need could only get the shipment refused."""
+    return (country or "").strip().upper() in STATE_REQUIRED
+
+
 def bare_state_code(country: str | None, province: str | None) -> str | None:
     """The subdivision part ("NY") of a Shopify province code or an ISO 3166-2 code."""
     if not province or not province.strip():

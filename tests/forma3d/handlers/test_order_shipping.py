@@ -125,6 +125,7 @@ async def test_a_refused_v2_account_fails_visibly_and_an_operator_retry_ships_on
     assert await handlers.ship(order, ship_message(order)) == "parcel failed"
     shipment = await shipment_of(order)
     assert shipment.status == "FAILED" and shipment.parcel_id is None
+    assert shipment.api_version == "v2"
     assert shipment.error is not None and "closed to new users" in shipment.error
     [failed] = await events(order, "shipment.status-changed")
     assert failed["new_status"] == "FAILED" and failed["reason"] == shipment.error
