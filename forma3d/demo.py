@@ -244,6 +244,13 @@ async def _report(conn: Any, client: httpx.AsyncClient, t: Target,
     shipments = await conn.fetchval(
         "SELECT count(*) FROM shipments WHERE tenant_id = $1 AND order_id = ANY($2)"
         " AND parcel_id IS NOT NULL", t.tenant_id, order_ids)
+    # Which Sendcloud API shipped these orders (issue 17): the shipments' own, else the tenant's.
+    apis = [r["api_version"] for r in await conn.fetch(
+        "SELECT DISTINCT api_version FROM shipments WHERE tenant_id = $1 AND order_id = ANY($2)"
+        " AND parcel_id IS NOT NULL ORDER BY 1", t.tenant_id, order_ids)]
+    configured = await conn.fetchval(
+        "SELECT config->>'api_version' FROM integrations WHERE tenant_id = $1"
+        " AND service = 'sendcloud'", t.tenant_id)
     listed = await client.get(f"{t.urls['shopify']}/_sandbox/orders")
     listed.raise_for_status()
     ours = [o for o in listed.json()["orders"] if int(o["id"]) in set(ids)]
@@ -263,6 +270,7 @@ async def _report(conn: Any, client: httpx.AsyncClient, t: Target,
         "farm_prints": farm["jobs"],
         "farm_prints_failed": farm["failed"],
         "shipments": int(shipments),
+        "sendcloud_api": "+".join(apis) or configured,
         "shopify_fulfillments": sum(
             1 for o in ours for f in o.get("fulfillments", []) if f.get("status") == "success"),
         "shopify_fulfilled_orders": sum(1 for o in ours if o.get("fulfillment_status")
@@ -347,7 +355,8 @@ def summary(report: dict[str, Any]) -> str:
         f"print jobs  {report['print_jobs']} ({report['print_jobs_completed']} completed, "
         f"{report['duplicate_print_jobs']} duplicates); farm: {report['farm_prints']} prints, "
         f"{report['farm_prints_failed']} failed",
-        f"shipments   {report['shipments']}; Shopify fulfillments "
+        f"shipments   {report['shipments']} (Sendcloud {report['sendcloud_api']}); "
+        f"Shopify fulfillments "
         f"{report['shopify_fulfillments']}",
         f"latency     webhook->queued p50 {queued['p50']} ms p99 {queued['p99']} ms; "
         f"webhook->fulfilled p50 {fulfilled['p50']} ms p99 {fulfilled['p99']} ms",

@@ -1,8 +1,11 @@
 """Sendcloud simulator (API v2): parcels, labels, cancel semantics and signed status webhooks.
 
-Shapes follow shared/reference/external-apis.md section 3 and sendcloud/v2_openapi.json.
-Announced parcels travel 1000 -> 1 -> 3 -> 5 -> 91 -> 11 on the simulated clock, posting a
-``parcel_status_changed`` webhook at every step; cancelled parcels stop travelling.
+Shapes follow shared/reference/external-apis.md section 3 and sendcloud/v2_openapi.json; the
+v3 shipments API (sandbox.sendcloud_v3) is served beside it on the same host, over the same
+parcels. Announced parcels travel 1000 -> 1 -> 3 -> 5 -> 91 -> 11 on the simulated clock,
+posting a ``parcel_status_changed`` webhook at every step; cancelled parcels stop travelling.
+An account opened on or after 13 April 2026 (``account_created``) may not create v2 parcels:
+Sendcloud closed that endpoint to new users (shop-onboarding.md section 5).
 """
 
 from __future__ import annotations
@@ -16,8 +19,9 @@ import json
 import random
 import re
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 from urllib.parse import urlencode
@@ -26,7 +30,7 @@ from pydantic import BaseModel, Field
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from forma3d.domain.shipping.states import SENDCLOUD_STATUS_MESSAGES
 from forma3d.integrations.signatures import SENDCLOUD_SIGNATURE_HEADER, sendcloud_signature
@@ -56,6 +60,14 @@ COUNTRIES: dict[str, tuple[str, str]] = {
 }
 DATE_FORMAT = "%d-%m-%Y %H:%M:%S"
 REQUIRED_FIELDS = ("name", "address", "city", "postal_code", "country")
+V2_CUTOFF = date(2026, 4, 13)
+# Sendcloud's documentation of create-a-parcel; the HTTP status and envelope are inferred (v2's
+# error envelope, 403 as for an account without access).
+V2_CLOSED_MESSAGE = (
+    "Create a parcel is now in maintenance mode and is closed to new users. Only Sendcloud "
+    "accounts created before April 13th 2026 can continue to use this endpoint; use "
+    "POST /api/v3/shipments/announce instead."
+)
 
 
 def _default_methods() -> list[dict[str, Any]]:
@@ -144,6 +156,14 @@ class SendcloudConfig(BaseModel):
     announcement_failure_rate: float = Field(default=0.0, ge=0.0, le=1.0)
     shipping_methods: list[dict[str, Any]] = Field(default_factory=_default_methods)
     sender_addresses: list[dict[str, Any]] = Field(default_factory=_default_senders)
+    account_created: date = date(2025, 6, 1)  # on or after V2_CUTOFF: v2 creates are refused
+    service_point_enabled: bool = True
+    user_id: int = 1
+    integration_id: int = 1
+
+    @property
+    def v2_parcels_allowed(self) -> bool:
+        return self.account_created < V2_CUTOFF
 
 
 @dataclass
@@ -502,29 +522,39 @@ def _offset(cursor: str) -> int:
     return int(text[2:])
 
 
-def build_sendcloud_app(sandbox: SendcloudSandbox) -> Starlette:
-    """The v2 routes under ``/api/v2/`` plus ``/_sandbox/`` controls."""
+def authorized(sandbox: SendcloudSandbox, request: Request) -> bool:
+    """Basic auth with the account's public and secret key (both API versions)."""
+    header = request.headers.get("Authorization", "")
+    if not header.lower().startswith("basic "):
+        return False
+    try:
+        user, _, password = base64.b64decode(header[6:]).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return False
+    return user == sandbox.config.public_key and password == sandbox.config.secret_key
+
+
+def throttled(sandbox: SendcloudSandbox, request: Request) -> Response | None:
+    """429 with an empty body once the account's safe or unsafe budget is spent."""
+    limits = sandbox.limits_safe if request.method == "GET" else sandbox.limits_unsafe
+    if not limits.take():
+        return Response(b"", status_code=429)
+    return None
+
+
+def build_sendcloud_app(sandbox: SendcloudSandbox,
+                        extra_routes: Sequence[BaseRoute] = ()) -> Starlette:
+    """The v2 routes under ``/api/v2/``, `extra_routes` (v3), and ``/_sandbox/`` controls."""
 
     def api_path(request: Request) -> str:
         return request.url.path.lstrip("/")
 
     def guard(request: Request) -> Response | None:
-        header = request.headers.get("Authorization", "")
-        ok = False
-        if header.lower().startswith("basic "):
-            try:
-                user, _, password = base64.b64decode(header[6:]).decode().partition(":")
-                ok = user == sandbox.config.public_key and password == sandbox.config.secret_key
-            except (binascii.Error, UnicodeDecodeError):
-                ok = False
-        if not ok:
+        if not authorized(sandbox, request):
             return JSONResponse(
                 _error(401, "Invalid username/password.", api_path(request)), status_code=401
             )
-        limits = sandbox.limits_safe if request.method == "GET" else sandbox.limits_unsafe
-        if not limits.take():
-            return Response(b"", status_code=429)
-        return None
+        return throttled(sandbox, request)
 
     def base_of(request: Request) -> str:
         return str(request.base_url).rstrip("/")
@@ -557,6 +587,8 @@ def build_sendcloud_app(sandbox: SendcloudSandbox) -> Starlette:
             except ValueError as exc:
                 return JSONResponse(_error(400, str(exc), api_path(request)), status_code=400)
             return JSONResponse({"parcel": record.data})
+        if not sandbox.config.v2_parcels_allowed:
+            return JSONResponse(_error(403, V2_CLOSED_MESSAGE, api_path(request)), 403)
         if isinstance(payload, dict) and isinstance(payload.get("parcels"), list):
             created: list[dict[str, Any]] = []
             failed: list[dict[str, Any]] = []
@@ -812,6 +844,7 @@ def build_sendcloud_app(sandbox: SendcloudSandbox) -> Starlette:
         Route("/api/v2/user/addresses/sender", senders, methods=["GET"]),
         Route("/api/v2/user/addresses/sender/{sender_id:int}", sender, methods=["GET"]),
         Route("/api/v2/tracking/{number}", tracking, methods=["GET"]),
+        *extra_routes,
         Route("/_sandbox/parcels", sandbox_parcels, methods=["GET"]),
         Route("/_sandbox/parcels/{parcel_id:int}/status", sandbox_status, methods=["POST"]),
         Route("/_sandbox/rate_limit/reset", sandbox_rate_limit, methods=["POST"]),

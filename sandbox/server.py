@@ -20,6 +20,7 @@ from starlette.applications import Starlette
 
 from sandbox.clock import SimClock
 from sandbox.sendcloud import SendcloudConfig, SendcloudSandbox, build_sendcloud_app
+from sandbox.sendcloud_v3 import v3_routes
 from sandbox.shopify import ShopifyConfig, ShopifySandbox, build_shopify_app
 from sandbox.simplyprint import (
     SimplyPrintConfig,
@@ -72,7 +73,7 @@ def apps_for(sandboxes: Sandboxes) -> tuple[Starlette, Starlette, Starlette]:
     return (
         build_shopify_app(sandboxes.shopify),
         build_simplyprint_app(sandboxes.simplyprint),
-        build_sendcloud_app(sandboxes.sendcloud),
+        build_sendcloud_app(sandboxes.sendcloud, v3_routes(sandboxes.sendcloud)),
     )
 
 
@@ -158,7 +159,7 @@ def describe(running: RunningSandboxes, config: SandboxConfig) -> str:
             f"SimplyPrint  {running.urls['simplyprint']}/{sp.company_id}/  "
             f"X-API-KEY={sp.api_key} webhook secret={sp.webhook_secret} "
             f"(files host: same URL)",
-            f"Sendcloud    {running.urls['sendcloud']}/api/v2/  "
+            f"Sendcloud    {running.urls['sendcloud']}/api/v3/ and /api/v2/  "
             f"public={sc.public_key} secret={sc.secret_key}",
             f"Clock speed-up {config.speedup}x, seed {config.seed}; controls under /_sandbox/",
         ]

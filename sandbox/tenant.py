@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from decimal import Decimal
+from typing import Literal
 
 import httpx
 
@@ -50,8 +51,10 @@ async def seed_catalog(conn: Connection, tenant_id: uuid.UUID) -> dict[str, int]
 
 
 async def connect_tenant(db: Pool | Connection, tenant_id: uuid.UUID, urls: dict[str, str],
-                         config: SandboxConfig, api_base: str) -> None:
-    """Save sandbox credentials for the tenant and aim each sandbox's webhooks at our ingress."""
+                         config: SandboxConfig, api_base: str,
+                         sendcloud_api: Literal["v2", "v3"] = "v3") -> None:
+    """Save sandbox credentials for the tenant and aim each sandbox's webhooks at our ingress;
+    Sendcloud is connected in `sendcloud_api` (v3, as any new connection, unless asked)."""
     shop, sp, sc = config.shopify, config.simplyprint, config.sendcloud
     await save_integration(db, tenant_id, ShopifySettings(
         shop_domain=shop.shop_domain, access_token=shop.access_token,
@@ -61,7 +64,8 @@ async def connect_tenant(db: Pool | Connection, tenant_id: uuid.UUID, urls: dict
         base_url=urls["simplyprint"], files_url=urls["simplyprint"]))
     await save_integration(db, tenant_id, SendcloudSettings(
         public_key=sc.public_key, secret_key=sc.secret_key,
-        webhook_secret=sc.webhook_signature_key, base_url=f"{urls['sendcloud']}/api/v2"))
+        webhook_secret=sc.webhook_signature_key, base_url=urls["sendcloud"],
+        api_version=sendcloud_api))
     async with httpx.AsyncClient(timeout=10) as client:
         for source, base in urls.items():
             response = await client.post(f"{base}/_sandbox/webhooks", json={

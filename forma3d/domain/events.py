@@ -46,6 +46,7 @@ class EventType(StrEnum):
     PRINT_JOB_CANCELLED = "print-job.cancelled"
     SHIPMENT_CREATED = "shipment.created"
     SHIPMENT_STATUS_CHANGED = "shipment.status-changed"
+    SHIPMENT_FULFILMENT_FAILED = "shipment.fulfilment-failed"
     GRIDFLOCK_MAPPING_READY = "gridflock.mapping-ready"
     GRIDFLOCK_PIPELINE_FAILED = "gridflock.pipeline-failed"
     STOCK_BATCH_COMPLETED = "stock.batch-completed"
@@ -234,6 +235,8 @@ class ShipmentCreated(EventPayload):
     shipment_id: Id
     order_id: Id
     sendcloud_parcel_id: int | None = None
+    sendcloud_shipment_id: str | None = None
+    sendcloud_api: str | None = None
     tracking_number: str | None = None
     tracking_url: str | None = None
     carrier: str | None = None
@@ -252,9 +255,25 @@ class ShipmentStatusChanged(EventPayload):
     previous_status: ShipmentStatus
     new_status: ShipmentStatus
     sendcloud_status_id: int | None = None
+    sendcloud_status_code: str | None = None
     sendcloud_status_message: str | None = None
     tracking_number: str | None = None
     tracking_url: str | None = None
+    reason: str | None = None
+    action: str | None = None
+
+
+@_register(
+    EventType.SHIPMENT_FULFILMENT_FAILED,
+    "0.0.1",
+    "Shopify refused the fulfilment with tracking; the order waits for an operator's retry.",
+)
+class ShipmentFulfilmentFailed(EventPayload):
+    shipment_id: Id
+    order_id: Id
+    reason: str
+    http_status: int | None = None
+    action: str
 
 
 # --- gridflock ------------------------------------------------------------------------------

@@ -34,7 +34,8 @@ from forma3d.handlers.gridflock_intake import intake
 from forma3d.handlers.registry import EntitySpec, Handlers
 from forma3d.handlers.services import Services
 from forma3d.integrations.errors import PermanentError
-from forma3d.integrations.sendcloud import ParcelRequest
+from forma3d.integrations.sendcloud import CancelOutcome
+from forma3d.integrations.sendcloud_shipping import Destination, ShipmentOrder
 from forma3d.integrations.settings import (
     IntegrationMissing,
     IntegrationSettings,
@@ -49,6 +50,7 @@ from forma3d.messaging.order import (
     ForceJobStatus,
     JobStatusReport,
     RetryJob,
+    RetryShipment,
     ShipmentStatusReport,
     ShipOrder,
     StartOrder,
@@ -322,26 +324,40 @@ async def force_status(order: Order, message: ForceJobStatus, conn: Connection) 
 
 # --- shipping -----------------------------------------------------------------------------
 
+RETRY_ACTION = "retry shipping: POST /api/v1/orders/{order_id}/ship"
+
+
+def _action(order: Order, error: Exception | None = None) -> str:
+    """What an operator does about a refused shipment or fulfilment."""
+    retry = RETRY_ACTION.format(order_id=order.order_id)
+    specific = getattr(error, "action", None)
+    return f"{specific}; {retry}" if isinstance(specific, str) else \
+        f"check the address and the integration settings, then {retry}"
+
 
 @HANDLERS.step(ShipOrder)
 async def ship(order: Order, message: ShipOrder) -> str:
-    """Parcel and label at Sendcloud, then the Shopify fulfilment with tracking."""
+    """Shipment and label at Sendcloud (v2 parcel or v3 shipment, per tenant), then the Shopify
+    fulfilment with tracking. A refusal leaves a visible state with its reason, an event and an
+    operator action; a transient failure raises, so the outbox retries with backoff."""
     if await _status(order) != OrderStatus.READY_FOR_FULFILLMENT:
         return "not ready"
     async with order.pool.acquire() as conn:
         shipment = await shipments.ensure_shipment(conn, order.tenant_id, order.order_id)
+    if shipment.status == ShipmentStatus.FAILED:
+        return "shipment failed: waiting for an operator's retry"
     if shipment.parcel_id is None:
         await _create_parcel(order, shipment)
         if shipment.parcel_id is None:
             return "parcel failed"
-    if shipment.shopify_fulfillment_id is None:
-        await _fulfil(order, shipment)
+    if shipment.shopify_fulfillment_id is None and not await _fulfil(order, shipment):
+        return "fulfilment refused"
     return "fulfilled"
 
 
 async def _create_parcel(order: Order, shipment: ShipmentRow) -> None:
-    """Create the parcel and label (Sendcloud finds a repeat by the external reference) and
-    store them on `shipment`; a refusal marks the shipment FAILED with the reason."""
+    """Create the shipment and label through the tenant's API version (Sendcloud finds a
+    repeat by the reference) and store them on `shipment`; a refusal marks it FAILED."""
     sc = await _integration(order, SendcloudSettings)
     settings = await tenant_settings(order.pool, order.tenant_id)
     row = await store.get_order(order.pool, order.order_id)
@@ -352,61 +368,79 @@ async def _create_parcel(order: Order, shipment: ShipmentRow) -> None:
     weight = parcel_weight_kg([g["grams"] for g in grams], settings.packaging_grams)
     address = ShopifyAddress.model_validate(row.shipping_address or {})
     street, number = split_street(address.address1 or "")
-    request = ParcelRequest(
-        external_reference=shipment.external_reference, name=address.full_name,
-        company_name=address.company, address=street, house_number=number,
-        address_2=address.address2 or None, city=address.city or "",
-        postal_code=address.zip or "", country=address.country_code or "",
-        telephone=address.phone, email=row.email, order_number=row.name,
-        weight=weight, shipping_method_id=sc.shipping_method_id,
-        sender_address=sc.sender_address_id, total_order_value=row.total_price,
-        total_order_value_currency=row.currency, request_label=True)
+    request = ShipmentOrder(
+        reference=shipment.external_reference, weight_kg=weight, order_number=row.name,
+        total_price=row.total_price, currency=row.currency,
+        dimensions_cm=sc.parcel_dimensions_cm,
+        destination=Destination(
+            name=address.full_name, company=address.company, street=street,
+            house_number=number, address_2=address.address2 or None, city=address.city or "",
+            postal_code=address.zip or "", country=address.country_code or "",
+            province_code=address.province_code, phone=address.phone, email=row.email))
     try:
-        async with sc.client() as client:
-            created = await client.create_parcel(request)
-            label = await client.get_label_pdf(created.id)
+        async with sc.shipping() as carrier:
+            created = await carrier.create(request)
     except PermanentError as error:
-        await _shipment_failed(order, shipment, f"Sendcloud refused the parcel: {error}")
+        await _shipment_failed(order, shipment, f"Sendcloud refused the shipment: {error}",
+                               _action(order, error), sc.api_version)
         return
-    status = status_from_sendcloud(created.status_id or 0) or ShipmentStatus.LABEL_CREATED
     async with order.pool.acquire() as conn, conn.transaction():
         locked = await shipments.get_shipment(conn, order.tenant_id, order.order_id, lock=True)
         assert locked is not None
+        status = created.status
         if status != locked.status and not SHIPMENT_MACHINE.can(locked.status, status):
-            status = locked.status  # e.g. a retried FAILED shipment: keep it, store the parcel
+            status = locked.status  # e.g. a webhook got there first: keep it, store the parcel
         await shipments.record_parcel(conn, locked, Parcel(
-            created.id, created.tracking_number, created.tracking_url, created.carrier_code,
-            weight, label, created.status_id), status)
+            created.parcel_id, created.tracking_number, created.tracking_url, created.carrier,
+            weight, created.label, created.status_id, created.api_version,
+            created.shipment_id, created.status_code), status)
     shipment.__dict__.update(locked.__dict__)
 
 
-async def _shipment_failed(order: Order, shipment: ShipmentRow, reason: str) -> None:
+async def _shipment_failed(order: Order, shipment: ShipmentRow, reason: str, action: str,
+                           api_version: str) -> None:
     async with order.pool.acquire() as conn, conn.transaction():
         locked = await shipments.get_shipment(conn, order.tenant_id, order.order_id, lock=True)
         assert locked is not None
-        await shipments.set_shipment_status(conn, locked, ShipmentStatus.FAILED, error=reason)
+        await shipments.fail_shipment(conn, locked, reason, action, api_version)
         row = await store.get_order(conn, order.order_id, lock=True)
         assert row is not None
         await store.set_order_status(conn, row, row.status, reason=reason)
     shipment.__dict__.update(locked.__dict__)
 
 
-async def _fulfil(order: Order, shipment: ShipmentRow) -> None:
+async def _fulfil(order: Order, shipment: ShipmentRow) -> bool:
+    """Fulfil the Shopify order with the tracking number; False when Shopify refused it (the
+    reason is on the shipment and the order, with an event naming the operator's action)."""
     shop = await _integration(order, ShopifySettings)
     shopify_id = await order.pool.fetchval(
         "SELECT shopify_order_id FROM orders WHERE id = $1", order.order_id)
     number = shipment.tracking_number or ""
     tracking = TrackingInfo(number=number, url=shipment.tracking_url, company=shipment.carrier)
-    async with shop.client() as client:
-        open_orders = [fo for fo in await client.get_fulfillment_orders(shopify_id)
-                       if fo.status in ("open", "in_progress")]
-        if open_orders:
-            fulfillment = await client.create_fulfillment(
-                shopify_id, [FulfillmentOrderLines(fo.id) for fo in open_orders], tracking)
-            fulfillment_id: int | None = fulfillment.id
-        else:
-            found = await client.find_fulfillment(shopify_id, number)
-            fulfillment_id = found.id if found else None
+    try:
+        async with shop.client() as client:
+            open_orders = [fo for fo in await client.get_fulfillment_orders(shopify_id)
+                           if fo.status in ("open", "in_progress")]
+            if open_orders:
+                fulfillment = await client.create_fulfillment(
+                    shopify_id, [FulfillmentOrderLines(fo.id) for fo in open_orders], tracking)
+                fulfillment_id: int | None = fulfillment.id
+            else:
+                found = await client.find_fulfillment(shopify_id, number)
+                fulfillment_id = found.id if found else None
+    except PermanentError as error:
+        reason = f"Shopify refused the fulfilment: {error}"
+        async with order.pool.acquire() as conn, conn.transaction():
+            locked = await shipments.get_shipment(conn, order.tenant_id, order.order_id,
+                                                  lock=True)
+            assert locked is not None
+            await shipments.fulfilment_refused(conn, locked, reason, error.status,
+                                               _action(order, error))
+            row = await store.get_order(conn, order.order_id, lock=True)
+            assert row is not None
+            await store.set_order_status(conn, row, row.status, reason=reason)
+        shipment.__dict__.update(locked.__dict__)
+        return False
     async with order.pool.acquire() as conn, conn.transaction():
         await shipments.set_fulfilment(conn, shipment, fulfillment_id)
         row = await store.get_order(conn, order.order_id, lock=True)
@@ -416,6 +450,31 @@ async def _fulfil(order: Order, shipment: ShipmentRow) -> None:
                 conn, row, OrderStatus.FULFILLED, reason=None,
                 detail={"shopify_fulfillment_id": None if fulfillment_id is None
                         else str(fulfillment_id), "tracking_number": shipment.tracking_number})
+    return True
+
+
+@HANDLERS.command(RetryShipment)
+async def retry_shipment(order: Order, message: RetryShipment, conn: Connection) -> str:
+    """An operator retries shipping: a FAILED shipment starts over under a new reference, a
+    refused fulfilment is tried again; either way a ShipOrder follows in this transaction."""
+    row = await store.get_order(conn, order.order_id, lock=True)
+    if row is None:
+        raise NotFound(f"order {order.order_id} not found")
+    if row.status != OrderStatus.READY_FOR_FULFILLMENT:
+        raise Conflict(f"order is {row.status}; only an order ready for fulfilment ships")
+    await shipments.ensure_shipment(conn, order.tenant_id, order.order_id)
+    shipment = await shipments.get_shipment(conn, order.tenant_id, order.order_id, lock=True)
+    assert shipment is not None
+    if shipment.status == ShipmentStatus.FAILED:
+        await shipments.restart_shipment(conn, shipment, by=message.by)
+        answer = "shipment restarted"
+    elif shipment.parcel_id is None or shipment.shopify_fulfillment_id is None:
+        answer = "shipping again"
+    else:
+        raise Conflict("the order is shipped and fulfilled already")
+    await store.set_order_status(conn, row, row.status, reason=None)
+    await send(conn, ShipOrder(tenant_id=order.tenant_id, order_id=order.order_id))
+    return answer
 
 
 @HANDLERS.command(ShipmentStatusReport)
@@ -465,9 +524,11 @@ async def cancel(order: Order, message: CancelOrder) -> str:
     parcel_status = ShipmentStatus.CANCELLED
     if shipment is not None and shipment.parcel_id is not None:
         sc = await _integration(order, SendcloudSettings)
-        async with sc.client() as client:
-            result = await client.cancel_parcel(shipment.parcel_id)
-        if result.http_status == 202:
+        # The API that created the shipment cancels it, whatever the tenant uses today.
+        made_with = sc.model_copy(update={"api_version": shipment.api_version})
+        async with made_with.shipping() as carrier:
+            result = await carrier.cancel(shipment.parcel_id, shipment.carrier_shipment_id)
+        if result.outcome == CancelOutcome.QUEUED:
             parcel_status = ShipmentStatus.CANCEL_REQUESTED
     async with order.pool.acquire() as conn, conn.transaction():
         row = await store.get_order(conn, order.order_id, lock=True)

@@ -3,11 +3,22 @@ are built from these models only (the store seals the secrets, see forma3d.platf
 
 from __future__ import annotations
 
+import re
+from decimal import Decimal
 from typing import ClassVar, Literal, TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from forma3d.integrations.sendcloud import SendcloudClient
+from forma3d.integrations.sendcloud_shipping import (
+    ApiVersion,
+    ParcelShipping,
+    SendcloudAccess,
+    ShipmentShipping,
+    Shipping,
+    probe_access,
+)
+from forma3d.integrations.sendcloud_v3 import SendcloudV3Client
 from forma3d.integrations.shopify import ShopifyClient
 from forma3d.integrations.simplyprint import SimplyPrintClient
 
@@ -64,17 +75,47 @@ class SimplyPrintSettings(IntegrationSettings):
 
 
 class SendcloudSettings(IntegrationSettings):
+    """A Sendcloud account. `api_version` is v3 for new connections: v2's create-a-parcel is
+    closed to accounts opened since 13 April 2026; connections saved before this field existed
+    were v2 and keep it (migration 0010). `base_url` is the panel's root; a stored ".../api/v2"
+    or ".../api/v3" root still works."""
+
     service = "sendcloud"
     secret_fields = ("public_key", "secret_key", "webhook_secret")
     public_key: str
     secret_key: str
     webhook_secret: str | None = None  # the "Webhook Signature Key"; else secret_key signs
-    base_url: str = "https://panel.sendcloud.sc/api/v2"
-    shipping_method_id: int | None = None
+    api_version: ApiVersion = "v3"
+    base_url: str = "https://panel.sendcloud.sc"
+    shipping_method_id: int | None = None  # v2: parcel.shipment.id
+    shipping_option_code: str | None = None  # v3: ship_with; None = the account's rules
     sender_address_id: int | None = None
+    parcel_dimensions_cm: tuple[Decimal, Decimal, Decimal] | None = Field(default=None)
+
+    @property
+    def api_root(self) -> str:
+        return re.sub(r"/api/v[23]/?$", "", self.base_url.rstrip("/"))
 
     def client(self) -> SendcloudClient:
-        return SendcloudClient(self.public_key, self.secret_key, base_url=self.base_url)
+        """The v2 client (parcels, labels, shipping methods)."""
+        return SendcloudClient(self.public_key, self.secret_key, base_url=f"{self.api_root}/api/v2")
+
+    def v3_client(self) -> SendcloudV3Client:
+        return SendcloudV3Client(self.public_key, self.secret_key,
+                                 base_url=f"{self.api_root}/api/v3")
+
+    def shipping(self) -> Shipping:
+        """The shipping interface in this account's API version."""
+        if self.api_version == "v2":
+            return ParcelShipping(self.client(), shipping_method_id=self.shipping_method_id,
+                                  sender_address_id=self.sender_address_id)
+        return ShipmentShipping(self.v3_client(), shipping_option_code=self.shipping_option_code,
+                                sender_address_id=self.sender_address_id)
+
+    async def probe(self) -> SendcloudAccess:
+        """The credential test: valid keys, and whether v2 parcels are open to the account."""
+        async with self.v3_client() as v3, self.client() as v2:
+            return await probe_access(v3, v2)
 
     @property
     def signing_key(self) -> str:

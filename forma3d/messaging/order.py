@@ -56,6 +56,14 @@ class ShipOrder(OrderMessage):
     type: ClassVar[str] = "order.ship"
 
 
+class RetryShipment(OrderMessage):
+    """An operator retries shipping an order whose shipment FAILED or whose Shopify fulfilment
+    was refused; answered once the retry is recorded, the work itself follows as ShipOrder."""
+
+    type: ClassVar[str] = "order.ship_retry"
+    by: str = "operator"
+
+
 class ShipmentStatusReport(OrderMessage):
     """A Sendcloud parcel status change for the order's shipment."""
 

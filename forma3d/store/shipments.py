@@ -33,18 +33,25 @@ class ShipmentRow:
     tracking_url: str | None
     shopify_fulfillment_id: int | None
     status_at: datetime | None
+    api_version: str = "v2"
+    carrier_shipment_id: str | None = None
+    error: str | None = None
+    attempts: int = 0
+    fulfilment_error: str | None = None
 
     @classmethod
     def of(cls, record: Mapping[str, Any]) -> ShipmentRow:
         return cls(record["id"], record["tenant_id"], record["order_id"],
                    ShipmentStatus(record["status"]), record["external_reference"],
                    record["parcel_id"], record["carrier"], record["tracking_number"],
-                   record["tracking_url"], record["shopify_fulfillment_id"], record["status_at"])
+                   record["tracking_url"], record["shopify_fulfillment_id"], record["status_at"],
+                   record["api_version"], record["carrier_shipment_id"], record["error"],
+                   record["attempts"], record["fulfilment_error"])
 
 
 @dataclass(frozen=True)
 class Parcel:
-    """What Sendcloud answered for a new parcel, and its label."""
+    """What Sendcloud answered for a new parcel (v2) or shipment (v3), and its label."""
 
     parcel_id: int
     tracking_number: str | None
@@ -53,6 +60,9 @@ class Parcel:
     weight_kg: str
     label: bytes
     status_id: int | None
+    api_version: str = "v2"
+    shipment_id: str | None = None
+    status_code: str | None = None
 
 
 async def get_shipment(db: Pool | Connection, tenant_id: uuid.UUID, order_id: uuid.UUID, *,
@@ -107,15 +117,19 @@ async def record_parcel(conn: Connection, shipment: ShipmentRow, parcel: Parcel,
     """Store the new parcel and label with the status Sendcloud gave it, and record
     `shipment.created`; False (nothing written) if the shipment had moved meanwhile."""
     await set_shipment_status(
-        conn, shipment, status, detail={"sendcloud_status_id": parcel.status_id},
+        conn, shipment, status, detail={"sendcloud_status_id": parcel.status_id,
+                                        "sendcloud_status_code": parcel.status_code},
         parcel_id=parcel.parcel_id, tracking_number=parcel.tracking_number,
         tracking_url=parcel.tracking_url, carrier=parcel.carrier, weight_kg=parcel.weight_kg,
-        label=parcel.label, carrier_status_id=parcel.status_id, error=None)
+        label=parcel.label, carrier_status_id=parcel.status_id,
+        carrier_status_code=parcel.status_code, carrier_shipment_id=parcel.shipment_id,
+        api_version=parcel.api_version, error=None)
     if shipment.parcel_id != parcel.parcel_id:
         return False  # the row had moved: nothing was written
     await record(conn, EventType.SHIPMENT_CREATED, shipment.tenant_id, {
         "shipment_id": str(shipment.id), "order_id": str(shipment.order_id),
-        "sendcloud_parcel_id": parcel.parcel_id, "tracking_number": parcel.tracking_number,
+        "sendcloud_parcel_id": parcel.parcel_id, "sendcloud_shipment_id": parcel.shipment_id,
+        "sendcloud_api": parcel.api_version, "tracking_number": parcel.tracking_number,
         "tracking_url": parcel.tracking_url, "carrier": parcel.carrier,
         "weight_kg": parcel.weight_kg}, subject=("order", shipment.order_id))
     return True
@@ -123,7 +137,41 @@ async def record_parcel(conn: Connection, shipment: ShipmentRow, parcel: Parcel,
 
 async def set_fulfilment(conn: Connection, shipment: ShipmentRow, fulfillment_id: int | None,
                          ) -> None:
-    """The Shopify fulfilment made with this shipment's tracking number."""
-    await conn.execute("UPDATE shipments SET shopify_fulfillment_id = $2, updated_at = now()"
-                       " WHERE id = $1", shipment.id, fulfillment_id)
+    """The Shopify fulfilment made with this shipment's tracking number (clears a refusal)."""
+    await conn.execute("UPDATE shipments SET shopify_fulfillment_id = $2,"
+                       " fulfilment_error = NULL, updated_at = now() WHERE id = $1",
+                       shipment.id, fulfillment_id)
     shipment.shopify_fulfillment_id = fulfillment_id
+    shipment.fulfilment_error = None
+
+
+async def fail_shipment(conn: Connection, shipment: ShipmentRow, reason: str, action: str,
+                        api_version: str) -> bool:
+    """The shipment could not be created (refused, announcement failed) through `api_version`:
+    FAILED with the reason and the operator's action in the row and the event."""
+    return await set_shipment_status(conn, shipment, ShipmentStatus.FAILED,
+                                     detail={"reason": reason, "action": action}, error=reason,
+                                     api_version=api_version)
+
+
+async def restart_shipment(conn: Connection, shipment: ShipmentRow, *, by: str) -> bool:
+    """An operator retries a FAILED shipment: PENDING again under a new external reference
+    (the failed one may exist at Sendcloud, announced-failed, and would be found again)."""
+    attempt = shipment.attempts + 1
+    return await set_shipment_status(
+        conn, shipment, ShipmentStatus.PENDING, detail={"reason": f"retried by {by}"},
+        external_reference=f"forma3d-{shipment.order_id}-r{attempt}", attempts=attempt,
+        error=None, parcel_id=None, carrier_shipment_id=None, tracking_number=None,
+        tracking_url=None, carrier=None, label=None)
+
+
+async def fulfilment_refused(conn: Connection, shipment: ShipmentRow, reason: str,
+                             http_status: int | None, action: str) -> None:
+    """Shopify refused the fulfilment: keep the reason on the shipment and record
+    `shipment.fulfilment-failed` with the operator's action."""
+    await conn.execute("UPDATE shipments SET fulfilment_error = $2, updated_at = now()"
+                       " WHERE id = $1", shipment.id, reason)
+    shipment.fulfilment_error = reason
+    await record(conn, EventType.SHIPMENT_FULFILMENT_FAILED, shipment.tenant_id, {
+        "shipment_id": str(shipment.id), "order_id": str(shipment.order_id), "reason": reason,
+        "http_status": http_status, "action": action}, subject=("order", shipment.order_id))

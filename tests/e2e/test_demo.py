@@ -58,6 +58,7 @@ async def test_demo_fulfils_every_order_without_duplicates(tmp_path: Path) -> No
     assert report["duplicate_print_jobs"] == 0
     assert report["print_jobs"] == report["print_jobs_completed"] > ORDERS  # multi-part, qty > 1
     assert report["shipments"] == ORDERS
+    assert report["sendcloud_api"] == "v3"  # new connections ship through v3 shipments
     assert report["shopify_fulfillments"] == ORDERS
     for latency in ("webhook_to_queued_ms", "webhook_to_fulfilled_ms"):
         assert set(report[latency]) >= {"p50", "p99"}

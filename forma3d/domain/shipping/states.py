@@ -191,3 +191,26 @@ def apply_carrier_status(current: ShipmentStatus, status_id: int) -> ShipmentSta
     if incoming is None or not SHIPMENT_MACHINE.can(current, incoming):
         return current
     return incoming
+
+
+# Sendcloud API v3 reports a parcel's status as a string code (GET /parcels/statuses, and
+# `parcels[].status.code` of a shipment). Codes seen in the v3 document and its examples,
+# mapped once here like the v2 ids; unknown codes map to None (keep the state, log the code).
+_SENDCLOUD_V3_TO_STATUS: Mapping[str, ShipmentStatus] = MappingProxyType(
+    {
+        "NO_LABEL": _S.PENDING,
+        "ANNOUNCING": _S.PENDING,
+        "READY_TO_SEND": _S.LABEL_CREATED,
+        "ANNOUNCEMENT_FAILED": _S.FAILED,
+        "ANNOUNCED": _S.ANNOUNCED,
+        "IN_TRANSIT": _S.IN_TRANSIT,
+        "DELIVERED": _S.DELIVERED,
+        "CANCELLATION_REQUESTED": _S.CANCEL_REQUESTED,
+        "CANCELLED": _S.CANCELLED,
+    }
+)
+
+
+def status_from_sendcloud_code(code: str | None) -> ShipmentStatus | None:
+    """Our status for a Sendcloud v3 parcel status code, or None when unknown."""
+    return _SENDCLOUD_V3_TO_STATUS.get((code or "").upper())
