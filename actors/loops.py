@@ -161,7 +161,7 @@ class Loops:
             state = loop.state(now)
             if state == "stuck" and not loop.stuck_logged:
                 loop.stuck_logged = True
-                log.error("%s: loop %s is stuck: no tick for more than %.0f s", self.owner,
+                log.error("%s: loop %s is stuck: no tick for more than %g s", self.owner,
                           loop.name, loop.stale_after)
             elif state == "up":
                 if loop.stuck_logged:
