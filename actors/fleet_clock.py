@@ -17,7 +17,7 @@ from typing import Any
 
 import ray
 
-from actors.loops import Heartbeat, Loop, Loops
+from actors.loops import Heartbeat, Lazy, Loop, Loops
 from actors.router import EntityRouter
 from forma3d import logs
 from forma3d.config import settings
@@ -54,8 +54,7 @@ class FleetClock:
         self.sync_seconds = sync_seconds
         self.wake_seconds = wake_seconds
         self.counts = {"syncs": 0, "wakes": 0}
-        self.connected: tuple[Pool, EntityRouter] | None = None
-        self.ready = asyncio.Lock()
+        self.connected = Lazy(self._connect)
         # Its loops start here, so a restart (Ray re-runs the constructor) resumes them.
         loops = [Loop("wake", self._wake_loop, stale_after=WAKE_STALE_SECONDS)]
         if sync_seconds > 0:
@@ -65,11 +64,8 @@ class FleetClock:
         self.loops.ensure_started()
 
     async def _connect(self) -> tuple[Pool, EntityRouter]:
-        async with self.ready:
-            if self.connected is None:
-                pool = await create_pool(self.database_url, max_size=2)
-                self.connected = (pool, EntityRouter.connect(self.host_count))
-            return self.connected
+        router = EntityRouter.connect(self.host_count)  # first: it does no I/O to undo
+        return await create_pool(self.database_url, max_size=2), router
 
     async def start(self) -> bool:
         """Idempotent: the loops already run; starts any that never did."""
@@ -77,7 +73,7 @@ class FleetClock:
         return True
 
     async def _sync_loop(self, heartbeat: Heartbeat) -> None:
-        pool, router = await self._connect()
+        pool, router = await self.connected.get()
         while True:
             heartbeat.beat()
             try:
@@ -94,7 +90,7 @@ class FleetClock:
     async def _wake_loop(self, heartbeat: Heartbeat) -> None:
         """Woken by NOTIFY (payload: tenant id), and every `wake_seconds` for every smart
         tenant with queued work anyway."""
-        pool, router = await self._connect()
+        pool, router = await self.connected.get()
         pending: set[str] = set()
         inflight: set[str] = set()
         tasks: set[asyncio.Task[None]] = set()

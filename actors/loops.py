@@ -22,7 +22,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 
 from forma3d.retry import backoff_delay
 
@@ -66,6 +66,24 @@ class Heartbeat:
 
 
 Body = Callable[[Heartbeat], Awaitable[None]]
+T = TypeVar("T")
+
+
+class Lazy(Generic[T]):
+    """What an actor's loops share (a pool, a router), made on first use rather than in the
+    constructor: a database that is down then fails a loop, which the watchdog retries, instead
+    of failing the actor's construction. Made once; made again only if making it failed."""
+
+    def __init__(self, make: Callable[[], Awaitable[T]]) -> None:
+        self.make = make
+        self.value: T | None = None
+        self.lock = asyncio.Lock()
+
+    async def get(self) -> T:
+        async with self.lock:
+            if self.value is None:
+                self.value = await self.make()
+            return self.value
 
 
 @dataclass

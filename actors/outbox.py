@@ -18,7 +18,7 @@ from typing import Any
 
 import ray
 
-from actors.loops import Heartbeat, Loop, Loops
+from actors.loops import Heartbeat, Lazy, Loop, Loops
 from actors.router import EntityRouter
 from forma3d import logs
 from forma3d.config import settings
@@ -153,30 +153,29 @@ class OutboxDispatcher:
         self.database_url = database_url
         self.host_count = host_count
         self.batch_size = batch_size
-        self.dispatcher: Dispatcher | None = None
-        self.ready = asyncio.Lock()
+        self.dispatcher = Lazy(self._make_dispatcher)
         loops = [Loop("dispatch", self._dispatch, stale_after=DISPATCH_STALE_SECONDS)]
         if self.config.redis_url:  # the same process relays committed events to dashboards
             loops.append(Loop("relay", self._relay, stale_after=RELAY_STALE_SECONDS))
         self.loops = Loops("outbox-dispatcher", loops)
         self.loops.ensure_started()
 
-    async def _dispatcher(self) -> Dispatcher:
-        """Built on first use (a database that is down fails the loop, which is retried)."""
-        async with self.ready:
-            if self.dispatcher is None:
-                pool = await create_pool(self.database_url, max_size=4)
-                # The cluster's only dispatcher: leases its previous incarnation held (it died,
-                # or Ray would not have restarted it) are taken over now, not when they expire.
-                released = await outbox.release_claims(pool)
-                if released:
-                    log.warning("took over %d outbox rows claimed before a restart", released)
-                router = EntityRouter.connect(self.host_count)
-                self.dispatcher = Dispatcher(pool, router, batch_size=self.batch_size)
-            return self.dispatcher
+    async def _make_dispatcher(self) -> Dispatcher:
+        router = EntityRouter.connect(self.host_count)  # first: it does no I/O to undo
+        pool = await create_pool(self.database_url, max_size=4)
+        try:
+            # The cluster's only dispatcher: leases its previous incarnation held (it died, or
+            # Ray would not have restarted it) are taken over now, not when they expire.
+            released = await outbox.release_claims(pool)
+        except BaseException:
+            await pool.close()
+            raise
+        if released:
+            log.warning("took over %d outbox rows claimed before a restart", released)
+        return Dispatcher(pool, router, batch_size=self.batch_size)
 
     async def _dispatch(self, heartbeat: Heartbeat) -> None:
-        dispatcher = await self._dispatcher()
+        dispatcher = await self.dispatcher.get()
         await dispatcher.run(self.database_url, heartbeat=heartbeat)
 
     async def _relay(self, heartbeat: Heartbeat) -> None:
@@ -191,9 +190,10 @@ class OutboxDispatcher:
         self.loops.ensure_started()
         result: dict[str, Any] = {"pid": os.getpid(), "running": self.loops.healthy(),
                                   "loops": self.loops.report()}
-        if self.dispatcher is not None:
-            result.update(delivered=self.dispatcher.delivered, retried=self.dispatcher.retried,
-                          dead=self.dispatcher.dead)
+        dispatcher = self.dispatcher.value
+        if dispatcher is not None:
+            result.update(delivered=dispatcher.delivered, retried=dispatcher.retried,
+                          dead=dispatcher.dead)
             with contextlib.suppress(Exception):
-                result["pending"] = await asyncio.wait_for(self.dispatcher.pending(), 2.0)
+                result["pending"] = await asyncio.wait_for(dispatcher.pending(), 2.0)
         return result

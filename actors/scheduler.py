@@ -13,7 +13,7 @@ from typing import Any
 
 import ray
 
-from actors.loops import Body, Heartbeat, Loop, Loops
+from actors.loops import Body, Heartbeat, Lazy, Loop, Loops
 from actors.router import EntityRouter
 from forma3d import logs
 from forma3d.config import settings
@@ -55,8 +55,7 @@ class Scheduler:
             ReconcileFarm: (ACTIVE_FARM_TENANTS, reconcile_seconds),
             BackfillOrders: (SHOPIFY_TENANTS, backfill_seconds)}
         self.ticks = {message.type: 0 for message in self.periods}
-        self.connected: tuple[Pool, EntityRouter] | None = None
-        self.ready = asyncio.Lock()
+        self.connected = Lazy(self._connect)
         self.loops = Loops("scheduler", [
             Loop(message.type, self._every(message),
                  stale_after=_timeout(period) + STALE_MARGIN_SECONDS)
@@ -64,17 +63,14 @@ class Scheduler:
         self.loops.ensure_started()
 
     async def _connect(self) -> tuple[Pool, EntityRouter]:
-        async with self.ready:
-            if self.connected is None:
-                pool = await create_pool(self.database_url, max_size=2)
-                self.connected = (pool, EntityRouter.connect(self.host_count))
-            return self.connected
+        router = EntityRouter.connect(self.host_count)  # first: it does no I/O to undo
+        return await create_pool(self.database_url, max_size=2), router
 
     def _every(self, message: type[TenantMessage]) -> Body:
         sql, period = self.periods[message]
 
         async def every(heartbeat: Heartbeat) -> None:
-            pool, router = await self._connect()
+            pool, router = await self.connected.get()
             while True:
                 await heartbeat.sleep(period)
                 try:

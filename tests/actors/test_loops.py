@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import pytest
 
-from actors.loops import Heartbeat, Loop, Loops
+from actors.loops import Heartbeat, Lazy, Loop, Loops
 
 
 async def until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
@@ -154,3 +154,20 @@ async def test_waits_beat_while_they_wait() -> None:
     assert await heartbeat.wait(event, 5.0) is True
     await heartbeat.sleep(0.02)
     assert heartbeat.beats > first
+
+
+async def test_lazy_is_made_once_and_again_only_after_a_failure() -> None:
+    calls = 0
+
+    async def make() -> int:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise ConnectionError("database down")
+        return calls
+
+    shared = Lazy(make)
+    with pytest.raises(ConnectionError):
+        await shared.get()
+    assert await asyncio.gather(shared.get(), shared.get()) == [2, 2]
+    assert calls == 2
