@@ -17,6 +17,7 @@ from typing import Any
 
 import ray
 
+from actors.loops import Heartbeat, Lazy, Loop, Loops
 from actors.router import EntityRouter
 from forma3d import logs
 from forma3d.config import settings
@@ -26,6 +27,7 @@ from forma3d.messaging.fleet import SyncFleet, WakeFleet
 log = logging.getLogger(__name__)
 FLEET_CLOCK_NAME = "forma3d-fleet-clock"
 QUEUE_CHANNEL = "forma3d_queue"
+WAKE_STALE_SECONDS = 30.0  # a wake round only lists tenants and spawns their wake-ups
 
 SMART_TENANTS = """SELECT tenant_id FROM integrations WHERE service = 'simplyprint' AND enabled
     AND coalesce(config->>'dispatch_mode', '') = 'smart'"""
@@ -51,31 +53,44 @@ class FleetClock:
         self.host_count = host_count
         self.sync_seconds = sync_seconds
         self.wake_seconds = wake_seconds
-        self.tasks: list[asyncio.Task[None]] = []
         self.counts = {"syncs": 0, "wakes": 0}
+        self.connected = Lazy(self._connect)
+        # Its loops start here, so a restart (Ray re-runs the constructor) resumes them.
+        loops = [Loop("wake", self._wake_loop, stale_after=WAKE_STALE_SECONDS)]
+        if sync_seconds > 0:
+            loops.append(Loop("sync", self._sync_loop,
+                              stale_after=_sync_timeout(sync_seconds) + WAKE_STALE_SECONDS))
+        self.loops = Loops("fleet-clock", loops)
+        self.loops.ensure_started()
+
+    async def _connect(self) -> tuple[Pool, EntityRouter]:
+        router = EntityRouter.connect(self.host_count)  # first: it does no I/O to undo
+        return await create_pool(self.database_url, max_size=2), router
 
     async def start(self) -> bool:
-        if not self.tasks:
-            pool = await create_pool(self.database_url, max_size=2)
-            router = EntityRouter.connect(self.host_count)
-            self.tasks = [asyncio.create_task(self._wake_loop(pool, router))]
-            if self.sync_seconds > 0:
-                self.tasks.append(asyncio.create_task(self._sync_loop(pool, router)))
+        """Idempotent: the loops already run; starts any that never did."""
+        self.loops.ensure_started()
         return True
 
-    async def _sync_loop(self, pool: Pool, router: EntityRouter) -> None:
+    async def _sync_loop(self, heartbeat: Heartbeat) -> None:
+        pool, router = await self.connected.get()
         while True:
-            with contextlib.suppress(Exception):
+            heartbeat.beat()
+            try:
                 ts = await tenants(pool, SMART_TENANTS)
+                timeout = _sync_timeout(self.sync_seconds)
                 await asyncio.gather(*(router.deliver(SyncFleet(tenant_id=uuid.UUID(t))
-                                                      .envelope(), max(60.0, self.sync_seconds))
+                                                      .envelope(), timeout)
                                        for t in ts), return_exceptions=True)
                 self.counts["syncs"] += 1
-            await asyncio.sleep(self.sync_seconds)
+            except Exception:
+                log.exception("fleet sync round failed; next in %.0f s", self.sync_seconds)
+            await heartbeat.sleep(self.sync_seconds)
 
-    async def _wake_loop(self, pool: Pool, router: EntityRouter) -> None:
+    async def _wake_loop(self, heartbeat: Heartbeat) -> None:
         """Woken by NOTIFY (payload: tenant id), and every `wake_seconds` for every smart
         tenant with queued work anyway."""
+        pool, router = await self.connected.get()
         pending: set[str] = set()
         inflight: set[str] = set()
         tasks: set[asyncio.Task[None]] = set()
@@ -89,12 +104,15 @@ class FleetClock:
         await listener.add_listener(QUEUE_CHANNEL, heard)
         try:
             while True:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(event.wait(), self.wake_seconds)
+                await heartbeat.wait(event, self.wake_seconds)
+                if listener.is_closed():  # NOTIFYs would stop: let the loop restart
+                    raise ConnectionError("the queue listener's connection closed")
                 event.clear()
                 if not pending:
-                    with contextlib.suppress(Exception):
+                    try:
                         pending.update(await tenants(pool, WAITING_TENANTS))
+                    except Exception:
+                        log.exception("fleet wake: listing waiting tenants failed")
                 await asyncio.sleep(0.05)  # let a burst of queued jobs coalesce
                 # One wake-up in flight per tenant: a slow one is followed by one more, never
                 # by a pile of them.
@@ -107,7 +125,8 @@ class FleetClock:
                     task.add_done_callback(tasks.discard)
                 self.counts["wakes"] += len(batch)
         finally:
-            await listener.close()
+            with contextlib.suppress(Exception):
+                await listener.close()
 
     async def _wake(self, router: EntityRouter, tenant: str, inflight: set[str]) -> None:
         try:
@@ -118,5 +137,11 @@ class FleetClock:
             inflight.discard(tenant)
 
     async def status(self) -> dict[str, Any]:
-        return {"pid": os.getpid(), **self.counts,
-                "running": bool(self.tasks) and not any(t.done() for t in self.tasks)}
+        self.loops.ensure_started()
+        return {"pid": os.getpid(), **self.counts, "running": self.loops.healthy(),
+                "loops": self.loops.report()}
+
+
+def _sync_timeout(sync_seconds: float) -> float:
+    """How long one sync round may wait for its tenants' fleets."""
+    return max(60.0, sync_seconds)

@@ -18,6 +18,7 @@ from typing import Any
 
 import ray
 
+from actors.loops import Heartbeat, Lazy, Loop, Loops
 from actors.router import EntityRouter
 from forma3d import logs
 from forma3d.config import settings
@@ -30,6 +31,9 @@ from forma3d.store.outbox import CHANNEL
 
 log = logging.getLogger(__name__)
 DISPATCHER_NAME = "forma3d-outbox-dispatcher"
+# A round delivers up to a batch, each message bounded by the ask timeout (30 s by default).
+DISPATCH_STALE_SECONDS = 120.0
+RELAY_STALE_SECONDS = 30.0  # a round is one Redis publish
 
 
 def _envelope(row: Any) -> Envelope:
@@ -113,28 +117,35 @@ class Dispatcher:
     async def pending(self) -> int:
         return await outbox.pending(self.pool)
 
-    async def run(self, database_url: str, poll_seconds: float = 0.5) -> None:
-        """Dispatch forever, woken by NOTIFY and by a poll for retries coming due."""
+    async def run(self, database_url: str, poll_seconds: float = 0.5,
+                  heartbeat: Heartbeat | None = None) -> None:
+        """Dispatch forever, woken by NOTIFY and by a poll for retries coming due; beats
+        `heartbeat` once per round."""
+        beat = heartbeat or Heartbeat()
         wake = asyncio.Event()
         listener = await connect(database_url)
         await listener.add_listener(CHANNEL, lambda *_: wake.set())
         try:
             while True:
+                beat.beat()
+                if listener.is_closed():  # NOTIFYs would stop: let the loop restart
+                    raise ConnectionError("the outbox listener's connection closed")
                 try:
                     if await self.dispatch_once():
                         continue
                 except Exception:
                     log.exception("outbox dispatch failed; retrying")
                 wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(wake.wait(), poll_seconds)
+                await beat.wait(wake, poll_seconds)
         finally:
-            await listener.close()
+            with contextlib.suppress(Exception):
+                await listener.close()
 
 
 @ray.remote(num_cpus=0)
 class OutboxDispatcher:
-    """The Ray actor that runs the dispatch loop for the whole cluster."""
+    """The Ray actor that runs the dispatch loop (and the live-event relay) for the whole
+    cluster. Its loops start in the constructor, so a restart (Ray re-runs it) resumes them."""
 
     def __init__(self, database_url: str, host_count: int, batch_size: int = 200) -> None:
         self.config = settings()
@@ -142,25 +153,47 @@ class OutboxDispatcher:
         self.database_url = database_url
         self.host_count = host_count
         self.batch_size = batch_size
-        self.dispatcher: Dispatcher | None = None
-        self.task: asyncio.Task[None] | None = None
-        self.relay: asyncio.Task[None] | None = None
+        self.dispatcher = Lazy(self._make_dispatcher)
+        loops = [Loop("dispatch", self._dispatch, stale_after=DISPATCH_STALE_SECONDS)]
+        if self.config.redis_url:  # the same process relays committed events to dashboards
+            loops.append(Loop("relay", self._relay, stale_after=RELAY_STALE_SECONDS))
+        self.loops = Loops("outbox-dispatcher", loops)
+        self.loops.ensure_started()
+
+    async def _make_dispatcher(self) -> Dispatcher:
+        router = EntityRouter.connect(self.host_count)  # first: it does no I/O to undo
+        pool = await create_pool(self.database_url, max_size=4)
+        try:
+            # The cluster's only dispatcher: leases its previous incarnation held (it died, or
+            # Ray would not have restarted it) are taken over now, not when they expire.
+            released = await outbox.release_claims(pool)
+        except BaseException:
+            await pool.close()
+            raise
+        if released:
+            log.warning("took over %d outbox rows claimed before a restart", released)
+        return Dispatcher(pool, router, batch_size=self.batch_size)
+
+    async def _dispatch(self, heartbeat: Heartbeat) -> None:
+        dispatcher = await self.dispatcher.get()
+        await dispatcher.run(self.database_url, heartbeat=heartbeat)
+
+    async def _relay(self, heartbeat: Heartbeat) -> None:
+        await relay(self.database_url, self.config.redis_url or "", heartbeat.beat)
 
     async def start(self) -> bool:
-        if self.task is None:
-            pool = await create_pool(self.database_url, max_size=4)
-            router = EntityRouter.connect(self.host_count)
-            self.dispatcher = Dispatcher(pool, router, batch_size=self.batch_size)
-            self.task = asyncio.create_task(self.dispatcher.run(self.database_url))
-            redis_url = self.config.redis_url
-            if redis_url:  # the same process relays committed events to dashboards
-                self.relay = asyncio.create_task(relay(self.database_url, redis_url))
+        """Idempotent: the loops already run; starts any that never did."""
+        self.loops.ensure_started()
         return True
 
     async def status(self) -> dict[str, Any]:
-        if self.dispatcher is None:
-            return {"running": False}
-        return {"running": self.task is not None and not self.task.done(),
-                "pid": os.getpid(), "delivered": self.dispatcher.delivered,
-                "retried": self.dispatcher.retried, "dead": self.dispatcher.dead,
-                "pending": await self.dispatcher.pending()}
+        self.loops.ensure_started()
+        result: dict[str, Any] = {"pid": os.getpid(), "running": self.loops.healthy(),
+                                  "loops": self.loops.report()}
+        dispatcher = self.dispatcher.value
+        if dispatcher is not None:
+            result.update(delivered=dispatcher.delivered, retried=dispatcher.retried,
+                          dead=dispatcher.dead)
+            with contextlib.suppress(Exception):
+                result["pending"] = await asyncio.wait_for(dispatcher.pending(), 2.0)
+        return result

@@ -1,11 +1,12 @@
-"""Start, find and stop the entity runtime on a Ray cluster: the hosts and the dispatcher."""
+"""Start, find and stop the entity runtime on a Ray cluster: the hosts and the singletons
+(outbox dispatcher, scheduler, fleet clock, slicer pool), and report how their loops tick."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import ray
@@ -15,6 +16,24 @@ from actors.host import EntityHost
 from actors.outbox import DISPATCHER_NAME, OutboxDispatcher
 from actors.router import NAMESPACE, EntityRouter, host_name
 from actors.scheduler import SCHEDULER_NAME, Scheduler
+from actors.slicer_pool import POOL_NAME, get_pool
+
+# The singletons whose loops /health/ready reports, by the name it reports them under.
+SINGLETONS = {"outbox_dispatcher": DISPATCHER_NAME, "scheduler": SCHEDULER_NAME,
+              "fleet_clock": FLEET_CLOCK_NAME, "slicer_pool": POOL_NAME}
+
+
+def _actor_state(actor: Any) -> str | None:
+    """The actor's state in Ray's control store (ALIVE, RESTARTING, DEAD, ...), or None when it
+    cannot be read. A call to a restarting actor waits for it; the control store says so now."""
+    try:
+        from ray._private import state
+
+        info = state.actors(actor_id=actor._actor_id.hex())
+    except Exception:
+        return None
+    found = info.get("State") if isinstance(info, dict) else None
+    return str(found) if found is not None else None
 
 
 @dataclass
@@ -22,6 +41,40 @@ class Runtime:
     hosts: list[Any]
     dispatcher: Any
     router: EntityRouter
+    singletons: dict[str, Any | None] = field(default_factory=dict)  # SINGLETONS' handles
+    last_loops: dict[str, dict[str, Any]] = field(default_factory=dict)  # last seen per actor
+
+    async def loops(self, timeout: float = 3.0) -> dict[str, dict[str, Any]]:
+        """Each singleton's loops as its watchdog reports them: `up` when the actor answered
+        and every loop ticks; `down` (with the last ticks seen) when the actor is restarting,
+        unreachable or a loop of it is down, starting or stuck."""
+
+        def last_seen(name: str) -> dict[str, Any]:
+            """The last ticks seen of an actor that does not answer now: its loops are down."""
+            return {n: {"state": "down", "last_tick": loop.get("last_tick"),
+                        "restarts": loop.get("restarts")}
+                    for n, loop in self.last_loops.get(name, {}).items()}
+
+        async def one(name: str, actor: Any | None) -> dict[str, Any]:
+            if actor is None:
+                return {"status": "down", "error": "actor not found"}
+            state = await asyncio.to_thread(_actor_state, actor)
+            if state not in (None, "ALIVE"):
+                return {"status": "down", "error": f"actor {state}", "loops": last_seen(name)}
+            try:
+                status = await asyncio.wait_for(actor.status.remote(), timeout)
+            except Exception as error:
+                return {"status": "down", "error": f"status: {type(error).__name__}",
+                        "loops": last_seen(name)}
+            loops: dict[str, Any] = status.get("loops", {})
+            self.last_loops[name] = loops
+            sick = sorted(n for n, loop in loops.items() if loop["state"] != "up")
+            return {"status": "down" if sick else "up", "pid": status.get("pid"),
+                    "loops": loops, **({"error": f"loops not ticking: {sick}"} if sick else {})}
+
+        names = list(self.singletons)
+        results = await asyncio.gather(*(one(n, self.singletons[n]) for n in names))
+        return dict(zip(names, results, strict=True))
 
     async def status(self, timeout: float = 5.0) -> dict[str, Any]:
         """Each host's and the dispatcher's status, or the error reaching it."""
@@ -55,6 +108,7 @@ def start_runtime(database_url: str, host_count: int, *, idle_seconds: float = 6
         ).remote(i, host_count, database_url, idle_seconds)
         for i in range(host_count)
     ]
+    # Every singleton starts its loops in its constructor (and so again after any restart).
     dispatcher = OutboxDispatcher.options(  # type: ignore[attr-defined]
         name=DISPATCHER_NAME, namespace=NAMESPACE, lifetime="detached", get_if_exists=True,
         max_restarts=-1, max_task_retries=-1, max_concurrency=100, runtime_env=runtime_env,
@@ -67,21 +121,30 @@ def start_runtime(database_url: str, host_count: int, *, idle_seconds: float = 6
         name=FLEET_CLOCK_NAME, namespace=NAMESPACE, lifetime="detached", get_if_exists=True,
         max_restarts=-1, max_task_retries=-1, runtime_env=runtime_env,
     ).remote(database_url, host_count, fleet_sync_seconds, fleet_wake_seconds)
+    slicer_pool = get_pool()
     ray.get([h.status.remote() for h in hosts])
-    ray.get([dispatcher.start.remote(), scheduler.start.remote(), fleet_clock.start.remote()])
-    return Runtime(hosts, dispatcher, EntityRouter(hosts, ask_timeout))
+    ray.get([dispatcher.start.remote(), scheduler.start.remote(), fleet_clock.start.remote(),
+             slicer_pool.status.remote()])
+    singletons = {"outbox_dispatcher": dispatcher, "scheduler": scheduler,
+                  "fleet_clock": fleet_clock, "slicer_pool": slicer_pool}
+    return Runtime(hosts, dispatcher, EntityRouter(hosts, ask_timeout), singletons)
 
 
 def connect_runtime(host_count: int, ask_timeout: float = 30.0) -> Runtime:
     """Attach to a runtime started elsewhere (e.g. from a Serve replica)."""
     router = EntityRouter.connect(host_count, ask_timeout)
     dispatcher = ray.get_actor(DISPATCHER_NAME, namespace=NAMESPACE)
-    return Runtime(router.hosts, dispatcher, router)
+    singletons: dict[str, Any | None] = {}
+    for key, name in SINGLETONS.items():
+        try:
+            singletons[key] = ray.get_actor(name, namespace=NAMESPACE)
+        except ValueError:  # reported down by `loops` until it exists
+            singletons[key] = None
+    return Runtime(router.hosts, dispatcher, router, singletons)
 
 
 def stop_runtime(host_count: int) -> None:
     """Kill the named actors this runtime created (detached actors outlive their creator)."""
-    for name in [*(host_name(i) for i in range(host_count)), DISPATCHER_NAME, SCHEDULER_NAME,
-                 FLEET_CLOCK_NAME]:
+    for name in [*(host_name(i) for i in range(host_count)), *SINGLETONS.values()]:
         with contextlib.suppress(ValueError):
             ray.kill(ray.get_actor(name, namespace=NAMESPACE), no_restart=True)

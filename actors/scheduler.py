@@ -6,7 +6,6 @@ Ticks `ask` and wait, so a slow tenant delays its own next tick instead of pilin
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import uuid
@@ -14,6 +13,7 @@ from typing import Any
 
 import ray
 
+from actors.loops import Body, Heartbeat, Lazy, Loop, Loops
 from actors.router import EntityRouter
 from forma3d import logs
 from forma3d.config import settings
@@ -22,6 +22,7 @@ from forma3d.messaging.tenant import BackfillOrders, ReconcileFarm, TenantMessag
 
 log = logging.getLogger(__name__)
 SCHEDULER_NAME = "forma3d-scheduler"
+STALE_MARGIN_SECONDS = 30.0  # beyond a round's own timeout before the loop counts as stuck
 
 ACTIVE_FARM_TENANTS = """SELECT DISTINCT tenant_id FROM print_jobs
     WHERE status IN ('QUEUED', 'PRINTING') AND farm_queue_item_id IS NOT NULL"""
@@ -42,6 +43,9 @@ async def tick(pool: Pool, router: EntityRouter, sql: str, message: type[TenantM
 
 @ray.remote(num_cpus=0)
 class Scheduler:
+    """One loop per periodic message; the loops start in the constructor, so a restart (Ray
+    re-runs it) resumes them."""
+
     def __init__(self, database_url: str, host_count: int, reconcile_seconds: float,
                  backfill_seconds: float) -> None:
         logs.configure(settings().log_level)
@@ -50,26 +54,44 @@ class Scheduler:
         self.periods: dict[type[TenantMessage], tuple[str, float]] = {
             ReconcileFarm: (ACTIVE_FARM_TENANTS, reconcile_seconds),
             BackfillOrders: (SHOPIFY_TENANTS, backfill_seconds)}
-        self.tasks: list[asyncio.Task[None]] = []
         self.ticks = {message.type: 0 for message in self.periods}
+        self.connected = Lazy(self._connect)
+        self.loops = Loops("scheduler", [
+            Loop(message.type, self._every(message),
+                 stale_after=_timeout(period) + STALE_MARGIN_SECONDS)
+            for message, (_, period) in self.periods.items()])
+        self.loops.ensure_started()
+
+    async def _connect(self) -> tuple[Pool, EntityRouter]:
+        router = EntityRouter.connect(self.host_count)  # first: it does no I/O to undo
+        return await create_pool(self.database_url, max_size=2), router
+
+    def _every(self, message: type[TenantMessage]) -> Body:
+        sql, period = self.periods[message]
+
+        async def every(heartbeat: Heartbeat) -> None:
+            pool, router = await self.connected.get()
+            while True:
+                await heartbeat.sleep(period)
+                try:
+                    await tick(pool, router, sql, message, timeout=_timeout(period))
+                    self.ticks[message.type] += 1
+                except Exception:
+                    log.exception("%s round failed; next round in %.0f s", message.type, period)
+
+        return every
 
     async def start(self) -> bool:
-        if not self.tasks:
-            pool = await create_pool(self.database_url, max_size=2)
-            router = EntityRouter.connect(self.host_count)
-            self.tasks = [asyncio.create_task(self._every(pool, router, message))
-                          for message in self.periods]
+        """Idempotent: the loops already run; starts any that never did."""
+        self.loops.ensure_started()
         return True
 
-    async def _every(self, pool: Pool, router: EntityRouter,
-                     message: type[TenantMessage]) -> None:
-        sql, period = self.periods[message]
-        while True:
-            await asyncio.sleep(period)
-            with contextlib.suppress(Exception):
-                await tick(pool, router, sql, message, timeout=max(30.0, period))
-                self.ticks[message.type] += 1
-
     async def status(self) -> dict[str, Any]:
+        self.loops.ensure_started()
         return {"pid": os.getpid(), "ticks": dict(self.ticks),
-                "running": bool(self.tasks) and not any(t.done() for t in self.tasks)}
+                "running": self.loops.healthy(), "loops": self.loops.report()}
+
+
+def _timeout(period: float) -> float:
+    """How long one round may wait for its tenants' answers."""
+    return max(30.0, period)

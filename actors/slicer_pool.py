@@ -25,6 +25,7 @@ from typing import Any
 
 import ray
 
+from actors.loops import Heartbeat, Loop, Loops
 from actors.router import NAMESPACE
 from forma3d.domain.gridflock.planner import Plate
 from forma3d.domain.gridflock.profiles import PrinterProfile
@@ -34,6 +35,10 @@ POOL_NAME = "forma3d-slicer-pool"
 CACHE_ENV = "FORMA3D_GRIDFLOCK_CACHE"
 TOOL_ENV_VARS = frozenset({"OPENSCAD_BIN", "PRUSA_SLICER_BIN", "BAMBU_STUDIO_BIN"})
 DEFAULT_MAX_QUEUED = 64
+PROGRESS_CHECK_SECONDS = 1.0
+# Longer than one plate may take (OpenSCAD's 900 s and the slicer's 600 s timeouts): a pool
+# busy this long without a plate ending is stuck.
+PLATE_STALE_SECONDS = 1800.0
 
 
 def default_cache_root() -> Path:
@@ -79,6 +84,7 @@ class SlicerPoolCore:
         self.stats: Counter[str] = Counter()
         self.waiting = 0
         self.running = 0
+        self.finished = 0  # plate tasks that ended, however: the progress loop's measure
 
     def configure(self, *, cache_root: str | None = None,
                   tool_env: Mapping[str, str] | None = None) -> dict[str, Any]:
@@ -123,6 +129,7 @@ class SlicerPoolCore:
             result: PlateResult = await ref
         finally:
             self.running -= 1
+            self.finished += 1
             self.slots.release()
         self.stats["tasks"] += 1
         self.stats["task_seconds_ms"] += int((time.perf_counter() - started) * 1000)
@@ -139,13 +146,28 @@ class SlicerPoolCore:
                 "running": self.running, "stats": dict(self.stats)}
 
 
+    async def progress(self, heartbeat: Heartbeat) -> None:
+        """Beat while the pool is idle or a plate ended since the last look: a pool with plates
+        in flight and none ending for longer than a plate may take is stuck."""
+        seen = self.finished
+        while True:
+            if (self.running == 0 and self.waiting == 0) or self.finished != seen:
+                heartbeat.beat()
+            seen = self.finished
+            await asyncio.sleep(PROGRESS_CHECK_SECONDS)
+
+
 @ray.remote(num_cpus=0)
 class SlicerPool:
-    """The named actor around SlicerPoolCore: one per cluster, found or created on first use."""
+    """The named actor around SlicerPoolCore: one per cluster, found or created on first use.
+    Its progress loop starts in the constructor, so a restart resumes it."""
 
     def __init__(self, cache_root: str | None = None,
                  max_queued: int = DEFAULT_MAX_QUEUED) -> None:
         self.core = SlicerPoolCore(cache_root, max_queued)
+        self.loops = Loops("slicer-pool", [
+            Loop("progress", self.core.progress, stale_after=PLATE_STALE_SECONDS)])
+        self.loops.ensure_started()
 
     async def run(self, kind: Kind, plates: list[Plate],
                   profile: PrinterProfile | None = None) -> list[PlateResult]:
@@ -156,7 +178,8 @@ class SlicerPool:
         return self.core.configure(cache_root=cache_root, tool_env=tool_env)
 
     async def status(self) -> dict[str, Any]:
-        return self.core.status()
+        self.loops.ensure_started()
+        return {**self.core.status(), "pid": os.getpid(), "loops": self.loops.report()}
 
 
 def get_pool(cache_root: Path | None = None) -> Any:

@@ -8,8 +8,10 @@ delivers the notice only if that transaction commits; the relay forwards notices
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -33,8 +35,10 @@ async def announce(conn: Connection, notice: dict[str, Any]) -> None:
     await conn.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, json.dumps(notice))
 
 
-async def relay(database_url: str, redis_url: str) -> None:
-    """Forward committed event notices to each tenant's Redis channel, forever."""
+async def relay(database_url: str, redis_url: str, beat: Callable[[], None] = lambda: None,
+                beat_seconds: float = 1.0) -> None:
+    """Forward committed event notices to each tenant's Redis channel, forever; `beat` is
+    called after each notice and at least every `beat_seconds` while idle (its heartbeat)."""
     redis = aioredis.from_url(redis_url)
     queue: asyncio.Queue[str] = asyncio.Queue(maxsize=10_000)
     listener = await connect(database_url)
@@ -48,7 +52,14 @@ async def relay(database_url: str, redis_url: str) -> None:
     await listener.add_listener(NOTIFY_CHANNEL, on_notice)
     try:
         while True:
-            payload = await queue.get()
+            if listener.is_closed():  # no more notices would come: let the loop restart
+                raise ConnectionError("the event listener's connection closed")
+            beat()
+            payload = None
+            with contextlib.suppress(TimeoutError):
+                payload = await asyncio.wait_for(queue.get(), beat_seconds)
+            if payload is None:
+                continue
             tenant = json.loads(payload).get("tenant_id")
             await redis.publish(events_channel(tenant), payload)
     finally:
