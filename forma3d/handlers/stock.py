@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
+from pydantic import ValidationError
 
 from forma3d.db.pool import Connection
 from forma3d.domain.inventory.ledger import LedgerError, direction_of
@@ -102,8 +103,9 @@ async def update_settings(tenant: TenantScope, message: UpdateStockSettings,
     current = await tenant_settings(conn, tenant.tenant_id)
     try:
         merged = TenantSettings.model_validate(current.model_dump() | changes)
-    except ValueError as error:
-        raise Invalid([(k, str(error).splitlines()[-1].strip()) for k in changes]) from None
+    except ValidationError as error:
+        raise Invalid([(".".join(str(p) for p in e["loc"]), e["msg"])
+                       for e in error.errors()]) from None
     await stock.set_tenant_settings(conn, tenant.tenant_id, changes)
     return stock_settings(merged)
 

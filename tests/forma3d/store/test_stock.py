@@ -154,7 +154,7 @@ async def test_a_cancelled_batch_keeps_whole_units_already_printed(
         assert locked is not None and mapping is not None
         await stock_batches.cancel(conn, locked, mapping, "not needed")
         assert locked["status"] == "CANCELLED" and locked["units_produced"] == 1
-        with pytest.raises(IllegalTransition, match="CANCELLED.*COMPLETED"):
+        with pytest.raises(IllegalTransition, match=r"CANCELLED.*COMPLETED"):
             await stock_batches.set_status(conn, locked, StockBatchStatus.COMPLETED)
     statuses = sorted(j["status"] for j in await stock_batches.jobs(db_pool, tenant_id,
                                                                    batch["id"]))
