@@ -18,7 +18,12 @@ from pydantic import ValidationError
 from forma3d.db.pool import Connection
 from forma3d.domain.inventory.ledger import LedgerError, direction_of
 from forma3d.domain.inventory.replenishment import in_quiet_hours, plan
-from forma3d.domain.inventory.states import LedgerType, ReferenceType, StockBatchStatus
+from forma3d.domain.inventory.states import (
+    BatchOrigin,
+    LedgerType,
+    ReferenceType,
+    StockBatchStatus,
+)
 from forma3d.domain.printing.mapping import ProductMapping
 from forma3d.domain.printing.states import PrintJobStatus
 from forma3d.domain.tenants import TenantSettings
@@ -83,7 +88,7 @@ async def scrap(tenant: TenantScope, message: ScrapStock, conn: Connection) -> d
 @HANDLERS.command(UpdateStockItem)
 async def update_item(tenant: TenantScope, message: UpdateStockItem,
                       conn: Connection) -> dict[str, Any]:
-    changes = message.patch.model_dump(exclude_unset=True)
+    changes = message.patch.changes()
     try:
         await stock.update_item(conn, tenant.tenant_id, message.mapping_id, changes,
                                 by=message.by)
@@ -99,7 +104,7 @@ async def update_item(tenant: TenantScope, message: UpdateStockItem,
 @HANDLERS.command(UpdateStockSettings)
 async def update_settings(tenant: TenantScope, message: UpdateStockSettings,
                           conn: Connection) -> dict[str, Any]:
-    changes = message.patch.model_dump(exclude_unset=True)
+    changes = message.patch.model_dump(exclude_none=True)
     current = await tenant_settings(conn, tenant.tenant_id)
     try:
         merged = TenantSettings.model_validate(current.model_dump() | changes)
@@ -141,7 +146,7 @@ async def create_batch(tenant: TenantScope, message: CreateStockBatch,
     mapping = await _mapping(conn, tenant, message.mapping_id)
     settings = await tenant_settings(conn, tenant.tenant_id)
     batch = await _create(conn, tenant, stock_batches.NewBatch(
-        mapping, message.units, "MANUAL", message.reason, message.by), settings)
+        mapping, message.units, BatchOrigin.MANUAL, message.reason, message.by), settings)
     batch_id: uuid.UUID = batch["id"]
     return batch_id
 
@@ -185,7 +190,7 @@ async def replenish(tenant: TenantScope, message: ReplenishStock, conn: Connecti
         if mapping is None:
             continue  # a mapping without parts cannot be printed
         await _create(conn, tenant, stock_batches.NewBatch(
-            mapping, planned.units, "REPLENISHMENT", "below minimum stock"), settings)
+            mapping, planned.units, BatchOrigin.REPLENISHMENT, "below minimum stock"), settings)
         made += 1
     return made
 

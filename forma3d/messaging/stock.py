@@ -22,26 +22,36 @@ Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, m
 
 
 class StockItemPatch(BaseModel):
-    """A product's stock settings to change (omitted fields stay; `maximum: null` clears it)."""
+    """A product's stock settings to change: omitted (or null) fields stay as they are;
+    `clear_maximum` removes the maximum (then replenishment fills up to the minimum)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     minimum: int | None = Field(None, ge=0, le=1_000_000)
     maximum: int | None = Field(None, ge=0, le=1_000_000)
-    priority: int | None = Field(None, ge=-1000, le=1000)
+    clear_maximum: bool = False
+    priority: int | None = Field(None, ge=-1000, le=1000, description="higher goes first")
     batch_size: int | None = Field(None, ge=1, le=10_000)
 
     @model_validator(mode="after")
     def _not_empty(self) -> StockItemPatch:
-        if not self.model_fields_set:
+        if self.clear_maximum and self.maximum is not None:
+            raise ValueError("give a maximum or clear it, not both")
+        if not self.clear_maximum and not self.changes():
             raise ValueError("name at least one of minimum, maximum, priority, batch_size")
-        for name in ("minimum", "priority", "batch_size"):
-            if name in self.model_fields_set and getattr(self, name) is None:
-                raise ValueError(f"{name} cannot be null")
         return self
+
+    def changes(self) -> dict[str, int | None]:
+        wanted: dict[str, int | None] = {
+            k: v for k, v in (("minimum", self.minimum), ("maximum", self.maximum),
+                              ("priority", self.priority), ("batch_size", self.batch_size))
+            if v is not None}
+        if self.clear_maximum:
+            wanted["maximum"] = None
+        return wanted
 
 
 class StockSettingsPatch(BaseModel):
-    """The tenant's Stock Management settings to change."""
+    """The tenant's Stock Management settings to change (omitted or null fields stay)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     stock_management_enabled: bool | None = None

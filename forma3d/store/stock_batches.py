@@ -20,6 +20,7 @@ from forma3d.domain.events import EventType
 from forma3d.domain.inventory.batch import batch_outcome, expand_stock_batch, units_produced
 from forma3d.domain.inventory.states import (
     STOCK_BATCH_MACHINE,
+    BatchOrigin,
     LedgerType,
     ReferenceType,
     StockBatchStatus,
@@ -36,7 +37,7 @@ Row = dict[str, Any]
 class NewBatch:
     mapping: ProductMapping
     units: int
-    origin: str = "MANUAL"  # or REPLENISHMENT
+    origin: BatchOrigin = BatchOrigin.MANUAL
     reason: str | None = None
     created_by: str | None = None
 
@@ -53,7 +54,7 @@ async def create(conn: Connection, tenant_id: uuid.UUID, batch: NewBatch, *,
         """INSERT INTO stock_batches (id, tenant_id, mapping_id, units, origin, reason,
                                       created_by)
            VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING *""",
-        batch_id, tenant_id, mapping_id, batch.units, batch.origin, batch.reason,
+        batch_id, tenant_id, mapping_id, batch.units, batch.origin.value, batch.reason,
         batch.created_by))
     specs = expand_stock_batch(str(batch_id), batch.mapping, batch.units)
     await conn.executemany(

@@ -17,6 +17,11 @@ class StockBatchStatus(StrEnum):
     CANCELLED = "CANCELLED"
 
 
+class BatchOrigin(StrEnum):
+    MANUAL = "MANUAL"  # an operator asked for it
+    REPLENISHMENT = "REPLENISHMENT"  # the scheduler found the product below its minimum
+
+
 class LedgerType(StrEnum):
     PRODUCED = "PRODUCED"  # a stock batch finished: units onto the shelf
     CONSUMED = "CONSUMED"  # an order shipped with reserved units: they leave the shelf

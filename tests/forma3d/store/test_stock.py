@@ -12,7 +12,7 @@ import pytest
 
 from forma3d.db.pool import Pool
 from forma3d.domain.inventory.ledger import InsufficientStock, LedgerError, direction_of
-from forma3d.domain.inventory.states import LedgerType, ReferenceType, StockBatchStatus
+from forma3d.domain.inventory.states import BatchOrigin, LedgerType, ReferenceType, StockBatchStatus
 from forma3d.domain.printing.states import PrintJobStatus
 from forma3d.domain.statemachine import IllegalTransition
 from forma3d.store import print_jobs, stock, stock_batches
@@ -95,7 +95,7 @@ async def _batch(pool: Pool, tenant_id: uuid.UUID, mapping_id: uuid.UUID,
         mapping = await stock.mapping(conn, tenant_id, mapping_id)
         assert mapping is not None
         return await stock_batches.create(conn, tenant_id, stock_batches.NewBatch(
-            mapping, units, "REPLENISHMENT"), max_attempts=3, tags={})
+            mapping, units, BatchOrigin.REPLENISHMENT), max_attempts=3, tags={})
 
 
 async def _finish(pool: Pool, tenant_id: uuid.UUID, batch: dict[str, Any],
