@@ -49,7 +49,6 @@ from forma3d.store.integrations import load_integration
 from forma3d.store.tenants import tenant_settings
 
 HANDLERS: Handlers[TenantScope] = Handlers()
-ON_PRINTER = ("ASSIGNED", "PRINTING")
 
 
 def _user(by: str | None) -> stock.Reference:

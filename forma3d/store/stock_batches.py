@@ -31,6 +31,7 @@ from forma3d.store import print_jobs, stock
 from forma3d.store.events import record
 
 Row = dict[str, Any]
+ON_PRINTER = (PrintJobStatus.ASSIGNED, PrintJobStatus.PRINTING)
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,9 +162,9 @@ async def cancel(conn: Connection, batch: Row, mapping: ProductMapping, reason: 
                           PrintJobStatus.QUEUED, PrintJobStatus.ASSIGNED,
                           PrintJobStatus.PRINTING):
         before = dict(job)
-        if await print_jobs.set_job_status(conn, job, PrintJobStatus.CANCELLED, error=reason) \
-                and before["printer_id"] is not None and before["status"] in ("ASSIGNED",
-                                                                              "PRINTING"):
+        cancelled = await print_jobs.set_job_status(conn, job, PrintJobStatus.CANCELLED,
+                                                    error=reason)
+        if cancelled and before["printer_id"] is not None and before["status"] in ON_PRINTER:
             on_printer.append(before)
     units = await _produce(conn, batch, mapping, await jobs(conn, batch["tenant_id"], batch["id"]))
     await set_status(conn, batch, StockBatchStatus.CANCELLED, units_produced=units, reason=reason)

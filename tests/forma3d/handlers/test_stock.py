@@ -333,3 +333,27 @@ async def test_replenishment_batches_products_below_minimum_only_in_quiet_hours(
         "SELECT count(*) FROM event_log WHERE tenant_id = $1"
         " AND type = 'stock.replenishment-scheduled'", shop.tenant_id)
     assert events == 1 * 2 + 5  # vase: two parts; benchy: five units of one part
+
+
+async def test_cancelling_a_batch_stops_the_printer_running_one_of_its_jobs(
+        shop: Farm, tenant: Tenant) -> None:
+    benchy = await mapping_of(shop, BENCHY)
+    batch_id = await tenant.do(handlers.create_batch, CreateStockBatch(
+        tenant_id=shop.tenant_id, mapping_id=benchy, units=2))
+    running, _queued = await stock_batches.jobs(shop.pool, shop.tenant_id, batch_id)
+    printer_id = uuid.uuid4()
+    await shop.pool.execute("INSERT INTO printers (id, tenant_id, name) VALUES ($1, $2, 'MK4')",
+                            printer_id, shop.tenant_id)
+    async with shop.pool.acquire() as conn, conn.transaction():
+        await print_jobs.set_job_status(conn, running, print_jobs.PrintJobStatus.PRINTING,
+                                        printer_id=printer_id)
+    assert await tenant.do(handlers.cancel_batch, CancelStockBatch(
+        tenant_id=shop.tenant_id, stock_batch_id=batch_id, reason="overstocked")) == "CANCELLED"
+    stops = await shop.pool.fetch(
+        "SELECT target_key, payload FROM outbox WHERE tenant_id = $1"
+        " AND message_type = 'printer.control'", shop.tenant_id)
+    assert [(r["target_key"], r["payload"]["action"]) for r in stops] == [
+        (str(printer_id), "cancel")]
+    assert {j["status"] for j in await stock_batches.jobs(shop.pool, shop.tenant_id,
+                                                          batch_id)} == {"CANCELLED"}
+    assert await level(shop, benchy) == (0, 0, 0)
