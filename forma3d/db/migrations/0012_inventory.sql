@@ -78,6 +78,13 @@ ALTER TABLE print_jobs ADD COLUMN stock_batch_id uuid REFERENCES stock_batches (
 CREATE INDEX print_jobs_tenant_batch ON print_jobs (tenant_id, stock_batch_id)
     WHERE stock_batch_id IS NOT NULL;
 
+-- The smart queue puts order jobs before stock jobs (store.print_jobs.CANDIDATES); its index
+-- follows, replacing the one of 0005.
+DROP INDEX IF EXISTS print_jobs_smart_queue;
+CREATE INDEX print_jobs_smart_queue ON print_jobs
+    (tenant_id, (purpose = 'STOCK'), priority DESC, position, created_at)
+    WHERE status = 'QUEUED' AND farm_queue_item_id IS NULL;
+
 -- Levels for reads: settings, the last balance, and units being printed for stock.
 CREATE VIEW stock_levels AS
 SELECT s.tenant_id, s.mapping_id, m.sku, m.variant_id, m.name,
