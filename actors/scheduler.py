@@ -1,4 +1,5 @@
-"""Scheduler: the cluster's clock for periodic entity work (farm reconciliation, Shopify backfill).
+"""Scheduler: the cluster's clock for periodic entity work (farm reconciliation, Shopify backfill,
+stock replenishment).
 
 Ticks `ask` and wait, so a slow tenant delays its own next tick instead of piling up messages.
 """
@@ -18,6 +19,7 @@ from actors.router import EntityRouter
 from forma3d import logs
 from forma3d.config import settings
 from forma3d.db.pool import Pool, create_pool
+from forma3d.messaging.stock import ReplenishStock
 from forma3d.messaging.tenant import BackfillOrders, ReconcileFarm, TenantMessage
 
 log = logging.getLogger(__name__)
@@ -27,6 +29,10 @@ STALE_MARGIN_SECONDS = 30.0  # beyond a round's own timeout before the loop coun
 ACTIVE_FARM_TENANTS = """SELECT DISTINCT tenant_id FROM print_jobs
     WHERE status IN ('QUEUED', 'PRINTING') AND farm_queue_item_id IS NOT NULL"""
 SHOPIFY_TENANTS = "SELECT tenant_id FROM integrations WHERE service = 'shopify' AND enabled"
+STOCK_TENANTS = """SELECT id AS tenant_id FROM tenants
+    WHERE coalesce((settings ->> 'stock_management_enabled')::boolean, false)"""
+# Each tick checks the tenant's quiet hours itself, so a few minutes' lateness is all it costs.
+REPLENISH_SECONDS = 300.0
 
 
 async def tick(pool: Pool, router: EntityRouter, sql: str, message: type[TenantMessage],
@@ -53,7 +59,8 @@ class Scheduler:
         self.host_count = host_count
         self.periods: dict[type[TenantMessage], tuple[str, float]] = {
             ReconcileFarm: (ACTIVE_FARM_TENANTS, reconcile_seconds),
-            BackfillOrders: (SHOPIFY_TENANTS, backfill_seconds)}
+            BackfillOrders: (SHOPIFY_TENANTS, backfill_seconds),
+            ReplenishStock: (STOCK_TENANTS, REPLENISH_SECONDS)}
         self.ticks = {message.type: 0 for message in self.periods}
         self.connected = Lazy(self._connect)
         self.loops = Loops("scheduler", [

@@ -202,7 +202,8 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 
     logs.configure("WARNING")
     options = DemoOptions(orders=args.orders, failure_rate=args.failure_rate,
-                          timeout=args.timeout, speedup=args.speedup, api=args.api)
+                          timeout=args.timeout, speedup=args.speedup, api=args.api,
+                          stock_ratio=args.stock_ratio)
     # Ray writes its own notices to stdout while a stack starts and stops in this process; they
     # go to stderr so stdout carries only the report (one JSON object with --json).
     with contextlib.redirect_stdout(sys.stderr):
@@ -276,6 +277,9 @@ def _demo_parser(sub: Any) -> None:
     demo.add_argument("--failure-rate", type=_rate, default=0.0,
                       help="share of prints the sandbox farm fails (default 0)")
     demo.add_argument("--timeout", type=float, default=300.0, help="seconds to wait (300)")
+    demo.add_argument("--stock-ratio", type=_rate, default=0.0,
+                      help="turn Stock Management on and stock about this share of the demand "
+                           "first (0..1, default 0)")
     demo.add_argument("--speedup", type=float, default=3600.0,
                       help="sandbox clock speed-up (default 3600: a print hour per second)")
     demo.add_argument("--api", help="base URL of a running stack (default: the configured "

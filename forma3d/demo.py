@@ -43,6 +43,7 @@ class DemoOptions:
     failure_rate: float = 0.0
     timeout: float = 300.0
     speedup: float = 3600.0  # one simulated hour of printing per real second
+    stock_ratio: float = 0.0  # share of the demand put on the shelf first (Stock Management on)
     api: str | None = None
     shopify_url: str | None = None
     simplyprint_url: str | None = None
@@ -163,6 +164,39 @@ async def _configure(client: httpx.AsyncClient, t: Target, options: DemoOptions)
                         "mode?") from None
 
 
+async def _seed_stock(conn: Any, t: Target, orders: int, ratio: float) -> dict[str, int]:
+    """Turn Stock Management on and put about `ratio` of the demand of the orders to come on
+    the shelf (ADJUSTED entries with a reason, through the store's ledger); returns the units
+    added per SKU."""
+    from forma3d.domain.inventory.ledger import direction_of
+    from forma3d.domain.inventory.states import LedgerType, ReferenceType
+    from forma3d.store import stock
+
+    demand: Counter[str] = Counter()
+    for index in range(orders):
+        for line in order_lines(index):
+            demand[line["sku"]] += line["quantity"]
+    added: dict[str, int] = {}
+    async with conn.transaction():
+        await stock.set_tenant_settings(conn, t.tenant_id, {"stock_management_enabled": True})
+        for sku, units in sorted(demand.items()):
+            mapping_id = await conn.fetchval(
+                "SELECT id FROM product_mappings WHERE tenant_id = $1 AND sku = $2"
+                " AND variant_id = ''", t.tenant_id, sku)
+            if mapping_id is None:
+                continue
+            level = await stock.level(conn, t.tenant_id, mapping_id)
+            missing = round(units * ratio) - (level["available"] if level else 0)
+            if missing > 0:
+                await stock.record(conn, t.tenant_id, mapping_id, LedgerType.ADJUSTED, missing,
+                                   stock.Reference(ReferenceType.USER, "forma3d demo",
+                                                   created_by="forma3d demo"),
+                                   direction=direction_of(LedgerType.ADJUSTED, missing),
+                                   reason=f"demo: stock for --stock-ratio {ratio:g}")
+                added[sku] = missing
+    return added
+
+
 async def _send(client: httpx.AsyncClient, t: Target, count: int) -> list[int]:
     ids: list[int] = []
     for index in range(count):
@@ -255,6 +289,15 @@ async def _report(conn: Any, client: httpx.AsyncClient, t: Target,
     listed.raise_for_status()
     ours = [o for o in listed.json()["orders"] if int(o["id"]) in set(ids)]
     farm = await _farm(client, t, keys)
+    ledger = await conn.fetchrow(
+        """SELECT coalesce(sum(quantity) FILTER (WHERE entry_type = 'RESERVED'), 0) AS reserved,
+                  coalesce(sum(quantity) FILTER (WHERE entry_type = 'CONSUMED'), 0) AS consumed,
+                  coalesce(sum(quantity) FILTER (WHERE entry_type = 'RELEASED'), 0) AS released
+             FROM stock_ledger WHERE tenant_id = $1 AND order_id = ANY($2)""",
+        t.tenant_id, order_ids)
+    demanded = await conn.fetchval(
+        "SELECT coalesce(sum(quantity), 0) FROM line_items WHERE tenant_id = $1"
+        " AND order_id = ANY($2)", t.tenant_id, order_ids)
     report: dict[str, Any] = {
         "orders": len(orders),
         "orders_sent": len(ids),
@@ -271,6 +314,12 @@ async def _report(conn: Any, client: httpx.AsyncClient, t: Target,
         "farm_prints_failed": farm["failed"],
         "shipments": int(shipments),
         "sendcloud_api": "+".join(apis) or configured,
+        "units_ordered": int(demanded),
+        # Read back from the ledger: units reserved for these orders, and how many of them
+        # left the shelf when their orders shipped (equal once every order is fulfilled).
+        "units_from_stock": int(ledger["reserved"]),
+        "stock_units_consumed": int(ledger["consumed"]),
+        "stock_units_released": int(ledger["released"]),
         "shopify_fulfillments": sum(
             1 for o in ours for f in o.get("fulfillments", []) if f.get("status") == "success"),
         "shopify_fulfilled_orders": sum(1 for o in ours if o.get("fulfillment_status")
@@ -323,6 +372,8 @@ async def drive(t: Target, options: DemoOptions, show_progress: bool) -> dict[st
     try:
         async with httpx.AsyncClient(timeout=30) as client:
             await _configure(client, t, options)
+            seeded = (await _seed_stock(conn, t, options.orders, options.stock_ratio)
+                      if options.stock_ratio > 0 else {})
             started = time.monotonic()
             ids = await _send(client, t, options.orders)
             finished = await _wait(conn, t, ids, options.timeout, show_progress)
@@ -330,7 +381,8 @@ async def drive(t: Target, options: DemoOptions, show_progress: bool) -> dict[st
             report = await _report(conn, client, t, ids)
     finally:
         await conn.close()
-    report.update({"timed_out": not finished, "elapsed_s": round(elapsed, 1),
+    report.update({"stock_ratio": options.stock_ratio, "stock_seeded": seeded,
+                   "timed_out": not finished, "elapsed_s": round(elapsed, 1),
                    "failure_rate": options.failure_rate, "speedup": options.speedup})
     return report
 
@@ -341,6 +393,8 @@ def run_demo(options: DemoOptions, settings: Settings, *, show_progress: bool = 
         raise DemoError("--orders must be at least 1")
     if not 0.0 <= options.failure_rate <= 1.0:
         raise DemoError("--failure-rate must be between 0 and 1")
+    if not 0.0 <= options.stock_ratio <= 1.0:
+        raise DemoError("--stock-ratio must be between 0 and 1")
     with target(options, settings) as t:
         return asyncio.run(drive(t, options, show_progress))
 
@@ -358,6 +412,8 @@ def summary(report: dict[str, Any]) -> str:
         f"shipments   {report['shipments']} (Sendcloud {report['sendcloud_api']}); "
         f"Shopify fulfillments "
         f"{report['shopify_fulfillments']}",
+        f"stock       {report['units_from_stock']} of {report['units_ordered']} units from "
+        f"stock ({report['stock_units_consumed']} consumed on shipment)",
         f"latency     webhook->queued p50 {queued['p50']} ms p99 {queued['p99']} ms; "
         f"webhook->fulfilled p50 {fulfilled['p50']} ms p99 {fulfilled['p99']} ms",
         f"run         {report['elapsed_s']} s at {report['speedup']:g}x simulated time, "

@@ -51,6 +51,9 @@ class EventType(StrEnum):
     GRIDFLOCK_PIPELINE_FAILED = "gridflock.pipeline-failed"
     STOCK_BATCH_COMPLETED = "stock.batch-completed"
     STOCK_REPLENISHMENT_SCHEDULED = "stock.replenishment-scheduled"
+    STOCK_LEVEL_CHANGED = "stock.level-changed"
+    STOCK_BATCH_STATUS_CHANGED = "stock.batch-status-changed"
+    STOCK_SETTINGS_CHANGED = "stock.settings-changed"
     INTEGRATION_SHOPIFY_CHANGED = "integration.shopify-changed"
     INTEGRATION_SIMPLYPRINT_CHANGED = "integration.simplyprint-changed"
     INTEGRATION_SENDCLOUD_CHANGED = "integration.sendcloud-changed"
@@ -338,6 +341,51 @@ class StockReplenishmentScheduled(EventPayload):
     part_id: Id
     copy_number: int = Field(ge=1)
     sku: str | None = None
+
+
+@_register(
+    EventType.STOCK_LEVEL_CHANGED,
+    "0.0.1",
+    "One stock ledger entry was recorded; carries the entry and the balance it leads to.",
+)
+class StockLevelChanged(EventPayload):
+    product_mapping_id: Id
+    ledger_entry_id: Id
+    entry_type: str
+    direction: str
+    quantity: int = Field(ge=1)
+    on_hand: int = Field(ge=0)
+    reserved: int = Field(ge=0)
+    available: int = Field(ge=0)
+    reference_type: str
+    reference_id: str | None = None
+    reason: str | None = None
+
+
+@_register(
+    EventType.STOCK_BATCH_STATUS_CHANGED,
+    "0.0.1",
+    "A stock batch was created, completed or cancelled.",
+)
+class StockBatchStatusChanged(EventPayload):
+    stock_batch_id: Id
+    product_id: Id
+    previous_status: str | None = None
+    new_status: str
+    units: int = Field(ge=1)
+    reason: str | None = None
+
+
+@_register(
+    EventType.STOCK_SETTINGS_CHANGED,
+    "0.0.1",
+    "A product's stock settings (minimum, maximum, priority, batch size) or the tenant's "
+    "stock management settings changed.",
+)
+class StockSettingsChanged(EventPayload):
+    product_mapping_id: str | None = None
+    before: dict[str, Any]
+    after: dict[str, Any]
 
 
 # --- integrations ---------------------------------------------------------------------------

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, Field, field_validator
+
+from forma3d.domain.inventory.replenishment import parse_clock
 
 
 class TenantSettings(BaseModel):
@@ -23,3 +28,27 @@ class TenantSettings(BaseModel):
     gridflock_max_mm: float = Field(default=1000.0, gt=0)
     gridflock_printer_profile: str = "bambu-a1"
     gridflock_required_tags: list[str] = Field(default_factory=list, max_length=32)
+    # Stock Management (inventory). Off by default: with it on, orders take available units
+    # from stock before anything is printed, and the replenishment scheduler prints products
+    # below their minimum in the quiet hours (local time in `stock_time_zone`, may wrap over
+    # midnight). Parts already printed for a cancelled order go to stock or to scrap.
+    stock_management_enabled: bool = False
+    stock_quiet_start: str = "22:00"
+    stock_quiet_end: str = "06:00"
+    stock_time_zone: str = "UTC"
+    stock_cancelled_parts: Literal["STOCK", "SCRAP"] = "STOCK"
+
+    @field_validator("stock_quiet_start", "stock_quiet_end")
+    @classmethod
+    def _clock(cls, value: str) -> str:
+        parse_clock(value)
+        return value
+
+    @field_validator("stock_time_zone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value

@@ -18,9 +18,11 @@ from typing import Any, TypeVar
 from forma3d.db.pool import Connection, Pool
 from forma3d.domain.events import EventType
 from forma3d.domain.gridflock.sku import is_custom_sku
+from forma3d.domain.inventory.batch import units_produced
 from forma3d.domain.orders.expansion import expand_line_item
 from forma3d.domain.orders.shopify_order import ShopifyAddress, split_street
 from forma3d.domain.orders.states import ORDER_MACHINE, LineItemStatus, OrderStatus
+from forma3d.domain.printing.mapping import ProductMapping
 from forma3d.domain.printing.states import ACTIVE_JOB_STATUSES, PrintJobStatus
 from forma3d.domain.shipping.parcel import parcel_weight_kg
 from forma3d.domain.shipping.states import (
@@ -59,7 +61,7 @@ from forma3d.messaging.order import (
 from forma3d.messaging.printer import ControlPrinter, ReleasePrinter
 from forma3d.messaging.refusals import Conflict, NotFound
 from forma3d.store import orders as store
-from forma3d.store import print_jobs, shipments
+from forma3d.store import print_jobs, shipments, stock
 from forma3d.store.events import record
 from forma3d.store.integrations import load_integration
 from forma3d.store.outbox import send
@@ -120,10 +122,13 @@ async def _integration(order: Order, model: type[S]) -> S:
 
 
 async def expand(conn: Connection, tenant_id: uuid.UUID, order_id: uuid.UUID) -> int:
-    """Resolve mappings and create print jobs for every line item that can start; returns the
-    number of jobs created (idempotent: jobs are unique per order, line item, part and copy)."""
+    """Resolve mappings, take what stock has (Stock Management on), and create print jobs for
+    the rest of every line item that can start; returns the number of jobs created. Idempotent:
+    a line item's reservation is made once (the ledger remembers it) and jobs are unique per
+    order, line item, part and copy."""
     created = 0
-    attempts = (await tenant_settings(conn, tenant_id)).max_print_attempts
+    settings = await tenant_settings(conn, tenant_id)
+    ready: list[tuple[dict[str, Any], ProductMapping, bool]] = []
     for item in await store.line_items(conn, tenant_id, order_id, *EXPANDABLE, lock=True):
         sku = item["sku"] or ""
         # --- GridFlock (issue 5): GRID-CUSTOM maps through its canonical SKU, or waits/holds.
@@ -140,23 +145,29 @@ async def expand(conn: Connection, tenant_id: uuid.UUID, order_id: uuid.UUID) ->
                     conn, item, LineItemStatus.NEEDS_MAPPING,
                     reason=f"no product mapping for SKU {item['sku']!r}")
             continue
-        specs = expand_line_item(str(order_id), str(item["id"]), item["quantity"], mapping)
+        ready.append((item, mapping, settings.stock_management_enabled
+                      and not is_custom_sku(item["sku"] or "")))
+    # Stock rows are locked in one order first, so orders never deadlock on each other.
+    await stock.lock_items(conn, tenant_id, [uuid.UUID(m.mapping_id) for _, m, s in ready if s])
+    for item, mapping, use_stock in ready:
         mapping_id = uuid.UUID(mapping.mapping_id)
+        from_stock = await stock.ever_reserved(conn, tenant_id, item["id"])
+        if use_stock and from_stock == 0:
+            from_stock = await stock.reserve(conn, item, mapping_id, item["quantity"])
+        specs = expand_line_item(str(order_id), str(item["id"]), item["quantity"], mapping,
+                                 from_stock=from_stock)
+        if not specs:
+            await store.set_line_item_status(conn, item, LineItemStatus.FROM_STOCK,
+                                             mapping_id=mapping_id, reason=None)
+            continue
         await print_jobs.insert_order_jobs(conn, tenant_id, item["id"], specs,
-                                           await _required_tags(conn, tenant_id, mapping_id),
-                                           attempts)
+                                           await stock.part_tags(conn, tenant_id, mapping_id),
+                                           settings.max_print_attempts)
         created += len(specs)
         await store.set_line_item_status(conn, item, LineItemStatus.PRINTING,
                                          mapping_id=mapping_id, parts_total=len(specs),
                                          reason=None)
     return created
-
-
-async def _required_tags(conn: Connection, tenant_id: uuid.UUID,
-                         mapping_id: uuid.UUID) -> dict[str, list[str]]:
-    rows = await conn.fetch("SELECT id, required_tags FROM mapping_parts"
-                            " WHERE tenant_id = $1 AND mapping_id = $2", tenant_id, mapping_id)
-    return {str(r["id"]): list(r["required_tags"]) for r in rows}
 
 
 async def _settle(order: Order, conn: Connection) -> OrderStatus:
@@ -181,7 +192,7 @@ async def start(order: Order, message: StartOrder) -> int:
                                                PrintJobStatus.PENDING):
             await print_jobs.set_job_status(conn, job, PrintJobStatus.QUEUED,
                                             queued_at=datetime.now(UTC))
-        await store.recompute(conn, order.tenant_id, order.order_id)
+        await _settle(order, conn)  # served entirely from stock: ships without printing
     placed: int = await submit(order, order.submit_jobs())
     return placed
 
@@ -217,8 +228,8 @@ async def job_status(order: Order, message: JobStatusReport, conn: Connection) -
             job["farm_queue_item_id"] not in (None, message.queue_item_id):
         return "stale: an earlier attempt"
     status = PrintJobStatus(message.status)
-    if await _status(order, conn) == OrderStatus.CANCELLED and \
-            status != PrintJobStatus.COMPLETED:
+    cancelled = await _status(order, conn) == OrderStatus.CANCELLED
+    if cancelled and status != PrintJobStatus.COMPLETED:
         return "order cancelled"
     at = message.at or datetime.now(UTC)
     links = {k: v for k, v in (("farm_job_uid", message.farm_job_uid),
@@ -233,6 +244,8 @@ async def job_status(order: Order, message: JobStatusReport, conn: Connection) -
         changed = await _failed(order, conn, job, status, message.error or message.status, at)
     if changed:
         await _settle(order, conn)
+        if cancelled:
+            await _late_print(order, conn, job)
     return "applied" if changed else "ignored"
 
 
@@ -446,6 +459,7 @@ async def _fulfil(order: Order, shipment: ShipmentRow) -> bool:
         row = await store.get_order(conn, order.order_id, lock=True)
         assert row is not None
         if ORDER_MACHINE.can(row.status, OrderStatus.FULFILLED):
+            await _consume_stock(conn, order.order_id, order.tenant_id)
             await store.set_order_status(
                 conn, row, OrderStatus.FULFILLED, reason=None,
                 detail={"shopify_fulfillment_id": None if fulfillment_id is None
@@ -554,12 +568,62 @@ async def _cancel_rows(order: Order, conn: Connection, reason: str | None, stop_
         await print_jobs.set_job_status(conn, job, PrintJobStatus.CANCELLED,
                                         error="order cancelled")
     live = [s for s in LineItemStatus if s != LineItemStatus.CANCELLED]
-    for item in await store.line_items(conn, order.tenant_id, order.order_id, *live, lock=True):
+    items = await store.line_items(conn, order.tenant_id, order.order_id, *live, lock=True)
+    await _stock_back(order, conn, items)
+    for item in items:
         await store.set_line_item_status(conn, item, LineItemStatus.CANCELLED,
                                          reason=reason or "order cancelled")
     shipment = await shipments.get_shipment(conn, order.tenant_id, order.order_id, lock=True)
     if shipment is not None and SHIPMENT_MACHINE.can(shipment.status, parcel_status):
         await shipments.set_shipment_status(conn, shipment, parcel_status)
+
+
+# --- stock ---------------------------------------------------------------------------------
+
+
+async def _stock_back(order: Order, conn: Connection, items: list[dict[str, Any]]) -> None:
+    """A cancelled order's reservations go back to the shelf; with Stock Management on, whole
+    units already printed for it go to stock or scrap (tenant setting), a ledger entry either
+    way. Safe to repeat: only outstanding reservations and newly printed units move."""
+    settings = await tenant_settings(conn, order.tenant_id)
+    mapped = [i for i in items if i["mapping_id"] is not None]
+    await stock.lock_items(conn, order.tenant_id, [i["mapping_id"] for i in mapped])
+    for item in mapped:
+        await stock.release(conn, item, "order cancelled")
+        if settings.stock_management_enabled:
+            await _return_printed(conn, item, scrap=settings.stock_cancelled_parts == "SCRAP")
+
+
+async def _return_printed(conn: Connection, item: dict[str, Any], *, scrap: bool) -> None:
+    mapping = await stock.mapping(conn, item["tenant_id"], item["mapping_id"])
+    if mapping is None:
+        return
+    done = await conn.fetch(
+        "SELECT part_id::text AS part, count(*) AS n FROM print_jobs WHERE tenant_id = $1"
+        " AND line_item_id = $2 AND status = 'COMPLETED' GROUP BY part_id",
+        item["tenant_id"], item["id"])
+    units = units_produced(mapping, {r["part"]: r["n"] for r in done})
+    if units > 0:
+        await stock.return_printed(conn, item, item["mapping_id"], units, scrap=scrap)
+
+
+async def _late_print(order: Order, conn: Connection, job: dict[str, Any]) -> None:
+    """A print left running when its order was cancelled has finished: its unit may be whole."""
+    settings = await tenant_settings(conn, order.tenant_id)
+    if not settings.stock_management_enabled:
+        return
+    for item in await store.line_items(conn, order.tenant_id, order.order_id,
+                                       LineItemStatus.CANCELLED):
+        if item["id"] == job["line_item_id"] and item["mapping_id"] is not None:
+            await _return_printed(conn, item, scrap=settings.stock_cancelled_parts == "SCRAP")
+
+
+async def _consume_stock(conn: Connection, order_id: uuid.UUID, tenant_id: uuid.UUID) -> None:
+    """The order shipped: the units reserved for it leave the shelf (CONSUMED)."""
+    items = await store.line_items(conn, tenant_id, order_id)
+    await stock.lock_items(conn, tenant_id, [i["mapping_id"] for i in items if i["mapping_id"]])
+    for item in items:
+        await stock.consume(conn, item)
 
 
 ENTITY = EntitySpec("order", load, HANDLERS)

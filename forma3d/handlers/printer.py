@@ -50,6 +50,7 @@ from forma3d.messaging.printer import (
     UpdatePrinter,
 )
 from forma3d.messaging.refusals import Conflict
+from forma3d.messaging.stock import StockJobReport
 from forma3d.retry import backoff_delay
 from forma3d.store import outbox, print_jobs, printers
 from forma3d.store.events import record
@@ -427,7 +428,10 @@ async def _job_update(printer: Printer, conn: Connection, job: dict[str, Any],
         fields["completed_at"] = at
     else:
         fields["error"] = error or status.value
-    await print_jobs.set_job_status(conn, dict(row.items()), status, **fields)
+    if await print_jobs.set_job_status(conn, dict(row.items()), status, **fields) \
+            and status != PrintJobStatus.PRINTING:
+        # The tenant owns stock: it retries a failed stock job and completes its batch.
+        await outbox.send(conn, StockJobReport(tenant_id=printer.tenant_id, print_job_id=job["id"]))
 
 
 async def _release(printer: Printer, job: dict[str, Any], reason: str) -> str:

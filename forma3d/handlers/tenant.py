@@ -1,6 +1,6 @@
 """The tenant entity (one per tenant): turns inbound webhooks into order and printer messages,
-resumes held orders when a mapping appears, reconciles the farm, backfills Shopify and keeps
-the tenant's stock ledger.
+resumes held orders when a mapping appears, reconciles the farm, backfills Shopify; its
+catalogue, queue order and stock (ledger, batches, replenishment) have their own modules.
 
 Webhooks arrive stored in the inbox (forma3d.store.inbox); each is processed once and marked,
 with the reason when it could not be used.
@@ -19,16 +19,16 @@ from pydantic import ValidationError
 from forma3d.db.pool import Connection, record_to_dict
 from forma3d.domain.orders.shopify_order import ORDER_TOPICS, ShopifyOrder
 from forma3d.domain.printing.reconcile import JobUpdate, reconcile
-from forma3d.handlers import catalog, queue
+from forma3d.handlers import catalog, queue, stock
 from forma3d.handlers.registry import EntitySpec, Handlers
 from forma3d.handlers.services import Services
 from forma3d.integrations.settings import ShopifySettings, SimplyPrintSettings
 from forma3d.integrations.simplyprint import webhook_job_status
-from forma3d.messaging.envelope import delivery_id
+from forma3d.messaging.message import Message
 from forma3d.messaging.order import CancelOrder, JobStatusReport, ShipmentStatusReport, StartOrder
 from forma3d.messaging.printer import FarmEvent
+from forma3d.messaging.stock import StockJobReport
 from forma3d.messaging.tenant import (
-    AdjustStock,
     BackfillOrders,
     FarmWebhook,
     GetTenant,
@@ -37,7 +37,7 @@ from forma3d.messaging.tenant import (
     SendcloudWebhook,
     ShopifyWebhook,
 )
-from forma3d.store import inbox, stock
+from forma3d.store import inbox
 from forma3d.store import orders as store_orders
 from forma3d.store.integrations import load_integration
 from forma3d.store.outbox import send
@@ -134,10 +134,13 @@ async def backfill(tenant: Tenant, message: BackfillOrders) -> int:
 # --- SimplyPrint ------------------------------------------------------------------------
 
 
-def _report(tenant_id: uuid.UUID, order_id: uuid.UUID, update: JobUpdate) -> JobStatusReport:
-    """The order's message for what the farm says about one of its jobs."""
-    return JobStatusReport.model_validate(
-        {**update.payload(), "tenant_id": tenant_id, "order_id": order_id})
+def _report(tenant_id: uuid.UUID, order_id: uuid.UUID | None, update: JobUpdate) -> Message:
+    """The owner's message for what the farm says about a job: its order's, or for a stock job
+    (no order) this tenant's own."""
+    payload = {**update.payload(), "tenant_id": tenant_id}
+    if order_id is None:
+        return StockJobReport.model_validate(payload)
+    return JobStatusReport.model_validate(payload | {"order_id": order_id})
 
 
 @HANDLERS.step(FarmWebhook)
@@ -281,17 +284,8 @@ async def mapping_changed(tenant: Tenant, message: MappingChanged, conn: Connect
     return len(orders)
 
 
-# --- stock ------------------------------------------------------------------------------
-
-
-@HANDLERS.command(AdjustStock)
-async def adjust_stock(tenant: Tenant, message: AdjustStock, conn: Connection) -> int:
-    """Apply a signed stock change as an immutable ledger entry; returns the new level."""
-    return await stock.adjust(conn, tenant.tenant_id, message.sku, message.quantity,
-                              transaction_type=message.transaction_type, reason=message.reason,
-                              message_id=delivery_id.get())
-
-
-# The tenant also owns its catalogue and its queue's order; their handlers live in their modules.
+# The tenant also owns its catalogue, its queue's order and its stock; their handlers live in
+# their modules.
 ENTITY = EntitySpec("tenant", load, Handlers.merged(
-    HANDLERS, cast(Handlers[Tenant], catalog.HANDLERS), cast(Handlers[Tenant], queue.HANDLERS)))
+    HANDLERS, cast(Handlers[Tenant], catalog.HANDLERS), cast(Handlers[Tenant], queue.HANDLERS),
+    cast(Handlers[Tenant], stock.HANDLERS)))

@@ -3,4 +3,4 @@
 Importing this package registers every message type (one module per target kind).
 """
 
-from forma3d.messaging import fleet, gridflock, order, printer, tenant  # noqa: F401
+from forma3d.messaging import fleet, gridflock, order, printer, stock, tenant  # noqa: F401

@@ -59,10 +59,3 @@ class MappingChanged(TenantMessage):
     sku: str
     variant_id: str | None = None
 
-
-class AdjustStock(TenantMessage):
-    type: ClassVar[str] = "stock.adjust"
-    sku: str
-    quantity: int
-    transaction_type: str = "ADJUSTED"
-    reason: str | None = None

@@ -26,9 +26,9 @@ from forma3d.domain.printing.states import PRINT_JOB_MACHINE, PrintJobStatus
 from forma3d.domain.statemachine import IllegalTransition
 from forma3d.store.events import record
 
-CANDIDATES = """SELECT id, priority, position, created_at, required_tags FROM print_jobs
+CANDIDATES = """SELECT id, purpose, priority, position, created_at, required_tags FROM print_jobs
     WHERE tenant_id = $1 AND status = 'QUEUED' AND NOT held AND farm_queue_item_id IS NULL
-    ORDER BY priority DESC, position, created_at, id LIMIT $2 OFFSET $3"""
+    ORDER BY purpose = 'STOCK', priority DESC, position, created_at, id LIMIT $2 OFFSET $3"""
 
 CLAIM = """UPDATE print_jobs SET status = 'ASSIGNED', printer_id = $3, assigned_at = now(),
         status_at = now(), updated_at = now()

@@ -9,27 +9,39 @@ from typing import ClassVar
 from actors.host import EntityHostCore
 from forma3d.db.pool import Pool
 from forma3d.messaging.envelope import Envelope
-from forma3d.messaging.tenant import AdjustStock, GetTenant
+from forma3d.messaging.stock import AdjustStock
+from forma3d.messaging.tenant import GetTenant
+from tests.forma3d.store.stock_fixtures import product
+
+PRODUCTS: dict[uuid.UUID, uuid.UUID] = {}  # tenant -> its stocked product mapping
+
+
+async def stocked(pool: Pool, tenant: uuid.UUID) -> uuid.UUID:
+    if tenant not in PRODUCTS:
+        PRODUCTS[tenant] = await product(pool, tenant)
+    return PRODUCTS[tenant]
 
 
 def adjust(tenant: uuid.UUID, quantity: int, *, durable: bool = False) -> Envelope:
-    return AdjustStock(tenant_id=tenant, sku="CUBE", quantity=quantity).envelope(durable=durable)
+    return AdjustStock(tenant_id=tenant, mapping_id=PRODUCTS[tenant], quantity=quantity,
+                       reason="counted").envelope(durable=durable)
 
 
 async def level(pool: Pool, tenant: uuid.UUID) -> int | None:
     value: int | None = await pool.fetchval(
-        "SELECT quantity FROM stock_levels WHERE tenant_id = $1 AND sku = 'CUBE'", tenant)
+        "SELECT on_hand FROM stock_levels WHERE tenant_id = $1", tenant)
     return value
 
 
 async def test_durable_redelivery_changes_nothing(database_url: str, db_pool: Pool,
                                                   tenant_id: uuid.UUID) -> None:
+    await stocked(db_pool, tenant_id)
     host = EntityHostCore(0, 1, database_url)
     try:
         message = adjust(tenant_id, 3, durable=True)
         first = await host.deliver(message)
         again = await host.deliver(message)
-        assert first.ok and first.value == 3 and not first.duplicate
+        assert first.ok and first.value["on_hand"] == 3 and not first.duplicate
         assert again.ok and again.duplicate
         assert await level(db_pool, tenant_id) == 3
         ledger = await db_pool.fetch(
@@ -42,12 +54,13 @@ async def test_durable_redelivery_changes_nothing(database_url: str, db_pool: Po
 
 async def test_refused_message_rolls_back_and_reloads(database_url: str, db_pool: Pool,
                                                       tenant_id: uuid.UUID) -> None:
+    await stocked(db_pool, tenant_id)
     host = EntityHostCore(0, 1, database_url)
     try:
         assert (await host.deliver(adjust(tenant_id, 2))).ok
         refused = await host.deliver(adjust(tenant_id, -5, durable=True))
         assert not refused.ok and not refused.retryable
-        assert "negative" in (refused.error or "")
+        assert "2 available" in (refused.error or "")
         assert await level(db_pool, tenant_id) == 2
         # The refused message was not recorded as handled: nothing of it was committed.
         handled = await db_pool.fetchval(
@@ -63,11 +76,12 @@ async def test_refused_message_rolls_back_and_reloads(database_url: str, db_pool
 async def test_one_message_at_a_time_per_entity(database_url: str, db_pool: Pool,
                                                 tenant_id: uuid.UUID) -> None:
     """Concurrent read-modify-write through one entity never loses an update."""
+    await stocked(db_pool, tenant_id)
     host = EntityHostCore(0, 1, database_url, pool_size=8)
     try:
         replies = await asyncio.gather(*(host.deliver(adjust(tenant_id, 1)) for _ in range(50)))
         assert all(r.ok for r in replies)
-        assert sorted(r.value for r in replies) == list(range(1, 51))
+        assert sorted(r.value["on_hand"] for r in replies) == list(range(1, 51))
         assert await level(db_pool, tenant_id) == 50
     finally:
         await host.close()
@@ -102,6 +116,7 @@ async def test_dispatcher_gives_up_on_a_message_that_keeps_failing(
         async def deliver(self, envelope: Envelope, timeout: float | None = None) -> Reply:
             return Reply(error="host unavailable", retryable=True)
 
+    await stocked(db_pool, tenant_id)
     async with db_pool.acquire() as conn, conn.transaction():
         await enqueue(conn, adjust(tenant_id, 1, durable=True))
     dispatcher = Dispatcher(db_pool, Unreachable(), give_up_after=timedelta(hours=1))  # type: ignore[arg-type]

@@ -11,13 +11,14 @@ import pytest
 
 from actors.runtime import Runtime
 from forma3d.db.pool import Pool
-from forma3d.messaging.tenant import AdjustStock, GetTenant
+from forma3d.messaging.stock import AdjustStock
+from forma3d.messaging.tenant import GetTenant
 from forma3d.store.outbox import send
 from forma3d.store.tenants import create_tenant
+from tests.forma3d.store.stock_fixtures import product
 
 pytestmark = pytest.mark.ray
 MESSAGES = 600
-SKU = "CRASH-CUBE"
 
 
 async def wait_for(predicate, timeout: float = 90.0) -> None:  # type: ignore[no-untyped-def]
@@ -32,13 +33,14 @@ async def wait_for(predicate, timeout: float = 90.0) -> None:  # type: ignore[no
 async def test_sigkill_entity_host_mid_stream(ray_runtime: Runtime, db_pool: Pool) -> None:
     tenants = [await create_tenant(db_pool, f"crash-{uuid.uuid4().hex[:10]}") for _ in range(8)]
     sent: dict[uuid.UUID, int] = dict.fromkeys(tenants, 0)
+    products = {t: await product(db_pool, t, "CRASH-CUBE") for t in tenants}
 
     async def produce() -> None:
         for i in range(MESSAGES):
             tenant = tenants[i % len(tenants)]
             async with db_pool.acquire() as conn, conn.transaction():
-                await send(conn, AdjustStock(tenant_id=tenant, sku=SKU, quantity=1,
-                                             reason=f"m{i}"))
+                await send(conn, AdjustStock(tenant_id=tenant, mapping_id=products[tenant],
+                                             quantity=1, reason=f"m{i}"))
             sent[tenant] += 1
             if i % 10 == 0:
                 await asyncio.sleep(0.005)
@@ -68,8 +70,7 @@ async def test_sigkill_entity_host_mid_stream(ray_runtime: Runtime, db_pool: Poo
         "SELECT count(DISTINCT reason) FROM stock_ledger WHERE tenant_id = ANY($1)", tenants)
     assert distinct == MESSAGES  # none lost, none doubled
     levels = dict(await db_pool.fetch(
-        "SELECT tenant_id, quantity FROM stock_levels WHERE tenant_id = ANY($1) AND sku = $2",
-        tenants, SKU))
+        "SELECT tenant_id, on_hand FROM stock_levels WHERE tenant_id = ANY($1)", tenants))
     assert levels == sent
     refused = await db_pool.fetchval(
         "SELECT count(*) FROM outbox WHERE tenant_id = ANY($1) AND last_error IS NOT NULL",

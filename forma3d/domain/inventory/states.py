@@ -1,16 +1,12 @@
-"""Stock-batch lifecycle and the vocabulary of ledger entries.
+"""Stock-batch lifecycle and the vocabulary of the stock ledger.
 
-A ledger entry's type says why stock changed and fixes which way it may move: PRODUCED only adds,
-CONSUMED and SCRAPPED only remove, ADJUSTED (an operator correction with a reason, or giving back
-stock consumed by a cancelled order) goes either way. Entries are never edited; a mistake is
-corrected by another ADJUSTED entry.
+The ledger's rules (which way each entry type may move, what it does to on-hand and reserved
+units, when a reason is required) live in one table, `ledger.RULES`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from enum import StrEnum
-from types import MappingProxyType
 
 from forma3d.domain.statemachine import StateMachine
 
@@ -21,11 +17,19 @@ class StockBatchStatus(StrEnum):
     CANCELLED = "CANCELLED"
 
 
+class BatchOrigin(StrEnum):
+    MANUAL = "MANUAL"  # an operator asked for it
+    REPLENISHMENT = "REPLENISHMENT"  # the scheduler found the product below its minimum
+
+
 class LedgerType(StrEnum):
-    PRODUCED = "PRODUCED"
-    CONSUMED = "CONSUMED"
-    ADJUSTED = "ADJUSTED"
-    SCRAPPED = "SCRAPPED"
+    PRODUCED = "PRODUCED"  # a stock batch finished: units onto the shelf
+    CONSUMED = "CONSUMED"  # an order shipped with reserved units: they leave the shelf
+    RESERVED = "RESERVED"  # an order took units: still on the shelf, no longer available
+    RELEASED = "RELEASED"  # a reservation given back (order cancelled): available again
+    ADJUSTED = "ADJUSTED"  # an operator's count correction, with a reason
+    SCRAPPED = "SCRAPPED"  # units thrown away, with a reason
+    RETURNED = "RETURNED"  # parts printed for a cancelled order put on the shelf
 
 
 class Direction(StrEnum):
@@ -34,12 +38,12 @@ class Direction(StrEnum):
 
 
 class ReferenceType(StrEnum):
-    """What a ledger entry points at, so every stock change can be traced to its cause."""
+    """What a ledger entry points at, so every movement can be traced to its cause."""
 
-    STOCK_BATCH = "STOCK_BATCH"
-    PRINT_JOB = "PRINT_JOB"
     ORDER = "ORDER"
-    MANUAL = "MANUAL"
+    LINE_ITEM = "LINE_ITEM"
+    STOCK_BATCH = "STOCK_BATCH"
+    USER = "USER"
 
 
 STOCK_BATCH_MACHINE: StateMachine[StockBatchStatus] = StateMachine(
@@ -52,18 +56,3 @@ STOCK_BATCH_MACHINE: StateMachine[StockBatchStatus] = StateMachine(
     },
     initial=StockBatchStatus.IN_PROGRESS,
 )
-
-ALLOWED_DIRECTIONS: Mapping[LedgerType, frozenset[Direction]] = MappingProxyType(
-    {
-        LedgerType.PRODUCED: frozenset({Direction.IN}),
-        LedgerType.CONSUMED: frozenset({Direction.OUT}),
-        LedgerType.ADJUSTED: frozenset({Direction.IN, Direction.OUT}),
-        LedgerType.SCRAPPED: frozenset({Direction.OUT}),
-    }
-)
-
-
-def check_direction(kind: LedgerType, direction: Direction) -> None:
-    """Raise ValueError when a ledger type moves stock the wrong way (e.g. SCRAPPED IN)."""
-    if direction not in ALLOWED_DIRECTIONS[kind]:
-        raise ValueError(f"ledger: {kind.value} entries cannot be {direction.value}")

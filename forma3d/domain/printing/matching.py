@@ -154,8 +154,10 @@ def explain(printer: Mapping[str, Any], required: Sequence[str]) -> Verdict:
 
 @dataclass(frozen=True, order=True)
 class QueueKey:
-    """Best first: higher priority, then lower position, then older."""
+    """Best first: order jobs before stock jobs (a stock job never takes a printer an order
+    job fits), then higher priority, then lower position, then older."""
 
+    stock: bool
     neg_priority: int
     position: int
     created_at: datetime
@@ -163,7 +165,8 @@ class QueueKey:
 
     @classmethod
     def of(cls, job: Mapping[str, Any]) -> QueueKey:
-        return cls(-int(job["priority"]), int(job["position"]), job["created_at"], str(job["id"]))
+        return cls(job.get("purpose") == "STOCK", -int(job["priority"]), int(job["position"]),
+                   job["created_at"], str(job["id"]))
 
 
 def best_job(printer: Mapping[str, Any],

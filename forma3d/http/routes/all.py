@@ -11,8 +11,9 @@ from forma3d.http.routes import (
     printers,
     queue,
     shipments,
+    stock,
     tenant,
 )
 
 __all__ = ["events", "files", "gridflock", "live", "mappings", "orders", "print_jobs", "printers",
-           "queue", "shipments", "tenant"]
+           "queue", "shipments", "stock", "tenant"]

@@ -1,5 +1,5 @@
 """The tenant's handlers without Ray: webhooks from the inbox become typed order and printer
-messages in the outbox, held orders resume, stock moves, and the backfill and reconciliation
+messages in the outbox, held orders resume, and the backfill and reconciliation
 talk to the in-process Shopify and SimplyPrint simulators."""
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ from forma3d.messaging.message import Message, parse
 from forma3d.messaging.order import CancelOrder, JobStatusReport, ShipmentStatusReport, StartOrder
 from forma3d.messaging.printer import FarmEvent
 from forma3d.messaging.tenant import (
-    AdjustStock,
     BackfillOrders,
     FarmWebhook,
     MappingChanged,
@@ -248,7 +247,7 @@ async def test_a_parcel_status_goes_to_its_order(db_pool: Pool, tenant: Tenant) 
     assert len(await sent(db_pool, tenant)) == 1
 
 
-# --- mappings and stock -----------------------------------------------------------------
+# --- mappings --------------------------------------------------------------------------
 
 
 async def test_a_new_mapping_resumes_the_orders_held_for_it(db_pool: Pool,
@@ -260,24 +259,6 @@ async def test_a_new_mapping_resumes_the_orders_held_for_it(db_pool: Pool,
     message = MappingChanged(tenant_id=tenant.tenant_id, sku="MYSTERY-SKU")
     assert await command(db_pool, handlers.mapping_changed, tenant, message) == 1
     assert await sent(db_pool, tenant) == [StartOrder(tenant_id=tenant.tenant_id, order_id=held)]
-
-
-async def test_stock_moves_through_the_ledger_and_never_below_zero(db_pool: Pool,
-                                                                   tenant: Tenant) -> None:
-    def adjust(quantity: int, **kw: Any) -> AdjustStock:
-        return AdjustStock(tenant_id=tenant.tenant_id, sku="CUBE", quantity=quantity, **kw)
-
-    assert await command(db_pool, handlers.adjust_stock, tenant,
-                         adjust(5, transaction_type="PRODUCED", reason="batch 1")) == 5
-    assert await command(db_pool, handlers.adjust_stock, tenant, adjust(-2)) == 3
-    with pytest.raises(ValueError, match="negative"):
-        await command(db_pool, handlers.adjust_stock, tenant, adjust(-4))
-    ledger = [tuple(r) for r in await db_pool.fetch(
-        "SELECT transaction_type, direction, quantity, reason FROM stock_ledger"
-        " WHERE tenant_id = $1 ORDER BY id", tenant.tenant_id)]
-    assert ledger == [("PRODUCED", "IN", 5, "batch 1"), ("ADJUSTED", "OUT", 2, None)]
-    assert await db_pool.fetchval("SELECT quantity FROM stock_levels WHERE tenant_id = $1"
-                                  " AND sku = 'CUBE'", tenant.tenant_id) == 3
 
 
 # --- backfill and reconciliation against the simulators -----------------------------------

@@ -1,3 +1,6 @@
+"""The ledger rules: one table for directions, effects and reasons; balances that never let
+available stock or reservations go below zero."""
+
 from __future__ import annotations
 
 import pytest
@@ -5,86 +8,93 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from forma3d.domain.inventory.ledger import (
+    RULES,
+    Balance,
     InsufficientStock,
     LedgerEntry,
-    apply_entry,
-    stock_level,
-    stock_levels,
+    LedgerError,
+    apply,
+    direction_of,
+    total,
 )
 from forma3d.domain.inventory.states import Direction, LedgerType, ReferenceType
 
 IN, OUT = Direction.IN, Direction.OUT
+T = LedgerType
 
 
-def entry(kind: LedgerType, direction: Direction, qty: int, product: str = "p1") -> LedgerEntry:
-    return LedgerEntry(product, kind, direction, qty, ReferenceType.STOCK_BATCH, "b1", "why")
+@pytest.mark.parametrize(("kind", "allowed"), [
+    (T.PRODUCED, {IN}), (T.RETURNED, {IN}), (T.RELEASED, {IN}), (T.CONSUMED, {OUT}),
+    (T.RESERVED, {OUT}), (T.SCRAPPED, {OUT}), (T.ADJUSTED, {IN, OUT})])
+def test_each_type_moves_only_its_way(kind: LedgerType, allowed: set[Direction]) -> None:
+    assert set(RULES[kind].directions) == allowed
+    for direction in Direction:
+        if direction in allowed:
+            LedgerEntry(kind, direction, 1, ReferenceType.USER, reason="counted")
+        else:
+            with pytest.raises(LedgerError, match=f"{kind.value} entries cannot be"):
+                LedgerEntry(kind, direction, 1, ReferenceType.USER, reason="counted")
 
 
-def test_level_is_signed_sum() -> None:
-    entries = [
-        entry(LedgerType.PRODUCED, IN, 10),
-        entry(LedgerType.CONSUMED, OUT, 3),
-        entry(LedgerType.SCRAPPED, OUT, 1),
-        entry(LedgerType.ADJUSTED, IN, 2),
-    ]
-    assert stock_level(entries) == 8
-    assert stock_level([]) == 0
+@pytest.mark.parametrize("kind", [T.ADJUSTED, T.SCRAPPED])
+def test_adjustment_and_scrap_need_a_reason(kind: LedgerType) -> None:
+    for reason in (None, "", "   "):
+        with pytest.raises(LedgerError, match="needs a reason"):
+            LedgerEntry(kind, OUT, 1, ReferenceType.USER, reason=reason)
 
 
-def test_levels_per_product() -> None:
-    entries = [
-        entry(LedgerType.PRODUCED, IN, 5, "a"),
-        entry(LedgerType.PRODUCED, IN, 2, "b"),
-        entry(LedgerType.CONSUMED, OUT, 4, "a"),
-    ]
-    assert stock_levels(entries) == {"a": 1, "b": 2}
+def test_quantity_is_positive() -> None:
+    with pytest.raises(LedgerError, match="quantity 0 < 1"):
+        LedgerEntry(T.PRODUCED, IN, 0, ReferenceType.STOCK_BATCH)
 
 
-def test_entries_validate_quantity_direction_and_manual_reason() -> None:
-    with pytest.raises(ValueError, match="quantity 0"):
-        entry(LedgerType.PRODUCED, IN, 0)
-    with pytest.raises(ValueError, match="PRODUCED entries cannot be OUT"):
-        entry(LedgerType.PRODUCED, OUT, 1)
-    with pytest.raises(ValueError, match="needs a reason"):
-        LedgerEntry("p1", LedgerType.ADJUSTED, IN, 1, ReferenceType.MANUAL)
-    assert LedgerEntry("p1", LedgerType.ADJUSTED, IN, 1, reason="recount").delta == 1
+def test_reservation_lifecycle() -> None:
+    b = apply(Balance(), T.PRODUCED, IN, 5)
+    assert (b.on_hand, b.reserved, b.available) == (5, 0, 5)
+    b = apply(b, T.RESERVED, OUT, 3)
+    assert (b.on_hand, b.reserved, b.available) == (5, 3, 2)
+    b = apply(b, T.RELEASED, IN, 1)
+    assert (b.on_hand, b.reserved, b.available) == (5, 2, 3)
+    b = apply(b, T.CONSUMED, OUT, 2)
+    assert (b.on_hand, b.reserved, b.available) == (3, 0, 3)
+    b = apply(b, T.ADJUSTED, OUT, 1, "miscount")
+    b = apply(b, T.SCRAPPED, OUT, 1, "warped")
+    b = apply(b, T.RETURNED, IN, 4)
+    assert (b.on_hand, b.reserved, b.available) == (5, 0, 5)
 
 
-def test_cannot_take_more_than_on_hand() -> None:
-    assert apply_entry(3, entry(LedgerType.CONSUMED, OUT, 3)) == 0
-    with pytest.raises(InsufficientStock, match="p1 has 2 in stock, cannot take 3"):
-        apply_entry(2, entry(LedgerType.CONSUMED, OUT, 3))
+def test_reserved_units_cannot_be_taken_by_anything_else() -> None:
+    b = apply(apply(Balance(), T.PRODUCED, IN, 2), T.RESERVED, OUT, 2)
+    for kind, direction in ((T.RESERVED, OUT), (T.SCRAPPED, OUT), (T.ADJUSTED, OUT)):
+        with pytest.raises(InsufficientStock, match="0 available"):
+            apply(b, kind, direction, 1, "why")
+    with pytest.raises(InsufficientStock):
+        apply(Balance(), T.RELEASED, IN, 1)
+    with pytest.raises(InsufficientStock):
+        apply(Balance(3, 0), T.CONSUMED, OUT, 1)  # only reserved units are consumed
 
 
-movements = st.lists(
-    st.tuples(
-        st.sampled_from(
-            [
-                (LedgerType.PRODUCED, IN),
-                (LedgerType.CONSUMED, OUT),
-                (LedgerType.SCRAPPED, OUT),
-                (LedgerType.ADJUSTED, IN),
-                (LedgerType.ADJUSTED, OUT),
-            ]
-        ),
-        st.integers(min_value=1, max_value=20),
-    ),
-    max_size=30,
-)
+def test_direction_of_signed_adjustments() -> None:
+    assert direction_of(T.ADJUSTED, 3) == IN
+    assert direction_of(T.ADJUSTED, -3) == OUT
+    assert direction_of(T.SCRAPPED, 3) == OUT
 
 
-@given(movements)
-def test_applying_accepted_entries_matches_the_sum_and_never_goes_negative(
-    moves: list[tuple[tuple[LedgerType, Direction], int]],
-) -> None:
-    level, accepted = 0, []
-    for (kind, direction), qty in moves:
-        e = entry(kind, direction, qty)
+MOVES = st.tuples(st.sampled_from([(T.PRODUCED, IN), (T.RETURNED, IN), (T.RESERVED, OUT),
+                                   (T.RELEASED, IN), (T.CONSUMED, OUT), (T.ADJUSTED, IN),
+                                   (T.ADJUSTED, OUT), (T.SCRAPPED, OUT)]),
+                  st.integers(1, 20))
+
+
+@given(st.lists(MOVES, max_size=60))
+def test_accepted_entries_sum_to_the_balance_and_stay_in_bounds(
+        moves: list[tuple[tuple[LedgerType, Direction], int]]) -> None:
+    balance, accepted = Balance(), []
+    for (kind, direction), quantity in moves:
         try:
-            level = apply_entry(level, e)
+            balance = apply(balance, kind, direction, quantity, "test")
         except InsufficientStock:
-            assert direction == OUT and qty > level
             continue
-        accepted.append(e)
-        assert level >= 0
-    assert level == stock_level(accepted)
+        accepted.append(LedgerEntry(kind, direction, quantity, ReferenceType.USER, reason="t"))
+        assert 0 <= balance.reserved <= balance.on_hand
+    assert total(accepted) == balance
