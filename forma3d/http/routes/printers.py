@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.requests import Request
 
 from forma3d.db.pool import record_to_dict
-from forma3d.http.deps import deps, parse_id, tenant_of
+from forma3d.http.deps import ask, deps, parse_id, tenant_of
 from forma3d.http.problems import Problem
 from forma3d.http.routes.api import api
 from forma3d.messaging.printer import PrinterChanges, UpdatePrinter
@@ -145,7 +145,7 @@ async def patch_printer(request: Request, body: PrinterPatch) -> dict[str, Any]:
 async def _update(request: Request, printer: dict[str, Any],
                   changes: PrinterChanges) -> dict[str, Any]:
     """Through the printer's entity: written, logged (printer.changed), then a dispatch try."""
-    state: dict[str, Any] = await deps(request).require_runtime().router.call(UpdatePrinter(
+    state: dict[str, Any] = await ask(request, UpdatePrinter(
         tenant_id=printer["tenant_id"], printer_id=printer["id"], changes=changes))
     return state
 
