@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.requests import Request
@@ -37,7 +37,6 @@ MAX_RELATED = 10_000  # rows per include per page: a guard, far above any real o
 Row = dict[str, Any]
 Expander = Callable[[Conn, Any, list[Row], tuple[str, ...]], Awaitable[None]]
 Narrow = Callable[[Request], Awaitable[Filter]]
-Item = TypeVar("Item")
 
 
 class SearchBody(BaseModel):
@@ -57,15 +56,6 @@ class SearchBody(BaseModel):
     @classmethod
     def _empty_is_everything(cls, data: Any) -> Any:
         return {} if data is None else data
-
-
-class Paged(BaseModel, Generic[Item]):
-    """The list answer when `meta=true`."""
-
-    data: list[Item]
-    total: int
-    limit: int
-    offset: int
 
 
 def query_of(request: Request, spec: QuerySpec, body: SearchBody | None = None) -> Query:
