@@ -39,7 +39,7 @@ from forma3d.http.deps import Deps
 from forma3d.http.middleware import RequestIdMiddleware
 from forma3d.http.routes.orders import ORDERS
 
-EXAMPLES = 12  # per operation and mode: ~50 operations x 2 modes x 12 stays well under a minute
+EXAMPLES = 12  # per operation and mode: 52 x 2 x 12 = 1,248 requests, ~26 s of CPU measured
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_schema_conformance]
 SKIPPED = {
