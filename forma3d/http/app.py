@@ -6,7 +6,7 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import redis.asyncio as aioredis
 from starlette.applications import Starlette
@@ -24,7 +24,9 @@ from forma3d.http.middleware import ApiKeyMiddleware, RequestIdMiddleware
 from forma3d.http.problems import EXCEPTION_HANDLERS
 from forma3d.http.routes import health
 from forma3d.http.routes.api import API_PREFIX, api
+from forma3d.http.routing import PROBLEM_RESPONSE, path_parameter
 from forma3d.http.webhooks import routes as webhook_routes
+from forma3d.integrations import signatures
 
 if TYPE_CHECKING:
     from actors.runtime import Runtime
@@ -40,8 +42,51 @@ async def dashboard(request: Request) -> Response:
     return HTMLResponse(DASHBOARD.read_text())
 
 
+def _header(name: str, description: str, required: bool = False) -> dict[str, Any]:
+    return {"name": name, "in": "header", "required": required, "description": description,
+            "schema": {"type": "string"}}
+
+
+_SIGNED = "Signed, not authenticated by API key: a bad signature answers 401 and stores nothing."
+_WEBHOOKS: dict[str, tuple[str, list[dict[str, Any]]]] = {
+    "shopify": ("Shopify webhook (orders/create, orders/updated, orders/cancelled, ...)", [
+        _header(signatures.SHOPIFY_HMAC_HEADER, "base64 HMAC-SHA256 of the raw body with the "
+                "tenant's Shopify webhook secret", required=True),
+        _header("X-Shopify-Topic", "the event, e.g. orders/create", required=True),
+        _header("X-Shopify-Webhook-Id", "the delivery's id (or X-Shopify-Event-Id): a replay "
+                "with the same id changes nothing"),
+        _header("X-Shopify-Event-Id", "the event's id, preferred over X-Shopify-Webhook-Id"),
+    ]),
+    "simplyprint": ("SimplyPrint webhook (job and queue events)", [
+        _header(name, "the tenant's SimplyPrint webhook secret (either header)")
+        for name in signatures.SIMPLYPRINT_SECRET_HEADERS]),
+    "sendcloud": ("Sendcloud webhook (parcel status changes)", [
+        _header(signatures.SENDCLOUD_SIGNATURE_HEADER, "hex HMAC-SHA256 of the raw body with "
+                "the tenant's Sendcloud signing key", required=True)]),
+}
+
+
+def webhook_paths() -> dict[str, Any]:
+    """The webhook endpoints, for the OpenAPI document (they are served beside /api/v1)."""
+    accepted = {"type": "object", "required": ["status"], "properties": {
+        "status": {"type": "string", "enum": ["accepted", "duplicate"]}}}
+    paths: dict[str, Any] = {}
+    for source, (summary, headers) in _WEBHOOKS.items():
+        paths[f"/webhooks/{{tenant_id}}/{source}"] = {"post": {
+            "summary": summary, "description": f"{_SIGNED} Stored raw, then processed.",
+            "tags": ["webhooks"], "operationId": f"{source}_webhook", "security": [],
+            "parameters": [path_parameter("tenant_id"), *headers],
+            "requestBody": {"required": True, "content": {"application/json": {
+                "schema": {"type": "object"}}}},
+            "responses": {"200": {"description": "stored (or a replay of a stored delivery)",
+                                  "content": {"application/json": {"schema": accepted}}},
+                          "default": PROBLEM_RESPONSE}}}
+    return paths
+
+
 async def openapi(request: Request) -> Response:
-    return JSONResponse(api.openapi("Forma3D API", __version__, prefix=API_PREFIX))
+    return JSONResponse(api.openapi("Forma3D API", __version__, prefix=API_PREFIX,
+                                    extra_paths=webhook_paths()))
 
 
 def build_app(deps: Deps | None = None, config: Settings | None = None) -> Starlette:
@@ -76,7 +121,7 @@ def build_app(deps: Deps | None = None, config: Settings | None = None) -> Starl
         routes=[Route("/", dashboard), Route("/health/live", health.live),
                 Route("/health/ready", health.ready),
                 *webhook_routes, Mount(API_PREFIX, app=api_app)],
-        middleware=[Middleware(RequestIdMiddleware)],
+        middleware=[Middleware(RequestIdMiddleware, echo=not _behind_serve())],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )
@@ -84,6 +129,17 @@ def build_app(deps: Deps | None = None, config: Settings | None = None) -> Starl
     if deps is not None:
         app.state.deps = deps
     return app
+
+
+def _behind_serve() -> bool:
+    """True in a Ray Serve replica, whose HTTP server echoes X-Request-ID itself."""
+    import sys
+
+    if "ray" not in sys.modules:  # never imported: certainly not a replica
+        return False
+    from ray.serve import context
+
+    return context._get_internal_replica_context() is not None  # type: ignore[no-untyped-call]
 
 
 def _connect_runtime(cfg: Settings) -> Runtime | None:

@@ -17,10 +17,15 @@ _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
 class RequestIdMiddleware:
-    """Takes a caller's X-Request-ID (or makes one) and returns it on every response."""
+    """Takes a caller's X-Request-ID (or makes one), logs under it and returns it on every
+    response, exactly once.
 
-    def __init__(self, app: ASGIApp) -> None:
+    Behind Ray Serve's HTTP server (`echo=False`), Serve has already put an X-Request-ID on the
+    request and appends it to every response itself; adding ours too sent the header twice."""
+
+    def __init__(self, app: ASGIApp, echo: bool = True) -> None:
         self.app = app
+        self.echo = echo
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -33,13 +38,14 @@ class RequestIdMiddleware:
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                headers.append((REQUEST_ID.encode(), request_id.encode()))
+                name = REQUEST_ID.encode()
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != name]
+                headers.append((name, request_id.encode()))
                 message["headers"] = headers
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_id)
+            await self.app(scope, receive, send_with_id if self.echo else send)
         finally:
             logs.correlation_id.reset(token)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -47,10 +48,20 @@ class Problem(Exception):
         return body
 
 
+class ProblemResponse(JSONResponse):
+    """application/problem+json, ASCII-escaped: a detail may quote client text, and a lone
+    surrogate in it would fail the UTF-8 encoding of the plain JSON response (a 500)."""
+
+    media_type = MEDIA_TYPE
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=True, separators=(",", ":")).encode("ascii")
+
+
 def problem_response(problem: Problem, request: Request | None = None) -> Response:
     instance = request.url.path if request is not None else None
-    return JSONResponse(problem.body(instance), status_code=problem.status,
-                        media_type=MEDIA_TYPE, headers=problem.headers)
+    return ProblemResponse(problem.body(instance), status_code=problem.status,
+                           headers=problem.headers)
 
 
 def validation_problem(error: ValidationError) -> Problem:
@@ -82,7 +93,10 @@ async def handle_problem(request: Request, exc: Exception) -> Response:
 
 async def handle_http_exception(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    return problem_response(Problem(exc.status_code, str(exc.detail)), request)
+    # Starlette's own headers stay: Allow on a 405 names the methods the path takes.
+    headers = dict(exc.headers) if exc.headers else None
+    return problem_response(Problem(exc.status_code, str(exc.detail), headers=headers),
+                            request)
 
 
 async def handle_unexpected(request: Request, exc: Exception) -> Response:

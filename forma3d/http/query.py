@@ -26,6 +26,8 @@ from asyncpg.pool import PoolConnectionProxy
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
+from forma3d.messaging.text import NO_NUL_PATTERN, storable
+
 RESERVED_PARAMS = frozenset({"sort", "limit", "offset", "meta", "fields", "include"})
 BODY_KEYS = RESERVED_PARAMS | {"filter", "hints"}  # Printago's search body; hints is ignored
 MAX_LIST_VALUES = 500  # in/notIn: one array parameter, but keep plans and payloads sane
@@ -33,7 +35,6 @@ MAX_FILTER_DEPTH = 6
 MAX_CONDITIONS = 100
 _INT64 = 2**63
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class FieldType(StrEnum):
@@ -252,10 +253,10 @@ def _show(raw: object) -> str:
 def _to_str(raw: object) -> str:
     if not isinstance(raw, str):
         raise ValueError(f"{_show(raw)} is not a string")
-    # PostgreSQL text holds neither NUL nor lone surrogates; refuse them here, not with a 500.
-    if "\x00" in raw or (not raw.isascii() and _SURROGATE.search(raw)):
-        raise ValueError(f"{_show(raw)} contains a character text cannot hold")
-    return raw
+    try:
+        return storable(raw)  # PostgreSQL text holds neither NUL nor lone surrogates
+    except ValueError as exc:
+        raise ValueError(f"{_show(raw)} {exc}") from None
 
 
 def _to_int(raw: object) -> int:
@@ -802,3 +803,97 @@ async def fetch_page(conn: Conn, spec: QuerySpec, query: Query, tenant_id: objec
     elif query.meta:
         total = int(await conn.fetchval(compiled.count_sql, *compiled.count_params))
     return Page(rows, query.limit, query.offset, total)
+
+
+# --- documenting --------------------------------------------------------------------------------
+
+_DECIMAL_PATTERN = r"^\s*[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]{1,3})?\s*$"
+_INT64_SCHEMA = {"type": "integer", "minimum": -_INT64, "maximum": _INT64 - 1}
+
+
+def value_schema(f: Field) -> dict[str, Any]:
+    """The JSON Schema of one value of `f`, as its converter accepts it."""
+    if f.type is FieldType.ENUM:
+        return {"type": "string", "enum": list(f.choices)}
+    schemas: dict[FieldType, dict[str, Any]] = {
+        FieldType.STR: {"type": "string", "pattern": NO_NUL_PATTERN},
+        FieldType.INT: dict(_INT64_SCHEMA),
+        FieldType.DECIMAL: {"type": "string", "pattern": _DECIMAL_PATTERN},
+        FieldType.BOOL: {"type": "boolean"},
+        FieldType.DATETIME: {"type": "string", "format": "date-time"},
+        FieldType.UUID: {"type": "string", "format": "uuid"},
+    }
+    return schemas[f.type]
+
+
+def _operand_schema(f: Field, op: Operator) -> dict[str, Any]:
+    one = value_schema(f)
+    if op.arity == "flag":
+        return {"type": "boolean"}
+    if op.arity == "one":
+        return one
+    if f.type is FieldType.STR:  # a comma separates the values of a GET list
+        one = {"type": "string", "pattern": "^[^,\\u0000]*$"}
+    if op.arity == "two":
+        return {"type": "array", "items": one, "minItems": 2, "maxItems": 2}
+    return {"type": "array", "items": one, "minItems": 1, "maxItems": MAX_LIST_VALUES}
+
+
+def _query_param(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    param: dict[str, Any] = {"name": name, "in": "query", "required": False,
+                             "description": description, "schema": schema}
+    if schema.get("type") == "array":  # a=1,2,3 (form style, not exploded)
+        param.update(style="form", explode=False)
+    return param
+
+
+def openapi_parameters(spec: QuerySpec) -> list[dict[str, Any]]:
+    """The GET list parameters of `spec` as OpenAPI parameter objects: the reserved ones, and
+    `field` plus `field.<op>` for every filterable field and operator its type takes."""
+    sortable = "|".join(f.name for f in spec.fields if f.sortable)
+    one_sort = f"({sortable})(:(asc|desc))?"
+    params = [
+        _query_param("sort", {"type": "string", "pattern": f"^{one_sort}(,{one_sort})*$",
+                              "example": spec.default_sort or spec.primary_key},
+                     "comma-separated field:asc or field:desc"),
+        _query_param("limit", {"type": "integer", "minimum": 1, "maximum": spec.max_limit,
+                               "default": spec.default_limit}, "page size"),
+        _query_param("offset", {"type": "integer", "minimum": 0, "maximum": _INT64 - 1,
+                                "default": 0}, "rows to skip"),
+        _query_param("meta", {"type": "boolean", "default": False},
+                     "true: answer {data, total, limit, offset}"),
+        _query_param("fields", {"type": "array", "uniqueItems": True, "items": {
+            "type": "string", "enum": [f.name for f in spec.fields]}},
+                     "the fields to return (the id always comes)"),
+    ]
+    if spec.includes:
+        params.append(_query_param("include", {
+            "type": "array", "uniqueItems": True, "maxItems": spec.max_includes,
+            "items": {"type": "string", "enum": sorted(spec.includes)}},
+            "related objects to embed"))
+    for f in spec.fields:
+        if not f.filterable:
+            continue
+        params.append(_query_param(f.name, value_schema(f), f"{f.name} equals"))
+        for op in OPERATORS.values():
+            if f.type in op.types:
+                params.append(_query_param(f"{f.name}.{op.name}", _operand_schema(f, op),
+                                           f"{f.name} {op.name}"))
+    return params
+
+
+def search_example(spec: QuerySpec) -> dict[str, Any]:
+    """A search body this spec accepts: an OR of two of its own fields, sorted and paged."""
+    filterable = [f for f in spec.fields if f.filterable and f.name != spec.primary_key]
+    enum = next((f for f in filterable if f.type is FieldType.ENUM), None)
+    text = next((f for f in filterable if f.type is FieldType.STR), None)
+    conditions: list[dict[str, Any]] = []
+    if enum is not None:
+        conditions.append({enum.name: {"in": list(enum.choices[:2])}})
+    if text is not None:
+        conditions.append({text.name: {"startsWith": "A"}})
+    if not conditions:
+        conditions.append({spec.primary_key: {"isNull": False}})
+    flt = {"OR": conditions} if len(conditions) > 1 else conditions[0]
+    return {"filter": flt, "sort": spec.default_sort or spec.primary_key, "limit": 20,
+            "meta": True}

@@ -6,7 +6,6 @@ is never lost, and a replay inserts nothing and tells no one.
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from collections.abc import Callable
@@ -20,7 +19,7 @@ from starlette.routing import Route
 from forma3d.domain.orders.shopify_order import ORDER_TOPICS, ShopifyOrder
 from forma3d.http.deps import deps, parse_id
 from forma3d.http.problems import Problem
-from forma3d.http.routing import read_body
+from forma3d.http.routing import parse_json, read_body
 from forma3d.integrations import signatures
 from forma3d.integrations.settings import (
     IntegrationSettings,
@@ -44,10 +43,7 @@ class Delivery:
 
 
 def _json(body: bytes) -> dict[str, Any]:
-    try:
-        value = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise Problem(400, f"malformed JSON: {error}") from None
+    value = parse_json(body, "webhook body")
     if not isinstance(value, dict):
         raise Problem(400, "the webhook body must be a JSON object")
     return value

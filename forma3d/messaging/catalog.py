@@ -10,6 +10,7 @@ from typing import ClassVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from forma3d.messaging.tenant import TenantMessage
+from forma3d.messaging.text import Text
 
 # --- product mappings ----------------------------------------------------------------------------
 
@@ -20,21 +21,21 @@ class PartDraft(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     id: uuid.UUID | None = Field(None, description="an existing part of this mapping to keep "
                                  "(its print jobs keep their identity); omit for a new part")
-    name: str = Field(min_length=1, max_length=120)
+    name: Text = Field(min_length=1, max_length=120)
     file_id: uuid.UUID
     quantity: int = Field(1, ge=1, le=1000)
-    print_profile: str | None = Field(None, max_length=120)
+    print_profile: Text | None = Field(None, max_length=120)
     grams: Decimal = Field(Decimal(0), ge=0, lt=10**8, decimal_places=2)
-    required_tags: list[str] = Field(default_factory=list, max_length=32)
+    required_tags: list[Text] = Field(default_factory=list, max_length=32)
 
 
 class MappingDraft(BaseModel):
     """A product mapping as an operator writes it (the body of create and replace)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
-    sku: str = Field(min_length=1, max_length=255)
-    variant_id: str = Field("", max_length=64)
-    name: str = Field(min_length=1, max_length=255)
+    sku: Text = Field(min_length=1, max_length=255)
+    variant_id: Text = Field("", max_length=64)
+    name: Text = Field(min_length=1, max_length=255)
     packaging_grams: Decimal = Field(Decimal(0), ge=0, lt=10**8, decimal_places=2)
     parts: list[PartDraft] = Field(min_length=1, max_length=100)
 

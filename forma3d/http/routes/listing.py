@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.requests import Request
@@ -18,7 +18,6 @@ from starlette.responses import JSONResponse, Response
 from forma3d.http.deps import deps, tenant_of
 from forma3d.http.problems import Problem
 from forma3d.http.query import (
-    RESERVED_PARAMS,
     Condition,
     Conn,
     Filter,
@@ -26,16 +25,18 @@ from forma3d.http.query import (
     QueryError,
     QuerySpec,
     fetch_page,
+    openapi_parameters,
     parse_body,
     parse_params,
+    search_example,
 )
 from forma3d.http.routes.api import api
+from forma3d.http.routing import Listing
 
 MAX_RELATED = 10_000  # rows per include per page: a guard, far above any real order
 Row = dict[str, Any]
 Expander = Callable[[Conn, Any, list[Row], tuple[str, ...]], Awaitable[None]]
 Narrow = Callable[[Request], Awaitable[Filter]]
-Item = TypeVar("Item")
 
 
 class SearchBody(BaseModel):
@@ -43,9 +44,7 @@ class SearchBody(BaseModel):
     answers 400 with every problem listed, exactly as for the GET parameters."""
 
     model_config = ConfigDict(extra="allow")
-    filter: Any = Field(None, description="conditions ANDed; AND/OR take lists of filters",
-                        examples=[{"OR": [{"status": "FAILED"},
-                                          {"name": {"startsWith": "#10"}}]}])
+    filter: Any = Field(None, description="conditions ANDed; AND/OR take lists of filters")
     sort: Any = Field(None, description='"field:asc,other:desc" or a list of them')
     limit: Any = Field(None, description="page size")
     offset: Any = Field(None, description="rows to skip")
@@ -57,15 +56,6 @@ class SearchBody(BaseModel):
     @classmethod
     def _empty_is_everything(cls, data: Any) -> Any:
         return {} if data is None else data
-
-
-class Paged(BaseModel, Generic[Item]):
-    """The list answer when `meta=true`."""
-
-    data: list[Item]
-    total: int
-    limit: int
-    offset: int
 
 
 def query_of(request: Request, spec: QuerySpec, body: SearchBody | None = None) -> Query:
@@ -110,8 +100,8 @@ def list_routes(path: str, spec: QuerySpec, *, name: str, item: type[BaseModel],
     `narrow` adds a server-side condition from the path (and raises 404 for a missing parent).
     """
     noun = name.replace("_", " ")
-    response: Any = list[item] | Paged[item]  # type: ignore[valid-type]
-    params = (*sorted(RESERVED_PARAMS), *(f.name for f in spec.fields if f.filterable))
+    response = Listing(item, spec.primary_key)
+    params = tuple(openapi_parameters(spec))
 
     async def run(request: Request, query: Query) -> Response:
         if narrow is not None:
@@ -134,4 +124,5 @@ def list_routes(path: str, spec: QuerySpec, *, name: str, item: type[BaseModel],
     api.route("GET", path, f"List {noun} (filter, sort, page, fields, include)",
               response=response, tags=(tag,), query=params)(list_)
     api.route("POST", f"{path}/search", f"Search {noun} with an AND/OR filter",
-              body=SearchBody, response=response, tags=(tag,))(search)
+              body=SearchBody, response=response, tags=(tag,),
+              example=search_example(spec))(search)

@@ -10,16 +10,17 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.requests import Request
 
 from forma3d.db.pool import record_to_dict
-from forma3d.http.deps import deps, parse_id, tenant_of
+from forma3d.http.deps import ask, deps, parse_id, tenant_of
 from forma3d.http.problems import Problem
 from forma3d.http.routes.api import api
 from forma3d.messaging.printer import PrinterChanges, UpdatePrinter
+from forma3d.messaging.text import Text
 from forma3d.store import printers
 from forma3d.store.printers import NewPrinter, PrinterExists
 
@@ -27,31 +28,57 @@ from forma3d.store.printers import NewPrinter, PrinterExists
 class Material(BaseModel):
     model_config = ConfigDict(extra="forbid")
     slot: int = Field(ge=0, le=31)
-    type: str = Field(min_length=1, max_length=32)
-    color: str = Field(min_length=1, max_length=32)
+    type: Text = Field(min_length=1, max_length=32)
+    color: Text = Field(min_length=1, max_length=32)
+
+
+Tag = Annotated[Text, Field(min_length=1, max_length=64)]
+Diameter = Annotated[Decimal, Field(gt=0, lt=5, decimal_places=2)]
 
 
 class PrinterIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1, max_length=120)
-    external_id: str | None = Field(default=None, max_length=64)
-    model: str | None = Field(default=None, max_length=64)
-    nozzle_diameter: Decimal | None = Field(default=None, gt=0, lt=5, decimal_places=2)
-    tags: list[str] = Field(default_factory=list, max_length=64)
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"name": "MK4-01", "model": "MK4", "nozzle_diameter": "0.4", "tags": ["pla"],
+         "materials": [{"slot": 0, "type": "PLA", "color": "black"}]}]})
+    name: Text = Field(min_length=1, max_length=120)
+    external_id: Text | None = Field(default=None, max_length=64)
+    model: Text | None = Field(default=None, max_length=64)
+    nozzle_diameter: Diameter | None = None
+    tags: list[Tag] = Field(default_factory=list, max_length=64)
     materials: list[Material] = Field(default_factory=list, max_length=32)
     enabled: bool = True
 
 
+# Columns that always hold a value: a patch may leave them out, but not set them to null.
+NOT_NULL = ("name", "tags", "materials", "enabled", "ready", "auto_ready")
+
+
+def _document_not_null(schema: dict[str, Any]) -> None:
+    for name in NOT_NULL:
+        prop = schema["properties"][name]
+        prop.update(next(b for b in prop.pop("anyOf") if b.get("type") != "null"))
+        prop.pop("default", None)
+
+
 class PrinterPatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    name: str | None = Field(default=None, min_length=1, max_length=120)
-    model: str | None = Field(default=None, max_length=64)
-    nozzle_diameter: Decimal | None = Field(default=None, gt=0, lt=5, decimal_places=2)
-    tags: list[str] | None = Field(default=None, max_length=64)
+    """Only the fields sent change; `model` and `nozzle_diameter` may be null (unknown)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_document_not_null)
+    name: Text | None = Field(default=None, min_length=1, max_length=120)
+    model: Text | None = Field(default=None, max_length=64)
+    nozzle_diameter: Diameter | None = None
+    tags: list[Tag] | None = Field(default=None, max_length=64)
     materials: list[Material] | None = Field(default=None, max_length=32)
     enabled: bool | None = None
     ready: bool | None = None
     auto_ready: bool | None = None
+
+    @field_validator(*NOT_NULL, mode="before")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("may be left out, but not null: a printer always has one")
+        return value
 
 
 class PrinterOut(BaseModel):
@@ -118,7 +145,7 @@ async def patch_printer(request: Request, body: PrinterPatch) -> dict[str, Any]:
 async def _update(request: Request, printer: dict[str, Any],
                   changes: PrinterChanges) -> dict[str, Any]:
     """Through the printer's entity: written, logged (printer.changed), then a dispatch try."""
-    state: dict[str, Any] = await deps(request).require_runtime().router.call(UpdatePrinter(
+    state: dict[str, Any] = await ask(request, UpdatePrinter(
         tenant_id=printer["tenant_id"], printer_id=printer["id"], changes=changes))
     return state
 

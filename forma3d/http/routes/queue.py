@@ -34,6 +34,7 @@ from forma3d.messaging.catalog import (
 )
 from forma3d.messaging.order import CancelJob, ForceJobStatus
 from forma3d.messaging.printer import ControlPrinter
+from forma3d.messaging.text import Text
 from forma3d.store.apikeys import hash_key
 
 OPERATOR_CANCEL = "cancelled by an operator"
@@ -52,7 +53,7 @@ class BulkReorder(BaseModel):
 class ForceStatus(BaseModel):
     model_config = ConfigDict(extra="forbid")
     status: PrintJobStatus
-    reason: str = Field(min_length=3, max_length=500)
+    reason: Text = Field(min_length=3, max_length=500)
 
 
 class Cleared(BaseModel):
