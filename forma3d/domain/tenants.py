@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, Field
+
+GridflockEngine = Literal["manifold", "openscad"]
+"""How plate solids are made: the Manifold kernel in process (milliseconds), or OpenSCAD 2021.01
+(the reference, seconds per plate), kept as a fallback."""
 
 
 class TenantSettings(BaseModel):
@@ -23,3 +29,6 @@ class TenantSettings(BaseModel):
     gridflock_max_mm: float = Field(default=1000.0, gt=0)
     gridflock_printer_profile: str = "bambu-a1"
     gridflock_required_tags: list[str] = Field(default_factory=list, max_length=32)
+    # Manifold by default: tests/forma3d/gridflock/test_gridflock_engines.py measures it equal
+    # to the OpenSCAD reference on random plates.
+    gridflock_engine: GridflockEngine = "manifold"

@@ -10,6 +10,7 @@ compares both engines' meshes on random plates. Change one, change the other.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -116,8 +117,10 @@ def _corner(cx: float, cy: float, r: float, a0: float, rounded: bool) -> list[Po
 def _outline(x0: float, y0: float, x1: float, y1: float, r: float,
              rounds: Sequence[bool] = (True, True, True, True)) -> list[Point]:
     """Rounded rectangle, counter-clockwise; `rounds` is [sw, se, ne, nw]."""
-    return (_corner(x1 - r, y0 + r, r, -90, rounds[1]) + _corner(x1 - r, y1 - r, r, 0, rounds[2])
-            + _corner(x0 + r, y1 - r, r, 90, rounds[3]) + _corner(x0 + r, y0 + r, r, 180, rounds[0]))
+    return (_corner(x1 - r, y0 + r, r, -90, rounds[1])
+            + _corner(x1 - r, y1 - r, r, 0, rounds[2])
+            + _corner(x0 + r, y1 - r, r, 90, rounds[3])
+            + _corner(x0 + r, y0 + r, r, 180, rounds[0]))
 
 
 def _dovetail(grow: float, reach: float) -> list[Point]:
@@ -151,13 +154,13 @@ def _cell_cut(sx: float, sy: float, floor_mm: float, magnets: bool) -> Manifold:
     levels = [(floor_mm + h, _outline(i, i, sx - i, sy - i, CORNER_R - i)) for h, i in PROFILE]
     bands = [
         Manifold.hull_points([(x, y, z) for z, pts in (lo, hi) for x, y in pts])
-        for lo, hi in zip(levels, levels[1:], strict=False)
+        for lo, hi in itertools.pairwise(levels)
     ]
     cut = Manifold.batch_boolean(bands, OpType.Add)
     if magnets and sx == PITCH and sy == PITCH:
         r = MAGNET_D / 2
-        circle = [(r * math.cos(2 * math.pi * i / MAGNET_FN), r * math.sin(2 * math.pi * i / MAGNET_FN))
-                  for i in range(MAGNET_FN)]
+        angles = [2 * math.pi * i / MAGNET_FN for i in range(MAGNET_FN)]
+        circle = [(r * math.cos(a), r * math.sin(a)) for a in angles]
         hole = _prism(circle, floor_mm - MAGNET_DEPTH, MAGNET_DEPTH + 1)
         holes = [hole.translate((dx, dy, 0.0)) for dx in (MAGNET_INSET, PITCH - MAGNET_INSET)
                  for dy in (MAGNET_INSET, PITCH - MAGNET_INSET)]
@@ -222,7 +225,7 @@ def plate_solid(spec: PlateSpec) -> Manifold:
 
 
 def mesh_arrays(solid: Manifold) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
-    """Vertices (n × 3) and triangles (m × 3 indices, counter-clockwise from outside)."""
+    """Vertices (n x 3) and triangles (m x 3 indices, counter-clockwise from outside)."""
     mesh = solid.to_mesh()
     verts = np.asarray(mesh.vert_properties, dtype=np.float64)[:, :3]
     tris = np.asarray(mesh.tri_verts, dtype=np.int64)
