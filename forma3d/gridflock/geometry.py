@@ -233,15 +233,25 @@ def mesh_arrays(solid: Manifold) -> tuple[NDArray[np.float64], NDArray[np.int64]
 
 
 def stl_bytes(solid: Manifold) -> bytes:
-    """Binary STL of the solid (what the slicers read)."""
+    """Binary STL of the solid (what the slicers read).
+
+    Where a socket's rim meets the plate's outline exactly (a rounded outer corner), the kernel
+    keeps the zero-thickness wall as two coincident copies of the rim joined by zero-area
+    triangles; CGAL merges them. Welding equal float32 positions (as STL readers do) and dropping
+    the triangles that collapse gives CGAL's closed surface.
+    """
     verts, tris = mesh_arrays(solid)
-    corners = verts[tris]
+    keys = np.ascontiguousarray(verts, dtype=np.float32).view(np.int32)
+    _, welded = np.unique(keys, axis=0, return_inverse=True)
+    ids = welded.reshape(-1)[tris]
+    keep = (ids[:, 0] != ids[:, 1]) & (ids[:, 1] != ids[:, 2]) & (ids[:, 2] != ids[:, 0])
+    corners = verts[tris[keep]]
     normals = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
     lengths = np.linalg.norm(normals, axis=1, keepdims=True)
     normals = np.divide(normals, lengths, out=np.zeros_like(normals), where=lengths > 0)
     record = np.dtype([("normal", "<f4", (3,)), ("corners", "<f4", (3, 3)), ("attr", "<u2")])
-    rows = np.zeros(len(tris), dtype=record)
+    rows = np.zeros(len(corners), dtype=record)
     rows["normal"] = normals
     rows["corners"] = corners
     header = b"forma3d gridflock plate (manifold3d)".ljust(80, b" ")
-    return header + np.uint32(len(tris)).tobytes() + rows.tobytes()
+    return header + np.uint32(len(corners)).tobytes() + rows.tobytes()
