@@ -6,6 +6,10 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+GRIDFLOCK_CEILING_MM = 1500.0
+"""The platform's largest drawer side, whatever a tenant allows: planning stays well under a
+second and a few MB up to it (measured by benchmarks/gridflock.py), and grows steeply beyond.
+"""
 GridflockEngine = Literal["manifold", "openscad"]
 """How plate solids are made: the Manifold kernel in process (milliseconds), or OpenSCAD 2021.01
 (the reference, seconds per plate), kept as a fallback."""
@@ -26,7 +30,7 @@ class TenantSettings(BaseModel):
     # GRID-CUSTOM line item is held with a reason that names this flag.
     gridflock_enabled: bool = False
     gridflock_min_mm: float = Field(default=100.0, gt=0)
-    gridflock_max_mm: float = Field(default=1000.0, gt=0)
+    gridflock_max_mm: float = Field(default=1000.0, gt=0, le=GRIDFLOCK_CEILING_MM)
     gridflock_printer_profile: str = "bambu-a1"
     gridflock_required_tags: list[str] = Field(default_factory=list, max_length=32)
     # Manifold by default: tests/forma3d/gridflock/test_gridflock_engines.py measures it equal

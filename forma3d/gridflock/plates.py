@@ -48,6 +48,8 @@ class PlateResult:
     slicer: str | None = None
     failed_step: str | None = None
     error: str | None = None
+    stl_engine: str | None = None
+    """Which geometry engine made the STL (`manifold` or `openscad`)."""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -60,7 +62,8 @@ async def make_plate(kind: Kind, plate: Plate, profile: PrinterProfile | None,
     step = Step.GENERATING_STL
     try:
         stl = await artifacts.stl(plate)
-        result = PlateResult(plate.number, str(stl.path), stl.key, not stl.cached, stl.seconds)
+        result = PlateResult(plate.number, str(stl.path), stl.key, not stl.cached, stl.seconds,
+                             stl_engine=stl.engine)
         if kind == "stl":
             return result
         assert profile is not None
@@ -69,7 +72,8 @@ async def make_plate(kind: Kind, plate: Plate, profile: PrinterProfile | None,
         return PlateResult(
             plate.number, result.stl_path, result.stl_key, result.stl_generated,
             result.stl_seconds, str(gcode.path), gcode.key, not gcode.cached, gcode.seconds,
-            gcode.stats.print_seconds, gcode.stats.filament_g, gcode.slicer)
+            gcode.stats.print_seconds, gcode.stats.filament_g, gcode.slicer,
+            stl_engine=stl.engine)
     except StepFailed as failure:
         return PlateResult(plate.number, failed_step=failure.step.value, error=failure.reason)
     except Exception as error:  # a bug or a broken disk: still a visible failure at this step
