@@ -6,10 +6,10 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-GRIDFLOCK_CEILING_MM = 1500.0
-"""The platform's largest drawer side, whatever a tenant allows: planning stays well under a
-second and a few MB up to it (measured by benchmarks/gridflock.py), and grows steeply beyond.
-"""
+GRIDFLOCK_CEILING_MM = 1200.0
+"""The platform's largest drawer side, whatever a tenant allows: planning stays far under a
+second and a few MB up to it (benchmarks/gridflock.py `preview_largest_*`); the row-stagger search
+grows steeply beyond (1500 mm: 26,000 row plans and about 0.4 s; 3000 mm: over a minute)."""
 GridflockEngine = Literal["manifold", "openscad"]
 """How plate solids are made: the Manifold kernel in process (milliseconds), or OpenSCAD 2021.01
 (the reference, seconds per plate), kept as a fallback."""

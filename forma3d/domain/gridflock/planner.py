@@ -46,9 +46,9 @@ MIN_USABLE_MM = 3 * PITCH_MM
 """Two cells, a half cell and both paddings: with less, a drawer of two and a half cells needs two
 rows split at its only seam, so neighbouring columns could not be staggered."""
 
-COMPOSITION_BUDGET = 200_000
+COMPOSITION_BUDGET = 50_000
 """Row plans the stagger search may list for one drawer: the fixed cost ceiling of a plan. Every
-drawer up to `GRIDFLOCK_CEILING_MM` needs at most about 26,000 (Prusa Core One, 1448 mm)."""
+drawer up to `GRIDFLOCK_CEILING_MM` needs at most about 6,000 (Bambu A1 mini, 986 mm deep)."""
 
 EdgeKind = Literal["none", "male", "female"]
 

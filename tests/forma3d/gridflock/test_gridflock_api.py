@@ -59,7 +59,7 @@ async def test_preview_names_the_bad_field(api: httpx.AsyncClient, body: dict[st
 @pytest.mark.parametrize(("width", "depth", "field", "limit"), [
     (1200, 500, "width_mm", "outside the allowed range 100 to 1000 mm"),  # the tenant's limit
     (500, 99, "depth_mm", "outside the allowed range 100 to 1000 mm"),
-    (10_000, 10_000, "width_mm", "1500"),  # the platform's ceiling, refused by the schema
+    (10_000, 10_000, "width_mm", "1200"),  # the platform's ceiling, refused by the schema
 ])
 async def test_preview_refuses_sizes_beyond_the_limits_naming_them(
         api: httpx.AsyncClient, width: float, depth: float, field: str, limit: str) -> None:
@@ -75,13 +75,13 @@ async def test_preview_follows_the_tenants_limits_up_to_the_ceiling(
     assert (await api.post("/gridflock/preview", json={
         "width_mm": 1000, "depth_mm": 1000, "printer_profile": "bambu-a1-mini"})).status_code == 200
     await db_pool.execute("UPDATE tenants SET settings = coalesce(settings, '{}'::jsonb) || $2"
-                          " WHERE id = $1", tenant_id, {"gridflock_max_mm": 1500})
+                          " WHERE id = $1", tenant_id, {"gridflock_max_mm": 1200})
     r = await api.post("/gridflock/preview", json={
-        "width_mm": 1500, "depth_mm": 1448, "printer_profile": "prusa-core-one"})
+        "width_mm": 1200, "depth_mm": 986, "printer_profile": "bambu-a1-mini"})
     assert r.status_code == 200, r.text
-    assert r.json()["plan"]["total_plates"] > 50
-    with pytest.raises(ValueError, match="1500"):
-        TenantSettings(gridflock_max_mm=1501)
+    assert r.json()["plan"]["total_plates"] > 40
+    with pytest.raises(ValueError, match="1200"):
+        TenantSettings(gridflock_max_mm=1201)
 
 
 async def insert_job(db_pool: Pool, tenant_id: uuid.UUID, status: str, plates: list[object]

@@ -236,8 +236,8 @@ def test_any_reasonable_bed_gets_a_valid_staggered_plan(
 
 
 def test_a_drawer_above_the_platform_ceiling_is_refused_before_planning() -> None:
-    with pytest.raises(PlanError, match="limit of 1500 mm"):
-        plan_plates(1500.5, 400, PROFILES["bambu-a1"])
+    with pytest.raises(PlanError, match="limit of 1200 mm"):
+        plan_plates(1200.5, 400, PROFILES["bambu-a1"])
 
 
 def test_the_stagger_search_has_a_fixed_budget(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -246,6 +246,6 @@ def test_the_stagger_search_has_a_fixed_budget(monkeypatch: pytest.MonkeyPatch) 
     planner._plan.cache_clear()
     try:
         with pytest.raises(PlanError, match="more than 10 row plans"):
-            plan_plates(900, 1448, PROFILES["prusa-core-one"])
+            plan_plates(900, 986, PROFILES["bambu-a1-mini"])
     finally:
         planner._plan.cache_clear()
