@@ -156,6 +156,11 @@ async def engines(width: float, depth: float, profile_id: str, repeat: int = 5
     }
 
 
+def _preview_uncached(width: float, depth: float, profile: PrinterProfile) -> None:
+    _plan.cache_clear()
+    json.dumps(preview_payload(plan_plates(width, depth, profile, PlanOptions(magnets=True))))
+
+
 def preview_largest(repeat: int = 5) -> dict[str, Any]:
     """The largest drawer the platform allows (its ceiling on both sides, and the worst row
     search found below it) on every printer: plan + JSON + SVG, uncached, as the API runs it.
@@ -164,18 +169,13 @@ def preview_largest(repeat: int = 5) -> dict[str, Any]:
     ceiling = GRIDFLOCK_CEILING_MM
     for profile in PROFILES.values():
         for width, depth in ((ceiling, ceiling), (ceiling, 986.0)):
-            def once() -> None:
-                _plan.cache_clear()
-                json.dumps(preview_payload(plan_plates(width, depth, profile,
-                                                       PlanOptions(magnets=True))))
-
             times = []
             for _ in range(repeat):
                 started = time.perf_counter()
-                once()
+                _preview_uncached(width, depth, profile)
                 times.append((time.perf_counter() - started) * 1000)
             tracemalloc.start()  # a separate run: tracing slows Python several times over
-            once()
+            _preview_uncached(width, depth, profile)
             worst_mb = max(worst_mb, tracemalloc.get_traced_memory()[1] / 2**20)
             tracemalloc.stop()
             if statistics.median(times) > worst_ms:
