@@ -29,6 +29,7 @@ from actors.loops import Heartbeat, Loop, Loops
 from actors.router import NAMESPACE
 from forma3d.domain.gridflock.planner import Plate
 from forma3d.domain.gridflock.profiles import PrinterProfile
+from forma3d.domain.tenants import GridflockEngine
 from forma3d.gridflock.plates import Kind, PlateResult, SlicerUnavailable, make_plate
 
 POOL_NAME = "forma3d-slicer-pool"
@@ -66,10 +67,10 @@ def _tool_env(overrides: Mapping[str, str]) -> Iterator[None]:
 
 @ray.remote(num_cpus=1, max_retries=2)
 def plate_task(kind: Kind, plate: Plate, profile: PrinterProfile | None, cache_root: str,
-               tool_env: dict[str, str]) -> PlateResult:
+               tool_env: dict[str, str], engine: GridflockEngine) -> PlateResult:
     """One plate on one CPU; Ray retries it only if the worker process itself dies."""
     with _tool_env(tool_env):
-        return asyncio.run(make_plate(kind, plate, profile, Path(cache_root)))
+        return asyncio.run(make_plate(kind, plate, profile, Path(cache_root), engine))
 
 
 class SlicerPoolCore:
@@ -99,7 +100,8 @@ class SlicerPoolCore:
         return self.status()
 
     async def run(self, kind: Kind, plates: Sequence[Plate],
-                  profile: PrinterProfile | None = None) -> list[PlateResult]:
+                  profile: PrinterProfile | None = None,
+                  engine: GridflockEngine = "manifold") -> list[PlateResult]:
         """Make every plate (one task each, at most `max_queued` in flight pool-wide).
 
         Largest plates start first (longest-processing-time order): with unequal plates on a
@@ -108,14 +110,15 @@ class SlicerPoolCore:
         """
         order = sorted(range(len(plates)),
                        key=lambda i: -plates[i].width_mm * plates[i].depth_mm)
-        made = await asyncio.gather(*(self._one(kind, plates[i], profile) for i in order))
+        made = await asyncio.gather(*(self._one(kind, plates[i], profile, engine)
+                                      for i in order))
         results: list[PlateResult | None] = [None] * len(plates)
         for index, result in zip(order, made, strict=True):
             results[index] = result
         return [r for r in results if r is not None]
 
-    async def _one(self, kind: Kind, plate: Plate, profile: PrinterProfile | None
-                   ) -> PlateResult:
+    async def _one(self, kind: Kind, plate: Plate, profile: PrinterProfile | None,
+                   engine: GridflockEngine = "manifold") -> PlateResult:
         self.waiting += 1
         try:
             await self.slots.acquire()
@@ -125,7 +128,7 @@ class SlicerPoolCore:
         started = time.perf_counter()
         try:
             ref = plate_task.remote(kind, plate, profile, str(self.cache_root),
-                                    dict(self.tool_env))
+                                    dict(self.tool_env), engine)
             result: PlateResult = await ref
         finally:
             self.running -= 1
@@ -170,8 +173,9 @@ class SlicerPool:
         self.loops.ensure_started()
 
     async def run(self, kind: Kind, plates: list[Plate],
-                  profile: PrinterProfile | None = None) -> list[PlateResult]:
-        return await self.core.run(kind, plates, profile)
+                  profile: PrinterProfile | None = None,
+                  engine: GridflockEngine = "manifold") -> list[PlateResult]:
+        return await self.core.run(kind, plates, profile, engine)
 
     async def configure(self, cache_root: str | None = None,
                         tool_env: dict[str, str] | None = None) -> dict[str, Any]:
@@ -197,12 +201,13 @@ class RaySlicer:
     def __init__(self) -> None:
         self._pool: Any = None
 
-    async def run(self, kind: Kind, plates: Sequence[Plate],
-                  profile: PrinterProfile | None) -> list[PlateResult]:
+    async def run(self, kind: Kind, plates: Sequence[Plate], profile: PrinterProfile | None,
+                  engine: GridflockEngine = "manifold") -> list[PlateResult]:
         if self._pool is None:
             self._pool = get_pool()
         try:
-            results: list[PlateResult] = await self._pool.run.remote(kind, list(plates), profile)
+            results: list[PlateResult] = await self._pool.run.remote(kind, list(plates), profile,
+                                                                     engine)
         except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError) as gone:
             raise SlicerUnavailable(f"slicer pool unavailable ({type(gone).__name__})") from gone
         return results

@@ -1,7 +1,10 @@
-"""GridFlock: planning/preview speed, OpenSCAD and slicer time per plate, the slicer pool's
-speed-up from one to two CPUs, and the cost of a cache hit. Real OpenSCAD and PrusaSlicer.
+"""GridFlock: planning/preview speed, STL and slicer time per plate, the slicer pool's
+speed-up from one to two CPUs, the cost of a cache hit, the two geometry engines (Manifold in
+process against OpenSCAD, same plates, same run) and the preview of the largest allowed drawer.
+Real OpenSCAD and PrusaSlicer.
 
     .venv/bin/python benchmarks/gridflock.py [--width 523 --depth 387 --profile bambu-a1] [--json]
+    .venv/bin/python benchmarks/gridflock.py --engines-only [--json]   # no Ray, a minute
 
 On a local Ray cluster of two CPUs the pool makes every unique plate (STL and gcode) into an
 empty cache, once bounded to one worker and once to two, so both runs use the real tools. Per-plate
@@ -18,6 +21,7 @@ import statistics
 import sys
 import tempfile
 import time
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +31,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from actors.slicer_pool import SlicerPoolCore
 from benchmarks._common import machine
-from forma3d.domain.gridflock import PlanOptions, PlateSet, get_profile, plan_plates
+from forma3d.domain.gridflock import PROFILES, PlanOptions, PlateSet, get_profile, plan_plates
+from forma3d.domain.gridflock.planner import _plan
 from forma3d.domain.gridflock.profiles import PrinterProfile
+from forma3d.domain.tenants import GRIDFLOCK_CEILING_MM
 from forma3d.gridflock.plates import PlateResult, make_plate
 from forma3d.gridflock.preview import preview_payload
+from forma3d.gridflock.stl import generate_plate
 
 
 def preview_ms(width: float, depth: float, profile: PrinterProfile, repeat: int = 200) -> float:
@@ -117,6 +124,67 @@ async def run(width: float, depth: float, profile_id: str, rounds: int) -> dict[
     }
 
 
+async def engines(width: float, depth: float, profile_id: str, repeat: int = 5
+                  ) -> dict[str, Any]:
+    """Seconds per plate of each geometry engine on the same unique plates, one at a time.
+
+    Manifold: the median of `repeat` builds per plate (it is milliseconds, so one build is
+    noise); OpenSCAD: one render per plate. Both include writing and checking the STL."""
+    plate_set = plan_plates(width, depth, get_profile(profile_id), PlanOptions(magnets=True))
+    fast: list[float] = []
+    slow: list[float] = []
+    with tempfile.TemporaryDirectory(prefix="gridflock-engines-") as tmp:
+        root = Path(tmp)
+        await generate_plate(plate_set.plates[0], root / "warm.stl", "manifold")
+        for p in plate_set.plates:
+            runs = []
+            for i in range(repeat):
+                started = time.perf_counter()
+                await generate_plate(p, root / f"m{p.number}-{i}.stl", "manifold")
+                runs.append(time.perf_counter() - started)
+            fast.append(statistics.median(runs))
+            started = time.perf_counter()
+            await generate_plate(p, root / f"o{p.number}.stl", "openscad")
+            slow.append(time.perf_counter() - started)
+    manifold_s, openscad_s = statistics.fmean(fast), statistics.fmean(slow)
+    return {
+        "engine_plates": len(plate_set.plates),
+        "stl_s_per_plate_manifold": round(manifold_s, 4),
+        "stl_s_per_plate_openscad": round(openscad_s, 2),
+        "engine_speedup": round(openscad_s / manifold_s, 1),
+        "engine_speedup_per_plate": [round(o / m, 1) for o, m in zip(slow, fast, strict=True)],
+    }
+
+
+def _preview_uncached(width: float, depth: float, profile: PrinterProfile) -> None:
+    _plan.cache_clear()
+    json.dumps(preview_payload(plan_plates(width, depth, profile, PlanOptions(magnets=True))))
+
+
+def preview_largest(repeat: int = 5) -> dict[str, Any]:
+    """The largest drawer the platform allows (its ceiling on both sides, and the worst row
+    search found below it) on every printer: plan + JSON + SVG, uncached, as the API runs it.
+    Peak memory is Python's allocations during the call (tracemalloc), the process's growth."""
+    worst_ms, worst_mb, worst_case = 0.0, 0.0, ""
+    ceiling = GRIDFLOCK_CEILING_MM
+    for profile in PROFILES.values():
+        for width, depth in ((ceiling, ceiling), (ceiling, 986.0)):
+            times = []
+            for _ in range(repeat):
+                started = time.perf_counter()
+                _preview_uncached(width, depth, profile)
+                times.append((time.perf_counter() - started) * 1000)
+            tracemalloc.start()  # a separate run: tracing slows Python several times over
+            _preview_uncached(width, depth, profile)
+            worst_mb = max(worst_mb, tracemalloc.get_traced_memory()[1] / 2**20)
+            tracemalloc.stop()
+            if statistics.median(times) > worst_ms:
+                worst_ms = statistics.median(times)
+                worst_case = f"{width:g}x{depth:g} {profile.id}"
+    return {"preview_largest_ms": round(worst_ms, 1), "preview_largest_case": worst_case,
+            "preview_largest_peak_mb": round(worst_mb, 1)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--width", type=float, default=523)
@@ -124,8 +192,16 @@ def main() -> None:
     parser.add_argument("--profile", default="bambu-a1")
     parser.add_argument("--rounds", type=int, default=1, help="1-vs-2 worker pairs to run")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--engines-only", action="store_true",
+                        help="only the geometry engines and the largest preview (no Ray)")
     args = parser.parse_args()
-    result = asyncio.run(run(args.width, args.depth, args.profile, args.rounds))
+    result: dict[str, Any] = {}
+    if not args.engines_only:
+        result = asyncio.run(run(args.width, args.depth, args.profile, args.rounds))
+    result.update(asyncio.run(engines(args.width, args.depth, args.profile)))
+    result.update(preview_largest())
+    result.setdefault("load_average_1m", round(os.getloadavg()[0], 1))
+    result.setdefault("machine", machine())
     if args.json:
         print(json.dumps(result))
         return

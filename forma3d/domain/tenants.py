@@ -9,6 +9,14 @@ from pydantic import BaseModel, Field, field_validator
 
 from forma3d.domain.inventory.replenishment import parse_clock
 
+GRIDFLOCK_CEILING_MM = 1200.0
+"""The platform's largest drawer side, whatever a tenant allows: planning stays far under a
+second and a few MB up to it (benchmarks/gridflock.py `preview_largest_*`); the row-stagger search
+grows steeply beyond (1500 mm: 26,000 row plans and about 0.4 s; 3000 mm: over a minute)."""
+GridflockEngine = Literal["manifold", "openscad"]
+"""How plate solids are made: the Manifold kernel in process (milliseconds), or OpenSCAD 2021.01
+(the reference, seconds per plate), kept as a fallback."""
+
 
 class TenantSettings(BaseModel):
     """Operational choices a tenant makes (stored in tenants.settings)."""
@@ -25,9 +33,12 @@ class TenantSettings(BaseModel):
     # GRID-CUSTOM line item is held with a reason that names this flag.
     gridflock_enabled: bool = False
     gridflock_min_mm: float = Field(default=100.0, gt=0)
-    gridflock_max_mm: float = Field(default=1000.0, gt=0)
+    gridflock_max_mm: float = Field(default=1000.0, gt=0, le=GRIDFLOCK_CEILING_MM)
     gridflock_printer_profile: str = "bambu-a1"
     gridflock_required_tags: list[str] = Field(default_factory=list, max_length=32)
+    # Manifold by default: tests/forma3d/gridflock/test_gridflock_engines.py measures it equal
+    # to the OpenSCAD reference on random plates.
+    gridflock_engine: GridflockEngine = "manifold"
     # Stock Management (inventory). Off by default: with it on, orders take available units
     # from stock before anything is printed, and the replenishment scheduler prints products
     # below their minimum in the quiet hours (local time in `stock_time_zone`, may wrap over

@@ -1,4 +1,5 @@
-"""A plate's STL and gcode, each made at most once: OpenSCAD and the slicer behind the cache.
+"""A plate's STL and gcode, each made at most once: the geometry engine and the slicer behind the
+cache.
 
 This is what the slicer pool calls per unique plate. Keys cover everything that shapes the
 bytes, so editing the .scad, a profile, or upgrading a tool makes new entries instead of serving
@@ -13,12 +14,15 @@ from pathlib import Path
 
 from forma3d.domain.gridflock.planner import Plate
 from forma3d.domain.gridflock.profiles import PrinterProfile
+from forma3d.domain.tenants import GridflockEngine
 from forma3d.gridflock.cache import ArtifactCache, content_key, file_digest
 from forma3d.gridflock.slicing import GcodeStats, PrusaSlicer, SlicerBackend, choose_backend
 from forma3d.gridflock.stl import (
+    GEOMETRY_FILE,
     SCAD_FILE,
     MeshReport,
-    generate_plate_stl,
+    generate_plate,
+    manifold_version,
     openscad_version,
     scad_parameters,
 )
@@ -30,8 +34,9 @@ class PlateStl:
     key: str
     mesh: MeshReport
     seconds: float
-    """OpenSCAD wall time when it was generated (also on a later cache hit)."""
+    """The engine's time when it was generated (also on a later cache hit)."""
     cached: bool
+    engine: GridflockEngine
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,12 +53,19 @@ class PlateGcode:
 class PlateArtifacts:
     """Makes and caches plate files. One instance per worker process; it is cheap to build."""
 
-    def __init__(self, cache: ArtifactCache, backend: SlicerBackend | None = None) -> None:
+    def __init__(self, cache: ArtifactCache, backend: SlicerBackend | None = None,
+                 engine: GridflockEngine = "manifold") -> None:
         self.cache = cache
         self.backend = backend
+        self.engine: GridflockEngine = engine
         self._openscad: str | None = None
 
     async def stl_key(self, plate: Plate) -> str:
+        """Each engine has its own keys: their meshes are equal within tolerance, not in bytes."""
+        if self.engine == "manifold":
+            source = await asyncio.to_thread(file_digest, GEOMETRY_FILE)
+            return content_key("stl", {"params": scad_parameters(plate), "engine": "manifold",
+                                       "geometry": source, "manifold3d": manifold_version()})
         if self._openscad is None:
             self._openscad = await openscad_version()
         scad = await asyncio.to_thread(file_digest, SCAD_FILE)
@@ -66,14 +78,15 @@ class PlateArtifacts:
         key = await self.stl_key(plate)
 
         async def produce(path: Path) -> dict[str, object]:
-            r = await generate_plate_stl(plate, path)
+            r = await generate_plate(plate, path, self.engine)
             m = r.mesh
             return {
                 "triangles": m.triangles,
                 "size_mm": list(m.size_mm),
                 "volume_mm3": m.volume_mm3,
-                "seconds": round(r.seconds, 3),
+                "seconds": round(r.seconds, 4),
                 "plate_key": plate.key,
+                "engine": self.engine,
             }
 
         e = await self.cache.get_or_create("stl", key, ".stl", produce)
@@ -81,7 +94,7 @@ class PlateArtifacts:
         mesh = MeshReport(
             int(e.meta["triangles"]), (size[0], size[1], size[2]), e.meta["volume_mm3"]
         )
-        return PlateStl(e.path, key, mesh, float(e.meta["seconds"]), e.hit)
+        return PlateStl(e.path, key, mesh, float(e.meta["seconds"]), e.hit, self.engine)
 
     def backend_for(self, profile: PrinterProfile) -> SlicerBackend:
         return self.backend or choose_backend(profile)

@@ -1,4 +1,9 @@
-"""STL generation with OpenSCAD, one unique plate per call, and the numpy-stl checks on every STL.
+"""STL generation, one unique plate per call by either engine, and the checks on every STL.
+
+Two engines make the same plate from the same parameters (`scad_parameters`): the Manifold
+kernel in this process (`forma3d.gridflock.geometry`, milliseconds) and OpenSCAD 2021.01 as a
+subprocess (the reference, seconds). Both write to a temp file, pass `check_mesh` and are renamed
+into place, so readers never see half a file or an unchecked one.
 
 Our own `slicer/gridflock_plate.scad` renders one plate from -D parameters (see
 `scad_parameters`). A tenant may instead run its own checkout of the upstream GridFlock project
@@ -14,7 +19,9 @@ import contextlib
 import os
 import re
 import tempfile
+import time
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -22,9 +29,13 @@ from stl import mesh as stl_mesh
 
 from forma3d.domain.gridflock.errors import MeshCheckFailed, Step
 from forma3d.domain.gridflock.planner import PROFILE_HEIGHT_MM, ConnectorStyle, Plate, PlateSet
+from forma3d.domain.tenants import GridflockEngine
+from forma3d.gridflock import geometry
 from forma3d.gridflock.tools import SLICER_DIR, resolve_binary, run_tool
 
 SCAD_FILE = SLICER_DIR / "gridflock_plate.scad"
+GEOMETRY_FILE = Path(geometry.__file__)
+"""The manifold engine's source: part of its cache key, as the .scad is of OpenSCAD's."""
 UPSTREAM_ENTRY = "gridflock.scad"
 DEFAULT_TIMEOUT_S = 900.0
 BBOX_TOLERANCE_MM = 0.1
@@ -69,6 +80,14 @@ async def openscad_version() -> str:
         m = re.search(r"OpenSCAD version (\S+)", text)
         _versions[binary] = m.group(1) if m else text.strip() or "unknown"
     return _versions[binary]
+
+
+def manifold_version() -> str:
+    """The installed `manifold3d`, part of the cache key like OpenSCAD's version."""
+    try:
+        return metadata.version("manifold3d")
+    except metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def _scad_value(value: object) -> str:
@@ -194,6 +213,38 @@ async def generate_plate_stl(
 ) -> StlResult:
     """Render one unique plate with our `.scad` and check it against the plan."""
     return await _render(SCAD_FILE, scad_parameters(plate), out_path, plate.extent_mm, timeout_s)
+
+
+def _build_manifold(plate: Plate, out_path: Path) -> StlResult:
+    started = time.perf_counter()
+    spec = geometry.PlateSpec.from_scad(scad_parameters(plate))
+    data = geometry.stl_bytes(geometry.plate_solid(spec))
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=".render-", suffix=".stl", dir=out_path.parent)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    seconds = time.perf_counter() - started
+    return StlResult(out_path, seconds, _finish(Path(tmp_name), out_path, plate.extent_mm))
+
+
+async def generate_plate_stl_manifold(plate: Plate, out_path: Path) -> StlResult:
+    """Build one plate on the Manifold kernel (in a thread: the kernel holds no event loop) and
+    check it against the plan like OpenSCAD's output. `seconds` is the build, not the check."""
+    try:
+        return await asyncio.to_thread(_build_manifold, plate, out_path)
+    except MeshCheckFailed:
+        raise
+    except Exception as error:  # the kernel's own errors: a failure at this step, named
+        raise MeshCheckFailed(Step.GENERATING_STL,
+                              f"manifold3d failed: {type(error).__name__}: {error}") from error
+
+
+async def generate_plate(plate: Plate, out_path: Path, engine: GridflockEngine,
+                         *, timeout_s: float = DEFAULT_TIMEOUT_S) -> StlResult:
+    """One plate by the chosen engine."""
+    if engine == "manifold":
+        return await generate_plate_stl_manifold(plate, out_path)
+    return await generate_plate_stl(plate, out_path, timeout_s=timeout_s)
 
 
 async def generate_set_stl_upstream(

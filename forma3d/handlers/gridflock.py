@@ -265,7 +265,8 @@ async def _make(run: Run, kind: Kind, step: GridflockStep,
     slicer: Slicer | None = run.services.slicer
     if slicer is None:
         raise SlicerUnavailable("this host has no slicer")
-    results = await slicer.run(kind, run.plan.plates, profile)
+    settings = await tenant_settings(run.services.pool, run.state.tenant_id)
+    results = await slicer.run(kind, run.plan.plates, profile, settings.gridflock_engine)
     failed = next((r for r in results if r.failed_step), None)
     if failed is not None:
         raise StepFailedAt(GridflockStep(failed.failed_step or step.value),

@@ -22,6 +22,7 @@ import httpx
 from forma3d.db.pool import Pool
 from forma3d.domain.gridflock.planner import Plate
 from forma3d.domain.gridflock.profiles import PrinterProfile
+from forma3d.domain.tenants import GridflockEngine
 from forma3d.gridflock.plates import Kind, PlateResult
 from forma3d.integrations.settings import SimplyPrintSettings
 from forma3d.integrations.simplyprint import SimplyPrintClient
@@ -51,8 +52,8 @@ class Slicer(Protocol):
     """Runs plate work (OpenSCAD, slicers) somewhere with CPUs: the Ray slicer pool, or
     `LocalSlicer` in this process; raises `SlicerUnavailable` when it went away itself."""
 
-    async def run(self, kind: Kind, plates: Sequence[Plate],
-                  profile: PrinterProfile | None) -> list[PlateResult]: ...
+    async def run(self, kind: Kind, plates: Sequence[Plate], profile: PrinterProfile | None,
+                  engine: GridflockEngine = "manifold") -> list[PlateResult]: ...
 
 
 class Live:

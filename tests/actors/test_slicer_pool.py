@@ -31,7 +31,7 @@ async def test_a_missing_tool_comes_back_as_a_failure_at_its_step(
         ray_runtime: Runtime, tmp_path: Path) -> None:
     pool = SlicerPoolCore(tmp_path)
     pool.configure(tool_env={"OPENSCAD_BIN": "/nonexistent/openscad"})
-    [result] = await pool.run("gcode", [TINY], PROFILE)
+    [result] = await pool.run("gcode", [TINY], PROFILE, "openscad")
     assert result.failed_step == "GENERATING_STL"
     assert result.error is not None and "not found" in result.error
     assert result.gcode_path is None and pool.stats["failed.GENERATING_STL"] == 1
@@ -50,7 +50,7 @@ async def test_the_queue_is_bounded_and_callers_wait_for_a_slot(
     pool.configure(tool_env={"OPENSCAD_BIN": str(slow_openscad(tmp_path, 0.5))})
     plates = (*plan_plates(300, 200, PROFILE, PlanOptions()).plates, TINY)
     seen_running, seen_waiting = set(), set()
-    work = asyncio.create_task(pool.run("stl", plates))
+    work = asyncio.create_task(pool.run("stl", plates, None, "openscad"))
     while not work.done():
         seen_running.add(pool.running)
         seen_waiting.add(pool.waiting)

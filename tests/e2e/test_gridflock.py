@@ -1,8 +1,9 @@
-"""GridFlock end to end: a custom-baseplate order through planning, OpenSCAD, slicing, upload,
+"""GridFlock end to end: a custom-baseplate order through planning, plate geometry (the
+manifold engine by default; OpenSCAD where a test injects OpenSCAD faults), slicing, upload,
 mapping, printing and shipping in the sandboxes, with the real tools on the session Ray cluster.
 
-The slicer pool's cache root is a fresh directory for this module, so every OpenSCAD run below is
-a real one and the counts are exact.
+The slicer pool's cache root is a fresh directory for this module, so every STL below is really
+made and the counts are exact.
 """
 
 from __future__ import annotations
@@ -123,6 +124,7 @@ async def test_demo_drawer_goes_from_order_to_fulfilled(gridflock_farm: Farm,
     job = await wait_job(farm, sku, {"COMPLETED", "FAILED"}, timeout=480)
     assert job["status"] == "COMPLETED", job
     assert job["stl_runs"] == len(plan.plates) and job["slice_runs"] == len(plan.plates)
+    assert {p["stl_engine"] for p in job["plates"]} == {"manifold"}
     final = await farm.wait([shopify_id], DONE, timeout=180)
     assert final == {shopify_id: "FULFILLED"}
 
@@ -202,6 +204,7 @@ async def test_a_failed_step_holds_the_order_and_a_retry_completes_it(
         fault: str) -> None:
     farm = gridflock_farm
     if fault == "openscad-missing":
+        await enable(farm, gridflock_engine="openscad")  # the fallback engine, with its tool gone
         width, depth, step = 130, 100, "GENERATING_STL"
         tool_env = {"OPENSCAD_BIN": "/nonexistent/openscad"}
         words = "OpenSCAD (/nonexistent/openscad) not found"
@@ -267,6 +270,7 @@ async def test_a_pipeline_resumes_after_its_host_is_killed(
     """SIGKILL the entity host mid-STL: the outbox's next ask activates the entity again, it
     resumes from the persisted step, and the plate in flight is not generated twice."""
     farm = gridflock_farm
+    await enable(farm, gridflock_engine="openscad")  # seconds per plate: time to kill the host
     slow = tmp_path / "openscad-slow"
     slow.write_text('#!/bin/sh\nsleep 2\nexec openscad "$@"\n')
     slow.chmod(slow.stat().st_mode | stat.S_IXUSR)

@@ -28,6 +28,7 @@ from typing import Any, Literal
 
 from forma3d.domain.gridflock.errors import PlanError
 from forma3d.domain.gridflock.profiles import PrinterProfile
+from forma3d.domain.tenants import GRIDFLOCK_CEILING_MM
 
 PITCH_MM = 42.0
 HALF_MM = PITCH_MM / 2
@@ -44,6 +45,10 @@ MAGNET_FLOOR_MM = 3.0
 MIN_USABLE_MM = 3 * PITCH_MM
 """Two cells, a half cell and both paddings: with less, a drawer of two and a half cells needs two
 rows split at its only seam, so neighbouring columns could not be staggered."""
+
+COMPOSITION_BUDGET = 50_000
+"""Row plans the stagger search may list for one drawer: the fixed cost ceiling of a plan. Every
+drawer up to `GRIDFLOCK_CEILING_MM` needs at most about 6,000 (Bambu A1 mini, 986 mm deep)."""
 
 EdgeKind = Literal["none", "male", "female"]
 
@@ -329,6 +334,9 @@ def _compositions(total: int, count: int, lo: int, hi: int) -> list[list[int]]:
         if left == 0:
             if remaining == 0:
                 out.append(prefix.copy())
+                if len(out) > COMPOSITION_BUDGET:
+                    raise PlanError(f"the drawer needs more than {COMPOSITION_BUDGET} row "
+                                    "plans to stagger its seams: too large to plan")
             return
         for part in range(lo, hi + 1):
             rest = remaining - part
@@ -383,6 +391,9 @@ def plan_plates(
 def _plan(width: float, depth: float, profile: PrinterProfile, options: PlanOptions) -> PlateSet:
     if not (math.isfinite(width) and math.isfinite(depth)) or width <= 0 or depth <= 0:
         raise PlanError("drawer width and depth must be positive numbers")
+    if max(width, depth) > GRIDFLOCK_CEILING_MM:
+        raise PlanError(f"a drawer side of {max(width, depth):g} mm is above the platform's "
+                        f"limit of {GRIDFLOCK_CEILING_MM:g} mm")
     ax, ay = _axis(width, "width"), _axis(depth, "depth")
     usable_x = profile.bed_x_mm - CONNECTOR_MARGIN_MM
     usable_y = profile.bed_y_mm - CONNECTOR_MARGIN_MM

@@ -35,6 +35,9 @@ PROFILES: dict[str, PrinterProfile] = {
             "prusa-core-one", "COREONE", "Prusa Core One", 250.0, 220.0, "prusa_core_one"
         ),
         PrinterProfile("prusa-mk4", "MK4", "Prusa MK4", 250.0, 210.0, "prusa_mk4"),
+        PrinterProfile("prusa-mini", "MINI", "Prusa MINI", 180.0, 180.0, "prusa_mini"),
+        PrinterProfile("bed-350", "B350", "350 mm bed (Voron 2.4 350 class)", 350.0, 350.0,
+                       "bed_350"),
     )
 }
 

@@ -138,7 +138,11 @@ def _size(field: str, raw: str | None, limits: SizeLimits) -> float:
         raise InvalidGridRequest(field, f"{raw!r} is not a number of millimetres") from None
     if not math.isfinite(value):
         raise InvalidGridRequest(field, f"{raw!r} is not a number of millimetres")
-    value = _quantise(value)
+    return check_size(field, _quantise(value), limits)
+
+
+def check_size(field: str, value: float, limits: SizeLimits) -> float:
+    """`value` if it is within the tenant's limits, else an error naming the range."""
     if not limits.min_mm <= value <= limits.max_mm:
         raise InvalidGridRequest(
             field,

@@ -1,4 +1,5 @@
-"""GridFlock: the live preview (pure planning, no I/O, answered on every keystroke), the jobs
+"""GridFlock: the live preview (pure planning answered on every keystroke, bounded by the tenant's
+size limits and the platform's ceiling before any work starts), the jobs
 (read from PostgreSQL; a retry is a durable message to the job's entity) and plate downloads."""
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from starlette.responses import Response
 from forma3d.domain.gridflock.errors import GridflockError
 from forma3d.domain.gridflock.planner import ConnectorStyle, PlanOptions, plan_plates
 from forma3d.domain.gridflock.profiles import DEFAULT_PROFILE_ID, get_profile
-from forma3d.domain.gridflock.sku import canonical_sku
+from forma3d.domain.gridflock.sku import SizeLimits, canonical_sku, check_size
 from forma3d.domain.gridflock.states import GridflockJobStatus, GridflockStep
+from forma3d.domain.tenants import GRIDFLOCK_CEILING_MM
 from forma3d.gridflock.preview import preview_payload
 from forma3d.http.deps import deps, parse_id, tenant_of
 from forma3d.http.problems import Problem
@@ -29,6 +31,7 @@ from forma3d.http.routes.listing import Row, fetch_one, list_routes
 from forma3d.http.routing import json_response
 from forma3d.messaging.gridflock import RetryPipeline
 from forma3d.store.outbox import send
+from forma3d.store.tenants import tenant_settings
 
 TAG = "gridflock"
 
@@ -41,8 +44,10 @@ class PreviewOptions(BaseModel):
 
 class PreviewIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    width_mm: float = Field(gt=0, le=10_000, description="drawer width (X) in mm")
-    depth_mm: float = Field(gt=0, le=10_000, description="drawer depth (Y) in mm")
+    width_mm: float = Field(gt=0, le=GRIDFLOCK_CEILING_MM, description="drawer width (X) in mm;"
+                            " also within the tenant's GridFlock size limits")
+    depth_mm: float = Field(gt=0, le=GRIDFLOCK_CEILING_MM, description="drawer depth (Y) in mm;"
+                            " also within the tenant's GridFlock size limits")
     options: PreviewOptions = Field(default_factory=PreviewOptions)
     printer_profile: str = Field(DEFAULT_PROFILE_ID, description="profile id or SKU code")
 
@@ -98,10 +103,14 @@ JOBS = QuerySpec(
 
 
 @api.route("POST", "/gridflock/preview", "Plan a drawer: the plates as JSON and an SVG drawing "
-           "(no I/O; cheap enough for every keystroke)", body=PreviewIn, response=PreviewOut,
-           tags=(TAG,))
+           "(cheap enough for every keystroke); sizes outside the tenant's GridFlock limits "
+           "get 422 naming the limit", body=PreviewIn, response=PreviewOut, tags=(TAG,))
 async def preview(request: Request, body: PreviewIn) -> dict[str, Any]:
+    settings = await tenant_settings(deps(request).pool, tenant_of(request))
+    limits = SizeLimits(settings.gridflock_min_mm, settings.gridflock_max_mm)
     try:
+        check_size("width_mm", body.width_mm, limits)
+        check_size("depth_mm", body.depth_mm, limits)
         profile = get_profile(body.printer_profile)
         options = PlanOptions(magnets=body.options.magnets, connector=body.options.connector)
         plate_set = plan_plates(body.width_mm, body.depth_mm, profile, options)

@@ -12,6 +12,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from forma3d.db.pool import Pool
+from forma3d.domain.tenants import TenantSettings
 from forma3d.http.app import build_app
 from forma3d.http.deps import Deps
 from forma3d.store.apikeys import create_api_key
@@ -53,6 +54,34 @@ async def test_preview_names_the_bad_field(api: httpx.AsyncClient, body: dict[st
     assert r.status_code in (400, 422)
     assert r.headers["content-type"].startswith("application/problem+json")
     assert field in r.text
+
+
+@pytest.mark.parametrize(("width", "depth", "field", "limit"), [
+    (1200, 500, "width_mm", "outside the allowed range 100 to 1000 mm"),  # the tenant's limit
+    (500, 99, "depth_mm", "outside the allowed range 100 to 1000 mm"),
+    (10_000, 10_000, "width_mm", "1200"),  # the platform's ceiling, refused by the schema
+])
+async def test_preview_refuses_sizes_beyond_the_limits_naming_them(
+        api: httpx.AsyncClient, width: float, depth: float, field: str, limit: str) -> None:
+    r = await api.post("/gridflock/preview", json={"width_mm": width, "depth_mm": depth})
+    assert r.status_code == 422, r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert field in r.text and limit in r.text
+
+
+async def test_preview_follows_the_tenants_limits_up_to_the_ceiling(
+        api: httpx.AsyncClient, db_pool: Pool, tenant_id: uuid.UUID) -> None:
+    """The largest allowed drawer is planned; the ceiling is also the settings' maximum."""
+    assert (await api.post("/gridflock/preview", json={
+        "width_mm": 1000, "depth_mm": 1000, "printer_profile": "bambu-a1-mini"})).status_code == 200
+    await db_pool.execute("UPDATE tenants SET settings = coalesce(settings, '{}'::jsonb) || $2"
+                          " WHERE id = $1", tenant_id, {"gridflock_max_mm": 1200})
+    r = await api.post("/gridflock/preview", json={
+        "width_mm": 1200, "depth_mm": 986, "printer_profile": "bambu-a1-mini"})
+    assert r.status_code == 200, r.text
+    assert r.json()["plan"]["total_plates"] > 40
+    with pytest.raises(ValueError, match="1200"):
+        TenantSettings(gridflock_max_mm=1201)
 
 
 async def insert_job(db_pool: Pool, tenant_id: uuid.UUID, status: str, plates: list[object]

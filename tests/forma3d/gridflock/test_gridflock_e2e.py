@@ -1,6 +1,6 @@
-"""The real tools: OpenSCAD renders a small plate, numpy-stl checks it, PrusaSlicer slices it.
-
-One render and one slice in total (about 3 s on the 2-core dev machine); the rest are cache hits.
+"""The real tools: the manifold engine builds a small plate, numpy-stl checks it, PrusaSlicer
+slices it. One build and one slice in total; the rest are cache hits. (OpenSCAD, the reference,
+is compared with it in test_gridflock_engines.py and its faults are in test_gridflock_tools.py.)
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ async def test_generate_check_and_slice_a_real_plate_once(tmp_path: Path) -> Non
 
     cache = ArtifactCache(tmp_path / "cache")
     artifacts = PlateArtifacts(cache, PrusaSlicer())
-    # Concurrent requests for the same plate: one OpenSCAD run and one slice (single flight).
+    # Concurrent requests for the same plate: one build and one slice (single flight).
     results = await asyncio.gather(*(artifacts.gcode(plate, SMALL_BED) for _ in range(3)))
     assert cache.stats["stl.miss"] == 1 and cache.stats["gcode.miss"] == 1
     gcode = results[0]

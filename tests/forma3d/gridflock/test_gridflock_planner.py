@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from forma3d.domain.gridflock import planner
 from forma3d.domain.gridflock.errors import PlanError
 from forma3d.domain.gridflock.planner import (
     CONNECTOR_DEPTH_MM,
@@ -232,3 +233,19 @@ def test_any_reasonable_bed_gets_a_valid_staggered_plan(
     seams = {c: {round(y, 3) for y, _ in rows[1:]} for c, rows in cols.items()}
     for c in range(ps.columns - 1):
         assert not seams[c] & seams[c + 1]
+
+
+def test_a_drawer_above_the_platform_ceiling_is_refused_before_planning() -> None:
+    with pytest.raises(PlanError, match="limit of 1200 mm"):
+        plan_plates(1200.5, 400, PROFILES["bambu-a1"])
+
+
+def test_the_stagger_search_has_a_fixed_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Cost cannot grow past the budget: a search that would list more plans stops, named."""
+    monkeypatch.setattr(planner, "COMPOSITION_BUDGET", 10)
+    planner._plan.cache_clear()
+    try:
+        with pytest.raises(PlanError, match="more than 10 row plans"):
+            plan_plates(900, 986, PROFILES["bambu-a1-mini"])
+    finally:
+        planner._plan.cache_clear()

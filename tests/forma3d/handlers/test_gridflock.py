@@ -122,6 +122,7 @@ async def test_an_order_for_a_new_size_runs_the_pipeline_and_then_prints(
     assert job["stl_runs"] == job["slice_runs"] == len(PLAN.plates)
     farm_files = simplyprint.state.sandbox.farm.files
     assert [p["number"] for p in job["plates"]] == [p.number for p in PLAN.plates]
+    assert {p["stl_engine"] for p in job["plates"]} == {"manifold"}  # the default engine
     assert all(p["farm_file_id"] in farm_files for p in job["plates"])
     parts = await db_pool.fetch(
         """SELECT mp.quantity, mp.grams, mp.print_profile, pf.filename, pf.estimated_seconds
@@ -156,6 +157,9 @@ async def test_a_failed_step_is_recorded_and_a_retry_runs_the_job_again(
         monkeypatch: pytest.MonkeyPatch) -> None:
     order_id = await order(db_pool, tenant_id)
     state = await gridflock.load(gridflock_services, f"{tenant_id}:{SKU}")
+    # The OpenSCAD engine (the fallback a tenant may choose) with OpenSCAD gone.
+    await db_pool.execute("UPDATE tenants SET settings = settings || $2 WHERE id = $1",
+                          tenant_id, {"gridflock_engine": "openscad"})
     monkeypatch.setenv("OPENSCAD_BIN", "/nonexistent/openscad")
 
     assert await settle(state) == "FAILED"
