@@ -12,7 +12,8 @@ from forma3d.http.routes import (
     queue,
     shipments,
     tenant,
+    webhooks,
 )
 
 __all__ = ["events", "files", "gridflock", "live", "mappings", "orders", "print_jobs", "printers",
-           "queue", "shipments", "tenant"]
+           "queue", "shipments", "tenant", "webhooks"]
