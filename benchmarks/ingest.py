@@ -24,7 +24,6 @@ import argparse
 import asyncio
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -141,9 +140,9 @@ async def run(args: argparse.Namespace, database_url: str) -> dict[str, Any]:
     await save_integration(pool, tenant, ShopifySettings(
         shop_domain="bench.myshopify.com", access_token="x", webhook_secret=SECRET))
     ours_path = f"/webhooks/{tenant}/shopify"
-    plain = subprocess.Popen(
-        [sys.executable, str(HERE / "plain_ingest.py"), "--port", str(args.plain_port),
-         "--database-url", database_url], env={**os.environ, "PLAIN_SECRET": SECRET})
+    plain = await asyncio.create_subprocess_exec(
+        sys.executable, str(HERE / "plain_ingest.py"), "--port", str(args.plain_port),
+        "--database-url", database_url, env={**os.environ, "PLAIN_SECRET": SECRET})
     try:
         await wait_http(args.plain_port)
         warm, n = args.warmup, args.webhooks
@@ -153,7 +152,7 @@ async def run(args: argparse.Namespace, database_url: str) -> dict[str, Any]:
                                   args.concurrency)
     finally:
         plain.terminate()
-        plain.wait(10)
+        await plain.wait()
     # Ours: warm up (replica, pools, entities), let the warm-up's orders drain, then the burst.
     await fire(args.port, ours_path, range(10**6, 10**6 + warm), 8)
     count = "SELECT count(*) FROM orders WHERE tenant_id = $1"

@@ -29,9 +29,17 @@ def clean_text(value: str) -> str:
     return value
 
 
+class UnsafeValue(ValueError):
+    """A value a jsonb column or a message cannot hold; `path` names it inside its document."""
+
+    def __init__(self, path: str, problem: str) -> None:
+        super().__init__(f"{path or 'value'}: {problem}")
+        self.path = path
+
+
 def json_safe(value: Any, path: str = "") -> Any:
     """A free-form JSON value we may keep in a jsonb column or a message: its strings (and keys)
-    are clean text and its numbers finite. Raises ValueError naming the first offending path."""
+    are clean text and its numbers finite. Raises UnsafeValue naming the first offending path."""
     stack: list[tuple[str, Any]] = [(path, value)]
     while stack:
         where, item = stack.pop()
@@ -39,9 +47,9 @@ def json_safe(value: Any, path: str = "") -> Any:
             try:
                 clean_text(item)
             except ValueError as error:
-                raise ValueError(f"{where or 'value'}: {error}") from None
+                raise UnsafeValue(where, str(error)) from None
         elif isinstance(item, float) and not math.isfinite(item):
-            raise ValueError(f"{where or 'value'}: numbers must be finite")
+            raise UnsafeValue(where, "numbers must be finite")
         elif isinstance(item, dict):
             for key, child in item.items():
                 stack.append((f"{where}.{key}" if where else str(key), key))

@@ -23,6 +23,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from forma3d.config import settings as config
+from forma3d.domain.bounded import UnsafeValue
 from forma3d.domain.orders.shopify_order import ORDER_TOPICS, ShopifyOrder
 from forma3d.http.deps import deps, parse_id
 from forma3d.http.problems import Problem
@@ -61,11 +62,19 @@ def _checked(model: type[BaseModel], body: bytes, what: str) -> Any:
         malformed = next((e for e in problems if e["type"] == "json_invalid"), None)
         if malformed is not None:
             raise Problem(400, f"malformed JSON: {malformed['ctx'].get('error', '')}") from None
-        if any(not e["loc"] for e in problems):
+        if any(e["type"] == "model_type" and not e["loc"] for e in problems):
             raise Problem(400, "the webhook body must be a JSON object") from None
         raise Problem(422, what, errors=[
-            {"field": ".".join(map(str, e["loc"])), "message": e["msg"]} for e in problems],
-        ) from None
+            {"field": _field(e), "message": e["msg"]} for e in problems]) from None
+
+
+def _field(error: Any) -> str:
+    """The dotted path of a failed field, down into free-form objects checked as a whole."""
+    where = ".".join(map(str, error["loc"]))
+    cause = (error.get("ctx") or {}).get("error")
+    if isinstance(cause, UnsafeValue) and cause.path:
+        where = f"{where}.{cause.path}" if where else cause.path
+    return where or "(body)"
 
 
 def _object(body: bytes) -> None:

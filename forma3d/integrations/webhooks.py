@@ -19,6 +19,10 @@ from forma3d.domain.bounded import CleanText, EpochMillis, EpochSeconds, Id64, I
 class _Payload(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True)
 
+
+class _Document(_Payload):
+    """A whole webhook body: checked once, all of it, for what jsonb cannot hold."""
+
     @model_validator(mode="before")
     @classmethod
     def _storable(cls, value: Any) -> Any:
@@ -51,7 +55,7 @@ class FarmWebhookData(_Payload):
     printer: FarmRef | None = None
 
 
-class FarmWebhookPayload(_Payload):
+class FarmWebhookPayload(_Document):
     """A SimplyPrint webhook: `event`, `timestamp` (Unix seconds) and a `data` object."""
 
     event: CleanText = Field(min_length=1)
@@ -95,7 +99,7 @@ class SendcloudParcelRef(_Payload):
     status: SendcloudStatus | None = None
 
 
-class SendcloudWebhookPayload(_Payload):
+class SendcloudWebhookPayload(_Document):
     """A Sendcloud webhook: `action`, `timestamp` (Unix milliseconds) and maybe a `parcel`."""
 
     action: CleanText = Field(min_length=1)
