@@ -136,6 +136,10 @@ def serve_environment(settings: Settings) -> dict[str, str]:
     base = Path(tempfile.gettempdir()) / f"forma3d-haproxy-{settings.http_port}"
     base.mkdir(parents=True, exist_ok=True)
     return {"RAY_SERVE_ENABLE_HA_PROXY": "1", "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1",
+            # HAProxy's manager starts slower than Serve's proxy; on a loaded machine the
+            # 5 s ready check killed it (twice in seven starts at load 30+).
+            "RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S": "30",
+            "RAY_SERVE_PROXY_HEALTH_CHECK_TIMEOUT_S": "30",
             "RAY_SERVE_HAPROXY_CONFIG_FILE_LOC": str(base / "haproxy.cfg"),
             "RAY_SERVE_HAPROXY_SOCKET_PATH": str(base / "admin.sock"),
             "RAY_SERVE_HAPROXY_METRICS_SOCKET_PATH": str(base / "metrics.sock"),
