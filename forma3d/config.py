@@ -33,6 +33,7 @@ class Settings(BaseSettings):
     outbox_batch_size: int = Field(default=200, ge=1, le=10_000, alias="FORMA3D_OUTBOX_BATCH")
     reconcile_seconds: float = Field(default=30.0, gt=0, alias="FORMA3D_RECONCILE_SECONDS")
     backfill_seconds: float = Field(default=300.0, gt=0, alias="FORMA3D_BACKFILL_SECONDS")
+    webhook_commit_ms: float = Field(default=2.0, ge=0, le=100, alias="FORMA3D_WEBHOOK_COMMIT_MS")
     serve_replicas: int = Field(default=1, ge=1, le=64, alias="FORMA3D_SERVE_REPLICAS")
     secret_key: str | None = Field(default=None, alias="FORMA3D_SECRET_KEY")
     sandbox: bool = Field(default=True, alias="FORMA3D_SANDBOX")

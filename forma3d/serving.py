@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 from typing import Any
 
 from ray import serve
@@ -22,6 +24,17 @@ MAX_QUEUED_REQUESTS = 2048
 @serve.ingress(build_app)
 class Api:
     """Ingress deployment: requests go to the Starlette app; each replica has its own pools."""
+
+    def __init__(self) -> None:
+        hot_path_priority()
+
+
+def hot_path_priority() -> None:
+    """Ray starts its workers at nice 15; the replica answering webhooks takes the normal
+    priority back where the OS allows it, so during a burst the entity hosts and the dispatcher
+    (still at 15) create orders with what the hot path leaves, and catch up after it."""
+    with contextlib.suppress(OSError):
+        os.setpriority(os.PRIO_PROCESS, 0, 0)
 
 
 def application(replicas: int = 1, env: dict[str, str] | None = None) -> Any:

@@ -10,9 +10,11 @@ import asyncio
 import logging
 import os
 import signal
+import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from forma3d.config import Settings
 from forma3d.db.migrations import migrate
@@ -93,6 +95,8 @@ def start_stack(settings: Settings, *, dashboard: bool = True,
         if settings.sandbox:
             _start_sandbox(stack, sandbox_speedup)
         if not ray.is_initialized():
+            for name, value in serve_environment(settings).items():
+                env[name] = os.environ.setdefault(name, value)
             ray.init(address=settings.ray_address, namespace="forma3d",
                      include_dashboard=dashboard, dashboard_host="127.0.0.1",
                      runtime_env={"env_vars": env}, log_to_driver=False)
@@ -120,6 +124,29 @@ def start_stack(settings: Settings, *, dashboard: bool = True,
         stack.stop()
         raise
     return stack
+
+
+def serve_environment(settings: Settings) -> dict[str, str]:
+    """Serve's fast ingress, read by Ray's processes when they start: HAProxy in front of the
+    replicas' own HTTP servers, in throughput-optimised mode (BENCHMARKS.md, "Webhook ingest").
+    HAProxy's files and ports belong to this stack (named by its HTTP port), so stacks side by
+    side on one machine never share its sockets; the directory is short because HAProxy refuses
+    socket paths over 97 characters and Ray adds 41 of its own. A variable already set in the
+    environment wins (RAY_SERVE_ENABLE_HA_PROXY=0 turns HAProxy off)."""
+    base = Path(tempfile.gettempdir()) / f"forma3d-haproxy-{settings.http_port}"
+    base.mkdir(parents=True, exist_ok=True)
+    return {"RAY_SERVE_ENABLE_HA_PROXY": "1", "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1",
+            # HAProxy's manager starts slower than Serve's proxy; on a loaded machine the
+            # 5 s ready check killed it (twice in seven starts at load 30+).
+            "RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S": "30",
+            "RAY_SERVE_PROXY_HEALTH_CHECK_TIMEOUT_S": "30",
+            "RAY_SERVE_HAPROXY_CONFIG_FILE_LOC": str(base / "haproxy.cfg"),
+            "RAY_SERVE_HAPROXY_SOCKET_PATH": str(base / "admin.sock"),
+            "RAY_SERVE_HAPROXY_METRICS_SOCKET_PATH": str(base / "metrics.sock"),
+            "RAY_SERVE_HAPROXY_SERVER_STATE_BASE": str(base),
+            "RAY_SERVE_HAPROXY_SERVER_STATE_FILE": str(base / "server-state"),
+            "RAY_SERVE_HAPROXY_STATS_PORT": str(settings.http_port + 1404),
+            "RAY_SERVE_HAPROXY_METRICS_PORT": str(settings.http_port + 1101)}
 
 
 def _start_sandbox(stack: Stack, speedup: float) -> None:

@@ -65,6 +65,8 @@ class EventType(StrEnum):
     ORDER_STATUS_CHANGED = "order.status-changed"
     LINE_ITEM_STATUS_CHANGED = "line-item.status-changed"
     ORDER_FULFILLED = "order.fulfilled"
+    WEBHOOK_DEAD_LETTERED = "webhook.dead-lettered"
+    WEBHOOK_RETRIED = "webhook.retried"
 
 
 class UnknownEventType(ValueError):
@@ -495,6 +497,27 @@ class OrderFulfilled(EventPayload):
     shopify_order_id: str | None = None
     shopify_fulfillment_id: str | None = None
     tracking_number: str | None = None
+
+
+# --- webhook inbox --------------------------------------------------------------------------
+
+
+@_register(EventType.WEBHOOK_DEAD_LETTERED, "0.0.1",
+           "A stored webhook delivery could not be processed; it waits for an operator's retry.")
+class WebhookDeadLettered(EventPayload):
+    inbox_id: int
+    source: str
+    topic: str
+    reason: str
+    attempts: int = Field(ge=1)
+
+
+@_register(EventType.WEBHOOK_RETRIED, "0.0.1",
+           "An operator sent a dead-lettered webhook delivery back to processing.")
+class WebhookRetried(EventPayload):
+    inbox_id: int
+    source: str
+    topic: str
 
 
 # --- envelope -------------------------------------------------------------------------------

@@ -3,12 +3,13 @@ resumes held orders when a mapping appears, reconciles the farm, backfills Shopi
 catalogue, queue order and stock (ledger, batches, replenishment) have their own modules.
 
 Webhooks arrive stored in the inbox (forma3d.store.inbox); each is processed once and marked,
-with the reason when it could not be used.
+with the reason when it could not be used, or becomes a dead letter (reason, event, metric) when
+processing failed, until an operator retries it.
 """
 
 from __future__ import annotations
 
-import json
+import logging
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -24,16 +25,20 @@ from forma3d.handlers.registry import EntitySpec, Handlers
 from forma3d.handlers.services import Services
 from forma3d.integrations.settings import ShopifySettings, SimplyPrintSettings
 from forma3d.integrations.simplyprint import webhook_job_status
+from forma3d.integrations.webhooks import FarmWebhookPayload, SendcloudWebhookPayload
 from forma3d.messaging.message import Message
 from forma3d.messaging.order import CancelOrder, JobStatusReport, ShipmentStatusReport, StartOrder
 from forma3d.messaging.printer import FarmEvent
+from forma3d.messaging.refusals import NotFound
 from forma3d.messaging.stock import StockJobReport
 from forma3d.messaging.tenant import (
+    WEBHOOK_MESSAGES,
     BackfillOrders,
     FarmWebhook,
     GetTenant,
     MappingChanged,
     ReconcileFarm,
+    RetryDeadLetter,
     SendcloudWebhook,
     ShopifyWebhook,
 )
@@ -43,6 +48,7 @@ from forma3d.store.integrations import load_integration
 from forma3d.store.outbox import send
 from forma3d.store.tenants import tenant_settings
 
+log = logging.getLogger(__name__)
 BACKFILL_LOOKBACK = timedelta(days=2)
 HISTORY_PAGES = 20  # reconciliation reads at most this many pages of the farm's job history
 
@@ -81,13 +87,12 @@ async def shopify_webhook(tenant: Tenant, message: ShopifyWebhook, conn: Connect
         await inbox.mark_processed(conn, tenant.tenant_id, delivery.id)
         return "ignored"
     try:
-        order = ShopifyOrder.model_validate(json.loads(delivery.body))
-    except (ValidationError, ValueError) as error:
-        await inbox.mark_processed(conn, tenant.tenant_id, delivery.id,
-                                   f"not an order payload: {error}"[:500])
-        return "rejected"
-    result = await ingest(conn, tenant.tenant_id, order, delivery.topic)
-    await inbox.mark_processed(conn, tenant.tenant_id, delivery.id)
+        async with conn.transaction():  # a savepoint: a failure undoes only this delivery's work
+            order = ShopifyOrder.model_validate_json(delivery.body)
+            result = await ingest(conn, tenant.tenant_id, order, delivery.topic)
+            await inbox.mark_processed(conn, tenant.tenant_id, delivery.id)
+    except inbox.PERMANENT_FAILURES as error:
+        return await _dead_letter(conn, tenant, delivery, error)
     return result
 
 
@@ -151,33 +156,37 @@ async def farm_webhook(tenant: Tenant, message: FarmWebhook) -> str:
     delivery = await inbox.unprocessed(pool, tenant.tenant_id, message.inbox_id)
     if delivery is None:
         return "already processed"
-    body = json.loads(delivery.body)
-    status = webhook_job_status(str(body.get("event", "")))
-    data = body.get("data") or {}
-    job = data.get("job") or {}
-    printer = job.get("printer_id") or (job.get("printer") or {}).get("id") or (
-        data.get("printer") or {}).get("id")
+    try:
+        return await _farm_event(tenant, delivery)
+    except inbox.PERMANENT_FAILURES as error:
+        async with pool.acquire() as conn, conn.transaction():
+            return await _dead_letter(conn, tenant, delivery, error)
+
+
+async def _farm_event(tenant: Tenant, delivery: inbox.Delivery) -> str:
+    pool = tenant.services.pool
+    body = FarmWebhookPayload.model_validate_json(delivery.body)
+    status = webhook_job_status(body.event)
+    job = body.data.job
+    printer = body.farm_printer_id
     ours_printer = printer and await pool.fetchval(
         "SELECT id FROM printers WHERE tenant_id = $1 AND farm_printer_id = $2",
-        tenant.tenant_id, int(printer))
+        tenant.tenant_id, printer)
     if ours_printer:
         # A deterministic id: a retried step forwards the same event once.
         forward = uuid.uuid5(uuid.NAMESPACE_URL, f"forma3d:inbox:{delivery.id}")
         async with pool.acquire() as conn, conn.transaction():
             await send(conn, FarmEvent(tenant_id=tenant.tenant_id, printer_id=ours_printer,
-                                       event=body.get("event"), job=job,
-                                       at=body.get("timestamp")), message_id=forward)
-    if status is None or not job.get("uid"):
+                                       event=body.event, job=body.job_dict,
+                                       at=body.timestamp), message_id=forward)
+    if status is None or job is None or not job.uid:
         await inbox.mark_processed(pool, tenant.tenant_id, delivery.id)
         return "ignored"
-    ours = await _job_for_farm_job(tenant, str(job["uid"]), printer)
+    ours = await _job_for_farm_job(tenant, job.uid, printer)
     async with pool.acquire() as conn, conn.transaction():
         if ours is not None:
-            at = datetime.fromtimestamp(int(body.get("timestamp") or 0) or
-                                        datetime.now(UTC).timestamp(), UTC)
-            update = JobUpdate(str(ours["id"]), status, at, ours["farm_queue_item_id"],
-                               str(job["uid"]), printer,
-                               job.get("failedReason") or f"farm event {body['event']}")
+            update = JobUpdate(str(ours["id"]), status, body.at, ours["farm_queue_item_id"],
+                               job.uid, printer, job.failedReason or f"farm event {body.event}")
             await send(conn, _report(tenant.tenant_id, ours["order_id"], update))
         await inbox.mark_processed(conn, tenant.tenant_id, delivery.id,
                                    None if ours else "not one of our jobs")
@@ -248,24 +257,73 @@ async def sendcloud_webhook(tenant: Tenant, message: SendcloudWebhook, conn: Con
     delivery = await inbox.unprocessed(conn, tenant.tenant_id, message.inbox_id)
     if delivery is None:
         return "already processed"
-    body = json.loads(delivery.body)
-    parcel = body.get("parcel") or {}
-    status = parcel.get("status") or {}
-    if body.get("action") != "parcel_status_changed" or not parcel.get("id") \
-            or status.get("id") is None:
+    try:
+        async with conn.transaction():  # a savepoint: a failure undoes only this delivery's work
+            return await _parcel_event(conn, tenant, delivery)
+    except inbox.PERMANENT_FAILURES as error:
+        return await _dead_letter(conn, tenant, delivery, error)
+
+
+async def _parcel_event(conn: Connection, tenant: Tenant, delivery: inbox.Delivery) -> str:
+    body = SendcloudWebhookPayload.model_validate_json(delivery.body)
+    parcel = body.parcel
+    if body.action != "parcel_status_changed" or parcel is None or parcel.id is None \
+            or parcel.status is None or parcel.status.id is None:
         await inbox.mark_processed(conn, tenant.tenant_id, delivery.id)
         return "ignored"
     order_id = await conn.fetchval(
         "SELECT order_id FROM shipments WHERE tenant_id = $1 AND parcel_id = $2",
-        tenant.tenant_id, int(parcel["id"]))
+        tenant.tenant_id, parcel.id)
     if order_id is not None:
-        stamp = int(body.get("timestamp") or 0) / 1000
         await send(conn, ShipmentStatusReport(
-            tenant_id=tenant.tenant_id, order_id=order_id, status_id=int(status["id"]),
-            message=status.get("message"), at=datetime.fromtimestamp(stamp, UTC)))
+            tenant_id=tenant.tenant_id, order_id=order_id, status_id=parcel.status.id,
+            message=parcel.status.message, at=body.at))
     await inbox.mark_processed(conn, tenant.tenant_id, delivery.id,
                                None if order_id else "unknown parcel")
     return "forwarded" if order_id else "unknown parcel"
+
+
+# --- dead letters -----------------------------------------------------------------------
+
+_dead_letters: Any = None
+
+
+def _count_dead_letter(source: str) -> None:
+    """The metric operators alert on (`forma3d_webhook_dead_letters_total`, by source), exported
+    by Ray's metrics agent where the host runs in Ray, a no-op elsewhere."""
+    global _dead_letters
+    if _dead_letters is None:
+        from ray.util.metrics import Counter
+
+        _dead_letters = Counter("forma3d_webhook_dead_letters_total",
+                                description="Stored webhook deliveries whose processing failed",
+                                tag_keys=("source",))
+    _dead_letters.inc(1, tags={"source": source})
+
+
+async def _dead_letter(conn: Connection, tenant: Tenant, delivery: inbox.Delivery,
+                       error: Exception) -> str:
+    """Processing failed in a way a retry will not change: the delivery becomes a dead letter
+    (reason, event, metric) for an operator instead of failing silently or retrying forever."""
+    reason = f"{type(error).__name__}: {error}"
+    if await inbox.dead_letter(conn, tenant.tenant_id, delivery.id, reason):
+        _count_dead_letter(delivery.source)
+        log.warning("webhook %s of tenant %s dead-lettered: %s", delivery.id, tenant.tenant_id,
+                    type(error).__name__)
+    return "dead letter"
+
+
+@HANDLERS.command(RetryDeadLetter)
+async def retry_dead_letter(tenant: Tenant, message: RetryDeadLetter,
+                            conn: Connection) -> dict[str, Any]:
+    """An operator's retry: the delivery goes back to processing through the outbox."""
+    delivery = await inbox.revive(
+        conn, tenant.tenant_id, message.inbox_id,
+        lambda source, inbox_id: WEBHOOK_MESSAGES[source](tenant_id=tenant.tenant_id,
+                                                          inbox_id=inbox_id))
+    if delivery is None:
+        raise NotFound(f"no dead-lettered webhook {message.inbox_id}")
+    return {"id": delivery.id, "status": "retrying"}
 
 
 # --- mappings ---------------------------------------------------------------------------

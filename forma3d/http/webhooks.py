@@ -1,7 +1,11 @@
-"""Inbound webhooks: verify, store raw under a unique delivery key, answer fast, tell the tenant.
+"""Inbound webhooks: verify, check, store raw under a unique delivery key, answer, tell the tenant.
 
-The inbox row and the tenant's outbox message are one transaction, so an acknowledged webhook
-is never lost, and a replay inserts nothing and tells no one.
+A delivery is checked against every constraint its processing will meet (the payload models
+that the tenant entity processes it with), so a 200 is never given for something we cannot use:
+the sender does not redeliver after a 200. The inbox row and the tenant's outbox message are one
+transaction (shared, under load, with the deliveries of the same few milliseconds: group commit),
+and the answer waits for that commit, so an acknowledged webhook is never lost; a replay inserts
+nothing and tells no one.
 """
 
 from __future__ import annotations
@@ -12,10 +16,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
+from forma3d.config import settings as config
+from forma3d.domain.bounded import UnsafeValue
 from forma3d.domain.orders.shopify_order import ORDER_TOPICS, ShopifyOrder
 from forma3d.http.deps import deps, parse_id
 from forma3d.http.problems import Problem
@@ -27,26 +34,53 @@ from forma3d.integrations.settings import (
     ShopifySettings,
     SimplyPrintSettings,
 )
-from forma3d.messaging.tenant import FarmWebhook, SendcloudWebhook, ShopifyWebhook
+from forma3d.integrations.webhooks import FarmWebhookPayload, SendcloudWebhookPayload
+from forma3d.messaging.tenant import WEBHOOK_MESSAGES
 from forma3d.store import inbox
 from forma3d.store.integrations import load_integration
-from forma3d.store.outbox import send
 
 SECRET_CACHE_SECONDS = 30.0
+ACCEPTED = b'{"status":"accepted"}'
+DUPLICATE = b'{"status":"duplicate"}'
 
 
 @dataclass(frozen=True)
 class Delivery:
     key: str
     topic: str
-    message: type[ShopifyWebhook | FarmWebhook | SendcloudWebhook]
 
 
-def _json(body: bytes) -> dict[str, Any]:
+def _checked(model: type[BaseModel], body: bytes, what: str) -> Any:
+    """The body validated by `model` in one pass over the bytes (pydantic's bounded parser:
+    nesting, number size and invalid Unicode are refused as malformed JSON, 400); every field
+    that does not fit is named in one 422."""
+    try:
+        return model.model_validate_json(body)
+    except ValidationError as error:
+        problems = error.errors()
+        malformed = next((e for e in problems if e["type"] == "json_invalid"), None)
+        if malformed is not None:
+            raise Problem(400, f"malformed JSON: {malformed['ctx'].get('error', '')}") from None
+        if any(e["type"] == "model_type" and not e["loc"] for e in problems):
+            raise Problem(400, "the webhook body must be a JSON object") from None
+        raise Problem(422, what, errors=[
+            {"field": _field(e), "message": e["msg"]} for e in problems]) from None
+
+
+def _field(error: Any) -> str:
+    """The dotted path of a failed field, down into free-form objects checked as a whole."""
+    where = ".".join(map(str, error["loc"]))
+    cause = (error.get("ctx") or {}).get("error")
+    if isinstance(cause, UnsafeValue) and cause.path:
+        where = f"{where}.{cause.path}" if where else cause.path
+    return where or "(body)"
+
+
+def _object(body: bytes) -> None:
+    """A body we store without processing must still be a JSON object (bounded parser)."""
     value = parse_json(body, "webhook body")
     if not isinstance(value, dict):
         raise Problem(400, "the webhook body must be a JSON object")
-    return value
 
 
 def _shopify(request: Request, body: bytes, settings: Any) -> Delivery:
@@ -57,44 +91,31 @@ def _shopify(request: Request, body: bytes, settings: Any) -> Delivery:
     key = request.headers.get("x-shopify-event-id") or request.headers.get("x-shopify-webhook-id")
     if not topic or not key:
         raise Problem(400, "X-Shopify-Topic and X-Shopify-Webhook-Id are required")
-    payload = _json(body)
     if topic in ORDER_TOPICS:
-        try:
-            ShopifyOrder.model_validate(payload)
-        except ValueError as error:
-            errors = [{"field": ".".join(map(str, e["loc"])), "message": e["msg"]}
-                      for e in getattr(error, "errors", lambda: [])()]
-            raise Problem(422, "not a valid Shopify order", errors=errors) from None
-    return Delivery(f"{topic}:{key}", topic, ShopifyWebhook)
+        _checked(ShopifyOrder, body, "not a valid Shopify order")
+    else:
+        _object(body)
+    return Delivery(f"{topic}:{key}", topic)
 
 
 def _simplyprint(request: Request, body: bytes, settings: Any) -> Delivery:
     if not signatures.verify_simplyprint(settings.webhook_secret, request.headers):
         raise Problem(401, "X-SP-Secret (or X-SP-Token) does not match")
-    payload = _json(body)
-    event = payload.get("event")
-    if not isinstance(event, str) or "timestamp" not in payload:
-        raise Problem(422, "a SimplyPrint webhook needs event and timestamp",
-                      errors=[{"field": f, "message": "required"} for f in ("event", "timestamp")
-                              if f not in payload])
-    data = payload.get("data") or {}
-    subject = (data.get("job") or {}).get("uid") or (data.get("queue_item") or {}).get("id")
-    return Delivery(f"{event}:{subject}:{payload['timestamp']}", event, FarmWebhook)
+    payload: FarmWebhookPayload = _checked(FarmWebhookPayload, body,
+                                           "not a valid SimplyPrint webhook")
+    return Delivery(f"{payload.event}:{payload.subject}:{payload.timestamp}", payload.event)
 
 
 def _sendcloud(request: Request, body: bytes, settings: Any) -> Delivery:
     if not signatures.verify_sendcloud(settings.signing_key, body,
                                        request.headers.get(signatures.SENDCLOUD_SIGNATURE_HEADER)):
         raise Problem(401, "Sendcloud-Signature does not match the body")
-    payload = _json(body)
-    action = payload.get("action")
-    if not isinstance(action, str):
-        raise Problem(422, "a Sendcloud webhook needs an action",
-                      errors=[{"field": "action", "message": "required"}])
-    parcel = payload.get("parcel") or {}
-    status = (parcel.get("status") or {}).get("id")
-    return Delivery(f"{action}:{parcel.get('id')}:{status}:{payload.get('timestamp')}", action,
-                    SendcloudWebhook)
+    payload: SendcloudWebhookPayload = _checked(SendcloudWebhookPayload, body,
+                                                "not a valid Sendcloud webhook")
+    parcel = payload.parcel
+    status = parcel.status.id if parcel and parcel.status else None
+    return Delivery(f"{payload.action}:{parcel.id if parcel else None}:{status}:"
+                    f"{payload.timestamp}", payload.action)
 
 
 SOURCES: dict[str, tuple[type[IntegrationSettings],
@@ -115,6 +136,19 @@ async def _settings(request: Request, tenant_id: uuid.UUID, source: str) -> Any:
     return settings
 
 
+def _writer(request: Request) -> inbox.GroupCommit | None:
+    """The app's group commit (None when FORMA3D_WEBHOOK_COMMIT_MS is 0)."""
+    state = request.app.state
+    writer: inbox.GroupCommit | None = getattr(state, "inbox_writer", None)
+    if writer is None and not getattr(state, "inbox_writer_off", False):
+        window = config().webhook_commit_ms / 1000
+        if window <= 0:
+            state.inbox_writer_off = True
+            return None
+        writer = state.inbox_writer = inbox.GroupCommit(deps(request).pool, window)
+    return writer
+
+
 async def receive(request: Request) -> Response:
     source = request.path_params["source"]
     if source not in SOURCES:
@@ -127,12 +161,16 @@ async def receive(request: Request) -> Response:
     delivery = SOURCES[source][1](request, body, settings)
     headers = {k: v for k, v in request.headers.items()
                if k.startswith(("x-shopify", "x-sp-event", "content-type"))}
-    async with deps(request).pool.acquire() as conn, conn.transaction():
-        inbox_id = await inbox.store(conn, tenant_id, source, delivery.key, delivery.topic,
-                                     headers, body)
-        if inbox_id is not None:
-            await send(conn, delivery.message(tenant_id=tenant_id, inbox_id=inbox_id))
-    return JSONResponse({"status": "accepted" if inbox_id else "duplicate"})
+    message = WEBHOOK_MESSAGES[source]
+    arrival = inbox.Arrival(tenant_id, source, delivery.key, delivery.topic, headers, body,
+                            lambda inbox_id: message(tenant_id=tenant_id, inbox_id=inbox_id))
+    writer = _writer(request)
+    if writer is not None:
+        inbox_id = await writer.accept(arrival)
+    else:
+        async with deps(request).pool.acquire() as conn, conn.transaction():
+            inbox_id = (await inbox.accept(conn, [arrival]))[0]
+    return Response(ACCEPTED if inbox_id else DUPLICATE, media_type="application/json")
 
 
 def webhook_url(base: str, tenant_id: uuid.UUID | str, source: str) -> str:
@@ -140,3 +178,4 @@ def webhook_url(base: str, tenant_id: uuid.UUID | str, source: str) -> str:
 
 
 routes = [Route("/webhooks/{tenant_id}/{source}", receive, methods=["POST"])]
+

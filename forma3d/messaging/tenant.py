@@ -40,6 +40,18 @@ class SendcloudWebhook(TenantMessage):
     inbox_id: int
 
 
+# The message that processes a stored delivery, by webhook source.
+WEBHOOK_MESSAGES: dict[str, type[ShopifyWebhook | FarmWebhook | SendcloudWebhook]] = {
+    "shopify": ShopifyWebhook, "simplyprint": FarmWebhook, "sendcloud": SendcloudWebhook}
+
+
+class RetryDeadLetter(TenantMessage):
+    """An operator sends a dead-lettered webhook delivery back to processing."""
+
+    type: ClassVar[str] = "webhook.retry"
+    inbox_id: int
+
+
 class BackfillOrders(TenantMessage):
     """Fetch orders Shopify created while its webhooks did not reach us."""
 

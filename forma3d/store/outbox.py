@@ -37,6 +37,23 @@ async def send(conn: Connection, message: Message, *,
     await enqueue(conn, message.envelope(durable=True, message_id=message_id))
 
 
+async def send_many(conn: Connection, messages: list[Message]) -> None:
+    """Send many messages durably in one statement (the webhook ingress's group commit)."""
+    if not messages:
+        return
+    envelopes = [m.envelope(durable=True) for m in messages]
+    await conn.execute(
+        """INSERT INTO outbox (message_id, tenant_id, target_kind, target_key, message_type,
+                               payload, correlation_id)
+           SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[],
+                                $6::jsonb[], $7::text[])
+           ON CONFLICT (message_id) DO NOTHING""",
+        [uuid.UUID(e.message_id) for e in envelopes], [uuid.UUID(e.tenant_id) for e in envelopes],
+        [e.kind for e in envelopes], [e.key for e in envelopes], [e.type for e in envelopes],
+        [e.payload for e in envelopes], [e.correlation_id for e in envelopes])
+    await conn.execute("SELECT pg_notify($1, '')", CHANNEL)
+
+
 async def claim(pool: Pool, batch_size: int, lease_seconds: float) -> list[Any]:
     """Pending rows whose time has come, leased to the caller; oldest first."""
     return list(await pool.fetch(

@@ -1,4 +1,9 @@
-"""Shopify's order payload, read into exactly what the order flow keeps (pure, no I/O)."""
+"""Shopify's order payload, read into exactly what the order flow keeps (pure, no I/O).
+
+The ingress validates a webhook with this model before answering 200 and the tenant entity
+processes it with the same model, so every value that passes fits the columns it lands in
+(bigint ids, integer quantities, numeric(12, 2) prices, text and jsonb without NUL).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from forma3d.domain.bounded import CleanText, Count, Id64
+
+# numeric(12, 2): ten digits before the point.
+PRICE_LIMIT = Decimal(10) ** 10
+ROUNDING = Decimal("0.005")  # 9999999999.995 would round up past the limit
+
 # Topics whose payload is an order; other topics (fulfillments/*, ...) are stored and ignored.
 ORDER_TOPICS = frozenset({"orders/create", "orders/updated", "orders/paid", "orders/cancelled",
                           "orders/fulfilled", "orders/partially_fulfilled", "orders/edited"})
@@ -15,12 +26,12 @@ ORDER_TOPICS = frozenset({"orders/create", "orders/updated", "orders/paid", "ord
 
 class ShopifyLineItem(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    id: int
-    sku: str | None = None
-    variant_id: int | None = None
-    title: str = ""
-    quantity: int = Field(ge=1)
-    properties: dict[str, str] = Field(default_factory=dict)
+    id: Id64
+    sku: CleanText | None = None
+    variant_id: Id64 | None = None
+    title: CleanText = ""
+    quantity: Count
+    properties: dict[CleanText, CleanText] = Field(default_factory=dict)
 
     @field_validator("properties", mode="before")
     @classmethod
@@ -36,20 +47,25 @@ class ShopifyLineItem(BaseModel):
     def _blank_sku(cls, value: Any) -> Any:
         return value.strip() or None if isinstance(value, str) else value
 
+    @field_validator("title", mode="before")
+    @classmethod
+    def _no_title(cls, value: Any) -> Any:
+        return "" if value is None else value
+
 
 class ShopifyAddress(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    name: str | None = None
-    first_name: str | None = None
-    last_name: str | None = None
-    company: str | None = None
-    address1: str | None = None
-    address2: str | None = None
-    city: str | None = None
-    province_code: str | None = None
-    zip: str | None = None
-    country_code: str | None = None
-    phone: str | None = None
+    name: CleanText | None = None
+    first_name: CleanText | None = None
+    last_name: CleanText | None = None
+    company: CleanText | None = None
+    address1: CleanText | None = None
+    address2: CleanText | None = None
+    city: CleanText | None = None
+    province_code: CleanText | None = None
+    zip: CleanText | None = None
+    country_code: CleanText | None = None
+    phone: CleanText | None = None
 
     @property
     def full_name(self) -> str:
@@ -58,15 +74,16 @@ class ShopifyAddress(BaseModel):
 
 class ShopifyOrder(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    id: int
-    name: str
-    email: str | None = None
+    id: Id64
+    name: CleanText
+    email: CleanText | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
-    currency: str | None = None
-    total_price: Decimal | None = None
+    currency: CleanText | None = None
+    total_price: Decimal | None = Field(None, gt=-PRICE_LIMIT, lt=PRICE_LIMIT - ROUNDING,
+                                        allow_inf_nan=False)
     cancelled_at: datetime | None = None
-    cancel_reason: str | None = None
+    cancel_reason: CleanText | None = None
     line_items: list[ShopifyLineItem] = Field(min_length=1)
     shipping_address: ShopifyAddress | None = None
 

@@ -13,7 +13,8 @@ from forma3d.http.routes import (
     shipments,
     stock,
     tenant,
+    webhooks,
 )
 
 __all__ = ["events", "files", "gridflock", "live", "mappings", "orders", "print_jobs", "printers",
-           "queue", "shipments", "stock", "tenant"]
+           "queue", "shipments", "stock", "tenant", "webhooks"]

@@ -45,9 +45,6 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
 SKIPPED = {
     # Streams until the client leaves (text/event-stream), so it has no answer to check.
     ("GET", "/api/v1/live"),
-    # Its work grows with the drawer (issue 14 item 3 bounds it, in routes/gridflock.py); until
-    # then the largest drawers the document allows take minutes and gigabytes.
-    ("POST", "/api/v1/gridflock/preview"),
 }
 
 
