@@ -20,7 +20,7 @@ from actors.runtime import Runtime
 from forma3d.db.pool import Pool
 from forma3d.http.app import build_app
 from forma3d.http.deps import Deps
-from forma3d.messaging.tenant import AdjustStock
+from forma3d.messaging.tenant import BackfillOrders
 from forma3d.store.outbox import send
 from forma3d.store.tenants import create_tenant
 
@@ -146,10 +146,11 @@ async def test_a_loop_whose_connection_is_cut_is_restarted(
     if loop == "dispatch":  # and it delivers again, woken by NOTIFY on its new connection
         tenant = await create_tenant(db_pool, f"heal-{uuid.uuid4().hex[:10]}")
         async with db_pool.acquire() as conn, conn.transaction():
-            await send(conn, AdjustStock(tenant_id=tenant, sku="HEAL", quantity=1, reason="x"))
+            await send(conn, BackfillOrders(tenant_id=tenant))
 
         async def delivered() -> bool:
             return bool(await db_pool.fetchval(
-                "SELECT count(*) FROM stock_ledger WHERE tenant_id = $1", tenant) == 1)
+                "SELECT count(*) FROM outbox WHERE tenant_id = $1 AND done_at IS NOT NULL"
+                " AND last_error IS NULL", tenant) == 1)
 
         await until(delivered)

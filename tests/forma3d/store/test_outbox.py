@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 
 from forma3d.db.pool import Pool
-from forma3d.messaging.tenant import AdjustStock
+from forma3d.messaging.tenant import BackfillOrders
 from forma3d.store import outbox
 
 
@@ -13,8 +13,7 @@ async def test_release_claims_makes_claimed_rows_claimable_at_once(
         db_pool: Pool, tenant_id: uuid.UUID) -> None:
     message_id = uuid.uuid4()
     async with db_pool.acquire() as conn, conn.transaction():
-        await outbox.send(conn, AdjustStock(tenant_id=tenant_id, sku="LEASE", quantity=1,
-                                            reason="lease"), message_id=message_id)
+        await outbox.send(conn, BackfillOrders(tenant_id=tenant_id), message_id=message_id)
     # As a dispatcher that claimed the row and then died would have left it.
     await db_pool.execute("UPDATE outbox SET claimed_until = now() + interval '1 hour'"
                           " WHERE message_id = $1", message_id)
