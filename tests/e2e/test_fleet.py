@@ -3,11 +3,10 @@ on a printer its tags fit; and a printer's host dies mid-print without losing or
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -30,6 +29,7 @@ from sandbox.farm import MaterialSpec, PrinterSpec
 from sandbox.server import serve_sandboxes
 from sandbox.tenant import connect_tenant, seed_catalog
 from tests.e2e.conftest import Farm, sandbox_config
+from tests.polling import eventually
 
 pytestmark = pytest.mark.ray
 
@@ -52,17 +52,6 @@ MIXED = [PrinterSpec(name="MK4 red", model="MK4", materials=mat("PLA", "Red")),
          PrinterSpec(name="MK4 black PETG", model="MK4", materials=mat("PETG", "Black")),
          PrinterSpec(name="X1C green", model="X1C", materials=mat("PLA", "Green")),
          PrinterSpec(name="X1C red", model="X1C", materials=mat("PLA", "Red"))]
-
-
-async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 90.0) -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        value = await check()
-        if value:
-            return value
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.1)
 
 
 async def smart_farm(db_pool: Pool, ingress: str, runtime: Runtime, printers: list[PrinterSpec],
@@ -195,10 +184,12 @@ async def test_lost_farm_webhooks_are_reconciled_from_the_printer_and_job_histor
     farm_jobs = farm.sandboxes.sandboxes.simplyprint.farm.jobs.values()
     await eventually(lambda: _all_done(farm_jobs))
     # The sync sees an idle printer where our job was: the history says how it ended.
-    while (await db_pool.fetchval("SELECT status FROM print_jobs WHERE id = $1", job_id)
-           ) != "COMPLETED":
+    async def synced_completed() -> bool:
         await ray_runtime.router.call(SyncFleet(tenant_id=farm.tenant_id))
-        await asyncio.sleep(0.2)
+        status = await db_pool.fetchval("SELECT status FROM print_jobs WHERE id = $1", job_id)
+        return bool(status == "COMPLETED")
+
+    await eventually(synced_completed, timeout=60, interval=0.2, what="job reconciled")
     final = await farm.wait([order], {"FULFILLED", "FAILED", "CANCELLED"}, timeout=60)
     assert final == {order: "FULFILLED"}
     [entry] = await db_pool.fetch(
