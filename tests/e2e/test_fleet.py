@@ -23,6 +23,7 @@ from forma3d.messaging.printer import (
     PrinterChanges,
     UpdatePrinter,
 )
+from forma3d.store.apikeys import create_api_key
 from forma3d.store.integrations import load_integration, save_integration
 from forma3d.store.tenants import create_tenant
 from sandbox.farm import MaterialSpec, PrinterSpec
@@ -204,3 +205,44 @@ async def test_lost_farm_webhooks_are_reconciled_from_the_printer_and_job_histor
 
 async def _all_done(jobs: Any) -> bool:
     return bool(list(jobs)) and all(j.state == "done" for j in jobs)
+
+
+async def test_an_operator_pauses_resumes_and_cancels_a_print_through_the_api(
+        db_pool: Pool, ingress: str, ray_runtime: Runtime, stopper: list[Farm]) -> None:
+    """The REST writes that control a printer, end to end: route → entity → SimplyPrint."""
+    printer = PrinterSpec(name="MK4 red", model="MK4", materials=mat("PLA", "Red"))
+    farm, _ = await smart_farm(db_pool, ingress, ray_runtime, [printer], speedup=1)
+    stopper.append(farm)
+    key = (await create_api_key(db_pool, farm.tenant_id, "operator")).key
+    order = farm.send_order([("BENCHY-PLA-RED", 1)])
+    simulated = farm.sandboxes.sandboxes.simplyprint.farm
+
+    async def printing() -> Any:
+        return await db_pool.fetchval("SELECT id FROM print_jobs WHERE tenant_id = $1"
+                                      " AND status = 'PRINTING'", farm.tenant_id)
+
+    job_id = await eventually(printing, what="a job printing")
+    [running] = simulated.jobs.values()
+
+    async def on_farm(state: str) -> bool:
+        return running.state == state
+
+    async with httpx.AsyncClient(base_url=f"{ingress}/api/v1", timeout=30,
+                                 headers={"Authorization": f"Bearer {key}"}) as api:
+        paused = await api.post(f"/print-jobs/{job_id}/pause")
+        assert paused.status_code == 200, paused.text
+        await eventually(lambda: on_farm("paused"), what="the print paused on the farm")
+        resumed = await api.post(f"/print-jobs/{job_id}/resume")
+        assert resumed.status_code == 200, resumed.text
+        await eventually(lambda: on_farm("printing"), what="the print resumed on the farm")
+        cancelled = await api.post(f"/print-jobs/{job_id}/cancel")
+        assert cancelled.status_code == 200, cancelled.text
+        assert cancelled.json()["status"] == "CANCELLED"
+        await eventually(lambda: on_farm("cancelled"), what="the print stopped on the farm")
+        shown = await api.get(f"/print-jobs/{job_id}")
+        assert shown.json()["status"] == "CANCELLED"
+    assert await farm.wait([order], {"FAILED"}, timeout=60) == {order: "FAILED"}
+    actions = [r["data"]["action"] for r in await db_pool.fetch(
+        "SELECT data FROM event_log WHERE tenant_id = $1 AND type = 'print-job.queue-changed'"
+        " ORDER BY occurred_at, id", farm.tenant_id)]
+    assert actions == ["pause", "resume", "cancel"]
