@@ -73,7 +73,9 @@ async def run(width: float, depth: float, profile_id: str, rounds: int) -> dict[
             tiny = plan_plates(100, 100, profile, PlanOptions()).plates[0]
             await make_plate("stl", tiny, None, root / "warm")
             await SlicerPoolCore(root / "warm").run("stl", [tiny, tiny])  # warm both workers
-            ones, twos, order = [], [], []
+            ones: list[tuple[float, list[PlateResult]]] = []
+            twos: list[tuple[float, list[PlateResult]]] = []
+            order: list[list[int]] = []
             for r in range(rounds):
                 first, second = (1, 2) if r % 2 == 0 else (2, 1)
                 order.append([first, second])
