@@ -18,7 +18,8 @@ applied: dropped, by design), so applied + superseded + refused = sent; the drop
 p50/p99 lag from a frame's creation to the entity applying it, over applied frames (measured in
 the entity); the age of the state an operator sees, sampled every second on random printers by
 asking the entity (time since the frame it holds was produced, which includes the 5 s between
-two frames) and how far that state is behind the newest frame sent for the printer; dispatch
+two frames) and how far that state is behind the newest frame produced for the printer by the
+time the answer arrives; dispatch
 decisions/s (jobs claimed and started); p99 from a printer finishing a print (ready again) to
 its next job starting, from the sandbox's own job timestamps; RSS of this run's Ray processes.
 `--repeat N` runs it all N times and reports the median, min and max of each figure.
@@ -244,11 +245,11 @@ class Bench:
         loop = asyncio.get_running_loop()
 
         async def one(tenant: str, printer: str) -> None:
-            sent_at = self.last_sent.get(printer)
             asked = time.time()
             state = await router.call(GetPrinter(tenant_id=uuid.UUID(tenant),
                                                  printer_id=uuid.UUID(printer)))
             now = time.time()
+            sent_at = self.last_sent.get(printer)  # the newest frame produced by the answer
             self.state_asks.append(now - asked)
             at = (state.get("telemetry") or {}).get("at")
             if at is None or sent_at is None:
