@@ -96,7 +96,11 @@ def repeated(run: Callable[[], dict[str, Any]], repeat: int) -> dict[str, Any]:
         result["load_average"] = {"start": before, "end": load_average()}
         runs.append(result)
     figures = [k for k, v in runs[0].items() if _figure(v)]
-    summary: dict[str, Any] = dict(runs[0])
+    # Other values (counts by status, per-process RSS...) stand as they are when every run
+    # agrees; otherwise the summary points at the runs rather than quote the first one.
+    summary: dict[str, Any] = {
+        k: v if all(r.get(k) == v for r in runs) else "differs per run: see runs"
+        for k, v in runs[0].items()}
     spread: dict[str, list[float]] = {}
     for key in figures:
         values = [r[key] for r in runs if _figure(r.get(key))]
