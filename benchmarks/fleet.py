@@ -65,6 +65,7 @@ SPEEDUP = 180.0  # simulated seconds per real second
 TELEMETRY_PERIOD = 5.0  # seconds between two frames of one printer (0.2 Hz)
 TICK = 0.1
 STATE_SAMPLES = 100  # printers asked for their state per second
+STATE_ASK_TIMEOUT = 30.0  # seconds; a slower answer is counted in state_ask_timeouts
 # Printer kinds and the jobs that fit them: (model, nozzle, material, colour).
 KINDS = [("MK4", 0.4, "PLA", "Black"), ("MK4", 0.6, "PLA", "White"),
          ("X1C", 0.4, "PETG", "Black"), ("X1C", 0.4, "PLA", "Red")]
@@ -246,8 +247,13 @@ class Bench:
 
         async def one(tenant: str, printer: str) -> None:
             asked = time.time()
-            state = await router.call(GetPrinter(tenant_id=uuid.UUID(tenant),
-                                                 printer_id=uuid.UUID(printer)))
+            try:
+                state = await router.call(GetPrinter(tenant_id=uuid.UUID(tenant),
+                                                     printer_id=uuid.UUID(printer)),
+                                          timeout=STATE_ASK_TIMEOUT)
+            except TimeoutError:  # an operator would have given up: counted, not hidden
+                self.counts["state_ask_timeouts"] += 1
+                return
             now = time.time()
             sent_at = self.last_sent.get(printer)  # the newest frame produced by the answer
             self.state_asks.append(now - asked)
@@ -354,6 +360,7 @@ class Bench:
             "state_samples": len(ages),
             "state_age_p50_ms": round(percentile(ages, 50) * 1000, 1),
             "state_age_p99_ms": round(percentile(ages, 99) * 1000, 1),
+            "state_ask_timeouts": counts["state_ask_timeouts"],
             "state_ask_p50_ms": round(percentile(self.state_asks, 50) * 1000, 1),
             "state_ask_p99_ms": round(percentile(self.state_asks, 99) * 1000, 1),
             "state_behind_newest_p50_ms": round(percentile(behind, 50) * 1000, 1),
