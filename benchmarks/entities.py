@@ -1,13 +1,17 @@
 """Activate thousands of printer and tenant entities on a few entity hosts and measure asks.
 
-    .venv/bin/python benchmarks/entities.py [--printers 5000] [--tenants 200] [--hosts 4] [--json]
+    .venv/bin/python benchmarks/entities.py [--printers 5000] [--tenants 200] [--hosts 4]
+                                            [--repeat 1] [--json]
+
+RSS counts only the Ray processes this run started (the driver's descendants), never another
+cluster on a shared machine. `--repeat N` runs it all N times (a fresh Ray each time) and
+reports the median, min and max of each figure.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import random
 import sys
 import time
@@ -21,7 +25,7 @@ sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent.par
 
 from actors.router import EntityRouter
 from actors.runtime import start_runtime, stop_runtime
-from benchmarks._common import machine, percentile, ray_rss_mb, services
+from benchmarks._common import own_ray_rss_mb, percentile, repeated, services, show
 from forma3d.db.pool import create_pool
 from forma3d.messaging.envelope import Envelope
 from forma3d.messaging.printer import GetPrinter
@@ -70,11 +74,18 @@ def main() -> None:
     parser.add_argument("--hosts", type=int, default=4)
     parser.add_argument("--messages", type=int, default=30000)
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--repeat", type=int, default=1, help="runs; figures are their median")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     if not 1 <= args.hosts <= 64:
         parser.error("--hosts must be between 1 and 64")
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
+    show(repeated(lambda: once(args), args.repeat), args.json)
 
+
+def once(args: argparse.Namespace) -> dict[str, Any]:
+    """One run on a fresh local Ray cluster."""
     with services() as svc:
         ray.init(address="local", num_cpus=2, include_dashboard=False, namespace="forma3d",
                  object_store_memory=200 * 2**20, log_to_driver=False)
@@ -82,18 +93,13 @@ def main() -> None:
             runtime = start_runtime(svc.database_url, args.hosts)
             envelopes = asyncio.run(seed(svc.database_url, args.tenants, args.printers))
             result = asyncio.run(measure(runtime.router, envelopes, args))
-            result["ray_rss_mb"] = round(ray_rss_mb(), 1)
+            result["ray_rss_mb"], result["ray_processes_mb"] = own_ray_rss_mb()
             status = ray.get([h.status.remote() for h in runtime.hosts])
             result["entities_per_host"] = [s["entities"] for s in status]
         finally:
             stop_runtime(args.hosts)
             ray.shutdown()
-
-    if args.json:
-        print(json.dumps(result))
-    else:
-        for key, value in result.items():
-            print(f"{key:>22}: {value}")
+    return result
 
 
 async def measure(router: EntityRouter, envelopes: list[Envelope],
@@ -120,7 +126,7 @@ async def measure(router: EntityRouter, envelopes: list[Envelope],
         "ask_p50_ms": round(percentile(latencies, 50), 2),
         "ask_p99_ms": round(percentile(latencies, 99), 2),
         "activation_s": round(activation_s, 2),
-        "messages": len(stream), "concurrency": args.concurrency, "machine": machine(),
+        "messages": len(stream), "concurrency": args.concurrency,
     }
 
 

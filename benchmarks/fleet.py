@@ -1,7 +1,7 @@
 """A simulated farm of thousands of printers on the printer entities: telemetry, dispatch, lag.
 
     .venv/bin/python benchmarks/fleet.py [--printers 5000] [--tenants 200] [--seconds 90]
-                                         [--hosts 2] [--json]
+                                         [--hosts 2] [--repeat 1] [--json]
 
 One SimplyPrint sandbox (on loopback, real HTTP) holds every printer; each tenant owns an equal
 share of them in smart-dispatch mode, with a backlog of queued jobs plus a steady stream of new
@@ -11,10 +11,18 @@ in one Ray call per host per 100 ms tick, as a webhook relay would. Farm job eve
 done) reach the printers the same way; the HTTP ingress and inbox in front of them have their
 own figures. The printers claim jobs in PostgreSQL and start them with CreateJob on the sandbox.
 
-Figures: updates/s applied by the entities; p50/p99 lag from a frame's creation to the entity
-applying it (measured in the entity); dispatch decisions/s (jobs claimed and started); p99 from
-a printer finishing a print (ready again) to its next job starting, from the sandbox's own job
-timestamps; RSS of every Ray process together.
+Figures, all over the measured window only (warm-up frames still in flight are awaited before
+it starts and never counted): telemetry frames sent, applied by the entities, and superseded
+(a printer's observation replaced in its latest-wins mailbox by a newer one before it was
+applied: dropped, by design), so applied + superseded + refused = sent; the dropped share;
+p50/p99 lag from a frame's creation to the entity applying it, over applied frames (measured in
+the entity); the age of the state an operator sees, sampled every second on random printers by
+asking the entity (time since the frame it holds was produced, which includes the 5 s between
+two frames) and how far that state is behind the newest frame produced for the printer by the
+time the answer arrives; dispatch
+decisions/s (jobs claimed and started); p99 from a printer finishing a print (ready again) to
+its next job starting, from the sandbox's own job timestamps; RSS of this run's Ray processes.
+`--repeat N` runs it all N times and reports the median, min and max of each figure.
 """
 
 from __future__ import annotations
@@ -24,7 +32,6 @@ import asyncio
 import contextlib
 import hashlib
 import itertools
-import json
 import os
 import random
 import sys
@@ -34,7 +41,6 @@ from collections import defaultdict
 from decimal import Decimal
 from typing import Any
 
-import psutil
 import ray
 from cryptography.fernet import Fernet
 
@@ -42,14 +48,14 @@ sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent.par
 
 from actors.router import EntityRouter, rendezvous
 from actors.runtime import start_runtime, stop_runtime
-from benchmarks._common import machine, percentile, services
+from benchmarks._common import own_ray_rss_mb, percentile, repeated, services, show
 from forma3d.db.pool import Pool, create_pool
 from forma3d.domain.printing.fleet import observe_row
 from forma3d.handlers.printer import observation
 from forma3d.integrations.settings import SimplyPrintSettings
 from forma3d.messaging.envelope import Envelope
 from forma3d.messaging.fleet import HostObservations
-from forma3d.messaging.printer import FarmEvent
+from forma3d.messaging.printer import FarmEvent, GetPrinter
 from forma3d.store.integrations import save_integration
 from sandbox.farm import MaterialSpec, PrinterSpec
 from sandbox.server import RunningSandboxes, SandboxConfig, serve_sandboxes
@@ -58,6 +64,8 @@ from sandbox.tenant import fake_gcode
 SPEEDUP = 180.0  # simulated seconds per real second
 TELEMETRY_PERIOD = 5.0  # seconds between two frames of one printer (0.2 Hz)
 TICK = 0.1
+STATE_SAMPLES = 100  # printers asked for their state per second
+STATE_ASK_TIMEOUT = 30.0  # seconds; a slower answer is counted in state_ask_timeouts
 # Printer kinds and the jobs that fit them: (model, nozzle, material, colour).
 KINDS = [("MK4", 0.4, "PLA", "Black"), ("MK4", 0.6, "PLA", "White"),
          ("X1C", 0.4, "PETG", "Black"), ("X1C", 0.4, "PLA", "Red")]
@@ -77,10 +85,11 @@ class Bench:
         self.tenants = [uuid.uuid4() for _ in range(args.tenants)]
         self.printers: dict[int, tuple[str, str]] = {}  # farm id -> (tenant, printer uuid)
         self.events: list[Envelope] = []
-        self.delivered_events = 0
         self.refusals: dict[str, int] = {}
         self.inflight: set[asyncio.Task[None]] = set()
-        self.applied = 0
+        self.counts: dict[str, int] = defaultdict(int)  # of the measured window only
+        self.measuring = False
+        self.last_sent: dict[str, float] = {}  # printer uuid -> production time of its newest
 
     def kind(self, i: int) -> tuple[str, float, str, str]:
         """Printer i belongs to tenant i % tenants; kinds vary within every tenant."""
@@ -184,22 +193,28 @@ class Bench:
                 cursor, carry = cursor + 1, carry - 1
                 tenant, printer = self.printers[farm_id]
                 row = sandbox.printer_row(sandbox.farm.printers[farm_id])
+                self.last_sent[printer] = now
                 batch.append(observation(uuid.UUID(tenant), uuid.UUID(printer),
                                          observe_row(row, now)).envelope())
             events, self.events = self.events, []
             # Fire and collect later, as a relay with many requests in flight would: a printer
             # busy starting a job delays its own frame, never the next tick.
-            task = asyncio.create_task(self.deliver(router, batch + events))
+            task = asyncio.create_task(self.deliver(router, batch + events, self.measuring))
             self.inflight.add(task)
             task.add_done_callback(self.inflight.discard)
             sent += len(batch)
-            self.delivered_events += len(events)
+            if self.measuring:
+                self.counts["frames_sent"] += len(batch)
+                self.counts["farm_events_sent"] += len(events)
             next_tick += TICK
             await asyncio.sleep(max(0.0, next_tick - loop.time()))
         return sent
 
-    async def deliver(self, router: EntityRouter, envelopes: list[Envelope]) -> None:
-        """One Ray call per host; refusals are counted by error (none is expected)."""
+    async def deliver(self, router: EntityRouter, envelopes: list[Envelope],
+                      counted: bool) -> None:
+        """One Ray call per host. A frame's reply says what became of it: applied, or
+        "superseded" (a newer frame of the printer took its place before it was applied);
+        refusals are counted by error (none is expected). `counted`: sent while measuring."""
         groups: dict[int, list[Envelope]] = defaultdict(list)
         for envelope in envelopes:
             groups[rendezvous(envelope.address, len(router.hosts))].append(envelope)
@@ -207,11 +222,53 @@ class Bench:
                                          for i, batch in groups.items()))
         sent = itertools.chain.from_iterable(groups.values())
         for envelope, reply in zip(sent, itertools.chain.from_iterable(replies), strict=True):
-            if reply.error is None and envelope.type == "printer.observe":
-                self.applied += 1
-            elif reply.error:
+            if not counted:
+                continue
+            frame = envelope.type == "printer.observe"
+            if reply.error:
                 key = f"{reply.error_type}: {reply.error[:80]}"
                 self.refusals[key] = self.refusals.get(key, 0) + 1
+                self.counts["frames_refused" if frame else "farm_events_refused"] += 1
+            elif frame and reply.value == "superseded":
+                self.counts["frames_superseded"] += 1
+            else:
+                self.counts["frames_applied" if frame else "farm_events_applied"] += 1
+
+    async def sample_state(self, router: EntityRouter, until: float) -> tuple[
+            list[float], list[float]]:
+        """Every second, ask random printers for their state as an operator would: its age (now
+        minus the production time of the frame it holds) and how far it is behind the newest
+        frame sent for that printer."""
+        ages: list[float] = []
+        behind: list[float] = []
+        self.state_asks: list[float] = []
+        owners = list(self.printers.values())
+        loop = asyncio.get_running_loop()
+
+        async def one(tenant: str, printer: str) -> None:
+            asked = time.time()
+            try:
+                state = await router.call(GetPrinter(tenant_id=uuid.UUID(tenant),
+                                                     printer_id=uuid.UUID(printer)),
+                                          timeout=STATE_ASK_TIMEOUT)
+            except TimeoutError:  # an operator would have given up: counted, not hidden
+                self.counts["state_ask_timeouts"] += 1
+                return
+            now = time.time()
+            sent_at = self.last_sent.get(printer)  # the newest frame produced by the answer
+            self.state_asks.append(now - asked)
+            at = (state.get("telemetry") or {}).get("at")
+            if at is None or sent_at is None:
+                return
+            ages.append(now - at)
+            behind.append(max(0.0, sent_at - at))
+
+        while loop.time() < until:
+            tick = loop.time()
+            picked = self.rng.sample(owners, min(STATE_SAMPLES, len(owners)))
+            await asyncio.gather(*(one(t, p) for t, p in picked))
+            await asyncio.sleep(max(0.0, tick + 1.0 - loop.time()))
+        return ages, behind
 
 
     async def stream_jobs(self, pool: Pool, until: float, per_second: float) -> None:
@@ -256,24 +313,26 @@ class Bench:
             await self.seed(pool, running.urls["simplyprint"], config)
             await self.add_jobs(pool, self.args.printers * 4)  # the backlog
             warmup = await self.warm_up(pool, running, router)
+            await asyncio.gather(*self.inflight)  # warm-up frames land before the window
             await self.host_observations(router)  # measure the steady state only
-            self.applied = 0
+            self.measuring = True
             loop = asyncio.get_running_loop()
             started, start_wall = loop.time(), time.time()
             until = started + self.args.seconds
             streamer = asyncio.create_task(self.stream_jobs(pool, until, self.args.printers / 200))
-            frames = await self.feed(running, router, until)
+            sampler = asyncio.create_task(self.sample_state(router, until))
+            await self.feed(running, router, until)
+            feeding = loop.time() - started
             await asyncio.gather(*self.inflight)
-            elapsed = loop.time() - started
+            ages, behind = await sampler
             streamer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await streamer
             lags = await self.host_observations(router)
-            applied = self.applied
             dispatched = await pool.fetchval(
                 "SELECT count(*) FROM print_jobs WHERE tenant_id = ANY($1)"
                 " AND assigned_at >= to_timestamp($2)", self.tenants, start_wall)
-            rss, processes = cluster_rss_mb()
+            rss, processes = own_ray_rss_mb()
             statuses = {r[0]: r[1] for r in await pool.fetch(
                 "SELECT status, count(*) FROM print_jobs WHERE tenant_id = ANY($1)"
                 " GROUP BY status", self.tenants)}
@@ -284,40 +343,41 @@ class Bench:
             await pool.close()
             await running.stop()
         gaps = ready_to_start(farm.jobs.values())
+        counts = self.counts
+        sent = counts["frames_sent"]
         return {
             "printers": self.args.printers, "tenants": self.args.tenants,
-            "ray_rss_mb": round(rss, 1), "ray_processes_mb": processes,
-            "updates_per_s": round(applied / elapsed, 1),
+            "ray_rss_mb": rss, "ray_processes_mb": processes,
+            "frames_sent": sent, "frames_applied": counts["frames_applied"],
+            "frames_superseded": counts["frames_superseded"],
+            "frames_refused": counts["frames_refused"],
+            "dropped_share": round(counts["frames_superseded"] / sent, 4) if sent else None,
+            "frames_sent_per_s": round(sent / feeding, 1),
+            "frames_applied_per_s": round(counts["frames_applied"] / feeding, 1),
+            "lag_samples": len(lags),
             "lag_p50_ms": round(percentile(lags, 50) * 1000, 1),
             "lag_p99_ms": round(percentile(lags, 99) * 1000, 1),
-            "dispatch_per_s": round(dispatched / elapsed, 1),
+            "state_samples": len(ages),
+            "state_age_p50_ms": round(percentile(ages, 50) * 1000, 1),
+            "state_age_p99_ms": round(percentile(ages, 99) * 1000, 1),
+            "state_ask_timeouts": counts["state_ask_timeouts"],
+            "state_ask_p50_ms": round(percentile(self.state_asks, 50) * 1000, 1),
+            "state_ask_p99_ms": round(percentile(self.state_asks, 99) * 1000, 1),
+            "state_behind_newest_p50_ms": round(percentile(behind, 50) * 1000, 1),
+            "state_behind_newest_p99_ms": round(percentile(behind, 99) * 1000, 1),
+            "dispatch_per_s": round(dispatched / feeding, 1),
             "ready_to_start_p99_ms": round(percentile(gaps, 99) * 1000, 1),
             "ready_to_start_p50_ms": round(percentile(gaps, 50) * 1000, 1),
-            "frames_sent": frames, "farm_events": self.delivered_events,
+            "farm_events_sent": counts["farm_events_sent"],
+            "farm_events_applied": counts["farm_events_applied"],
             "jobs_started_on_farm": len(farm.jobs),
             "farm_jobs_done": sum(j.state == "done" for j in farm.jobs.values()),
             "restarts_measured": len(gaps),
             "job_statuses": statuses, "errors": errors,
             "refusals": self.refusals,
-            "seconds": round(elapsed, 1), "warmup_s": round(warmup, 1),
-            "hosts": self.args.hosts, "machine": machine(),
+            "seconds": round(feeding, 1), "warmup_s": round(warmup, 1),
+            "hosts": self.args.hosts,
         }
-
-
-def cluster_rss_mb() -> tuple[float, dict[str, float]]:
-    """RSS of the Ray processes this run started (the driver's descendants: GCS, raylet, agents,
-    workers), so other Ray clusters on a shared machine do not count; and MB per process kind."""
-    total = 0
-    kinds: dict[str, float] = defaultdict(float)
-    for proc in psutil.Process().children(recursive=True):
-        with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
-            cmdline = " ".join(proc.cmdline())
-            if cmdline.startswith("ray::") or "/site-packages/ray/" in cmdline:
-                rss = proc.memory_info().rss
-                total += rss
-                name = cmdline.split()[0].split("/")[-1].split(".")[0]
-                kinds[name] += round(rss / 2**20, 1)
-    return total / 2**20, dict(kinds)
 
 
 def ready_to_start(jobs: Any) -> list[float]:
@@ -343,11 +403,18 @@ def main() -> None:
     parser.add_argument("--hosts", type=int, default=2)
     parser.add_argument("--warmup", type=float, default=180.0,
                         help="at most this long for every printer to take its first job")
+    parser.add_argument("--repeat", type=int, default=1, help="runs; figures are their median")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     if args.printers < args.tenants or args.tenants < 1:
         parser.error("need at least one printer per tenant")
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
+    show(repeated(lambda: once(args), args.repeat), args.json)
 
+
+def once(args: argparse.Namespace) -> dict[str, Any]:
+    """One run on a fresh local Ray cluster."""
     with services() as svc:
         os.environ["REDIS_URL"] = svc.redis_url  # entities publish telemetry to live channels
         secret = os.environ.setdefault("FORMA3D_SECRET_KEY", Fernet.generate_key().decode())
@@ -361,12 +428,7 @@ def main() -> None:
         finally:
             stop_runtime(args.hosts)
             ray.shutdown()
-
-    if args.json:
-        print(json.dumps(result))
-    else:
-        for key, value in result.items():
-            print(f"{key:>24}: {value}")
+    return result
 
 
 if __name__ == "__main__":

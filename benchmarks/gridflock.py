@@ -3,12 +3,16 @@ speed-up from one to two CPUs, the cost of a cache hit, the two geometry engines
 process against OpenSCAD, same plates, same run) and the preview of the largest allowed drawer.
 Real OpenSCAD and PrusaSlicer.
 
-    .venv/bin/python benchmarks/gridflock.py [--width 523 --depth 387 --profile bambu-a1] [--json]
+    .venv/bin/python benchmarks/gridflock.py [--width 523 --depth 387 --profile bambu-a1]
+                                             [--rounds 2] [--repeat 1] [--json]
     .venv/bin/python benchmarks/gridflock.py --engines-only [--json]   # no Ray, a minute
 
 On a local Ray cluster of two CPUs the pool makes every unique plate (STL and gcode) into an
-empty cache, once bounded to one worker and once to two, so both runs use the real tools. Per-plate
-tool times come from the one-worker runs, where no two tools share the machine.
+empty cache, once bounded to one worker and once to two, so both runs use the real tools; the
+order alternates per round (one then two in even rounds, two then one in odd ones, as
+`worker_order` reports) so a noisy neighbour or a warming cache favours neither. Per-plate tool
+times come from the one-worker runs, where no two tools share the machine. `--repeat N` runs it
+all N times (a fresh Ray each time) and reports the median, min and max of each figure.
 """
 
 from __future__ import annotations
@@ -16,7 +20,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import statistics
 import sys
 import tempfile
@@ -30,7 +33,7 @@ import ray
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from actors.slicer_pool import SlicerPoolCore
-from benchmarks._common import machine
+from benchmarks._common import machine, repeated, show
 from forma3d.domain.gridflock import PROFILES, PlanOptions, PlateSet, get_profile, plan_plates
 from forma3d.domain.gridflock.planner import _plan
 from forma3d.domain.gridflock.profiles import PrinterProfile
@@ -77,11 +80,16 @@ async def run(width: float, depth: float, profile_id: str, rounds: int) -> dict[
             tiny = plan_plates(100, 100, profile, PlanOptions()).plates[0]
             await make_plate("stl", tiny, None, root / "warm")
             await SlicerPoolCore(root / "warm").run("stl", [tiny, tiny])  # warm both workers
-            ones, twos = [], []
+            ones: list[tuple[float, list[PlateResult]]] = []
+            twos: list[tuple[float, list[PlateResult]]] = []
+            order: list[list[int]] = []
             for r in range(rounds):
-                ones.append(await make_all(plate_set, root / f"one-{r}", 1))
-                twos.append(await make_all(plate_set, root / f"two-{r}", 2))
-            pool = SlicerPoolCore(root / "two-0")
+                first, second = (1, 2) if r % 2 == 0 else (2, 1)
+                order.append([first, second])
+                for workers in (first, second):
+                    made = await make_all(plate_set, root / f"{workers}w-{r}", workers)
+                    (ones if workers == 1 else twos).append(made)
+            pool = SlicerPoolCore(root / "2w-0")
             hits = []
             for _ in range(20):
                 t = time.perf_counter()
@@ -91,7 +99,7 @@ async def run(width: float, depth: float, profile_id: str, rounds: int) -> dict[
             inproc = []
             for _ in range(20):
                 t = time.perf_counter()
-                hit = await make_plate("gcode", plate_set.plates[0], profile, root / "two-0")
+                hit = await make_plate("gcode", plate_set.plates[0], profile, root / "2w-0")
                 inproc.append((time.perf_counter() - t) * 1000)
                 assert not hit.sliced
     finally:
@@ -102,6 +110,7 @@ async def run(width: float, depth: float, profile_id: str, rounds: int) -> dict[
     return {
         "drawer_mm": [width, depth], "printer_profile": profile.id, "magnets": True,
         "plates": plate_set.total_plates, "unique_plates": unique, "rounds": rounds,
+        "worker_order": order,
         "stl_s_per_plate": round(statistics.fmean(r.stl_seconds for r in one_results), 2),
         "slice_s_per_plate": round(statistics.fmean(r.slice_seconds for r in one_results), 2),
         "pool_wall_s_1_worker": [round(w, 1) for w, _ in ones],
@@ -119,8 +128,6 @@ async def run(width: float, depth: float, profile_id: str, rounds: int) -> dict[
         "preview_ms": round(preview_ms(width, depth, profile), 2),
         "filament_g_total": round(sum((r.filament_g or 0) * p.count for r, p in
                                       zip(twos[0][1], plate_set.plates, strict=True)), 1),
-        "load_average_1m": round(os.getloadavg()[0], 1),
-        "machine": machine(),
     }
 
 
@@ -190,23 +197,25 @@ def main() -> None:
     parser.add_argument("--width", type=float, default=523)
     parser.add_argument("--depth", type=float, default=387)
     parser.add_argument("--profile", default="bambu-a1")
-    parser.add_argument("--rounds", type=int, default=1, help="1-vs-2 worker pairs to run")
+    parser.add_argument("--rounds", type=int, default=2, help="1-vs-2 worker pairs to run")
+    parser.add_argument("--repeat", type=int, default=1, help="runs; figures are their median")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--engines-only", action="store_true",
                         help="only the geometry engines and the largest preview (no Ray)")
     args = parser.parse_args()
-    result: dict[str, Any] = {}
-    if not args.engines_only:
-        result = asyncio.run(run(args.width, args.depth, args.profile, args.rounds))
-    result.update(asyncio.run(engines(args.width, args.depth, args.profile)))
-    result.update(preview_largest())
-    result.setdefault("load_average_1m", round(os.getloadavg()[0], 1))
-    result.setdefault("machine", machine())
-    if args.json:
-        print(json.dumps(result))
-        return
-    for key, value in result.items():
-        print(f"{key:>26}: {value}")
+    if args.rounds < 1 or args.repeat < 1:
+        parser.error("--rounds and --repeat must be at least 1")
+
+    def once() -> dict[str, Any]:
+        result: dict[str, Any] = {}
+        if not args.engines_only:
+            result = asyncio.run(run(args.width, args.depth, args.profile, args.rounds))
+        result.update(asyncio.run(engines(args.width, args.depth, args.profile)))
+        result.update(preview_largest())
+        result.setdefault("machine", machine())
+        return result
+
+    show(repeated(once, args.repeat), args.json)
 
 
 if __name__ == "__main__":

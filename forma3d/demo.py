@@ -258,11 +258,20 @@ async def _farm(client: httpx.AsyncClient, t: Target, keys: set[str]) -> dict[st
 
 async def _report(conn: Any, client: httpx.AsyncClient, t: Target,
                   ids: list[int]) -> dict[str, Any]:
+    # Timed from the webhook's arrival (its first delivery stored in the inbox), not from the
+    # order row, which the tenant entity inserts after the outbox has delivered the webhook.
     orders = await conn.fetch(
-        """SELECT id, status, reason,
-                  extract(epoch FROM queued_at - received_at) * 1000 AS to_queued,
-                  extract(epoch FROM fulfilled_at - received_at) * 1000 AS to_fulfilled
-             FROM orders WHERE tenant_id = $1 AND shopify_order_id = ANY($2)""",
+        """WITH arrived AS (
+               SELECT (convert_from(body, 'UTF8')::jsonb ->> 'id')::bigint AS shopify_id,
+                      min(received_at) AS at
+                 FROM webhook_inbox
+                WHERE tenant_id = $1 AND source = 'shopify' AND topic = 'orders/create'
+                GROUP BY 1)
+           SELECT o.id, o.status, o.reason,
+                  extract(epoch FROM o.queued_at - a.at) * 1000 AS to_queued,
+                  extract(epoch FROM o.fulfilled_at - a.at) * 1000 AS to_fulfilled
+             FROM orders o LEFT JOIN arrived a ON a.shopify_id = o.shopify_order_id
+            WHERE o.tenant_id = $1 AND o.shopify_order_id = ANY($2)""",
         t.tenant_id, ids)
     order_ids = [o["id"] for o in orders]
     statuses = Counter(str(o["status"]) for o in orders)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from cryptography.fernet import Fernet
+from hypothesis import HealthCheck, settings
 
 from actors.runtime import Runtime
 from forma3d.db.migrations import migrate
@@ -20,6 +21,11 @@ from forma3d.platform.embedded import Services, start_services
 from forma3d.store.tenants import create_tenant
 
 RAY_HOSTS = 2
+# Property tests assert behaviour, never speed: no per-example deadline (a wall-clock assertion
+# that fails on a loaded machine) and no health check on slow data generation.
+settings.register_profile("forma3d", deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("forma3d")
 # Integration secrets are sealed with this key; Ray workers inherit it from the environment.
 os.environ.setdefault("FORMA3D_SECRET_KEY", Fernet.generate_key().decode())
 

@@ -51,7 +51,9 @@ async def test_the_queue_is_bounded_and_callers_wait_for_a_slot(
     plates = (*plan_plates(300, 200, PROFILE, PlanOptions()).plates, TINY)
     seen_running, seen_waiting = set(), set()
     work = asyncio.create_task(pool.run("stl", plates, None, "openscad"))
-    while not work.done():
+    deadline = asyncio.get_running_loop().time() + 120
+    while not work.done():  # sampling the pool's counters until the work ends (bounded)
+        assert asyncio.get_running_loop().time() < deadline, "the pool never finished"
         seen_running.add(pool.running)
         seen_waiting.add(pool.waiting)
         await asyncio.sleep(0.02)

@@ -19,11 +19,13 @@ from actors.runtime import Runtime
 from forma3d.db.pool import Pool
 from forma3d.http.app import build_app
 from forma3d.http.deps import Deps
+from forma3d.store.apikeys import create_api_key
 from forma3d.store.tenants import create_tenant
 from sandbox.farm import PrinterSpec
 from sandbox.server import RunningSandboxes, SandboxConfig, serve_sandboxes
 from sandbox.shopify import LineItemSpec, OrderSpec
 from sandbox.tenant import connect_tenant, seed_catalog
+from tests.polling import started
 
 SPEEDUP = 3600.0  # one simulated hour of printing per real second
 
@@ -36,9 +38,7 @@ async def ingress(db_pool: Pool, redis_url: str, ray_runtime: Runtime) -> AsyncI
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning",
                                            lifespan="off", access_log=False))
     task = asyncio.create_task(server.serve())
-    while not server.started:  # noqa: ASYNC110  (uvicorn exposes a flag, not an event)
-        await asyncio.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
+    port = await started(server, task)
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     with contextlib.suppress(asyncio.CancelledError):
@@ -54,6 +54,8 @@ class Farm:
     pool: Pool
     sandboxes: RunningSandboxes
     parts_per_unit: dict[str, int]
+    ingress: str = ""  # our API's base URL and an operator key, where an ingress runs
+    api_key: str = ""
 
     @property
     def shopify(self) -> Any:
@@ -69,6 +71,12 @@ class Farm:
             response = await client.post(f"{self.sandboxes.urls[service]}/_sandbox/{path}",
                                          json=body)
             response.raise_for_status()
+
+    async def api(self, method: str, path: str, body: Any = None) -> httpx.Response:
+        """An operator's request to our REST API (`/api/v1` + path) with the tenant's key."""
+        async with httpx.AsyncClient(timeout=30) as client:
+            return await client.request(method, f"{self.ingress}/api/v1{path}", json=body,
+                                        headers={"Authorization": f"Bearer {self.api_key}"})
 
     async def statuses(self) -> dict[int, str]:
         rows = await self.pool.fetch(
@@ -112,5 +120,6 @@ async def farm(db_pool: Pool, ingress: str, sandbox: SandboxConfig) -> AsyncIter
     async with db_pool.acquire() as conn:
         parts = await seed_catalog(conn, tenant_id)
     await connect_tenant(db_pool, tenant_id, running.urls, config, ingress)
-    yield Farm(tenant_id, db_pool, running, parts)
+    key = (await create_api_key(db_pool, tenant_id, "operator")).key
+    yield Farm(tenant_id, db_pool, running, parts, ingress, key)
     await running.stop()

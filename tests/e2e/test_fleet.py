@@ -3,11 +3,10 @@ on a printer its tags fit; and a printer's host dies mid-print without losing or
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -24,12 +23,14 @@ from forma3d.messaging.printer import (
     PrinterChanges,
     UpdatePrinter,
 )
+from forma3d.store.apikeys import create_api_key
 from forma3d.store.integrations import load_integration, save_integration
 from forma3d.store.tenants import create_tenant
 from sandbox.farm import MaterialSpec, PrinterSpec
 from sandbox.server import serve_sandboxes
 from sandbox.tenant import connect_tenant, seed_catalog
 from tests.e2e.conftest import Farm, sandbox_config
+from tests.polling import eventually
 
 pytestmark = pytest.mark.ray
 
@@ -52,17 +53,6 @@ MIXED = [PrinterSpec(name="MK4 red", model="MK4", materials=mat("PLA", "Red")),
          PrinterSpec(name="MK4 black PETG", model="MK4", materials=mat("PETG", "Black")),
          PrinterSpec(name="X1C green", model="X1C", materials=mat("PLA", "Green")),
          PrinterSpec(name="X1C red", model="X1C", materials=mat("PLA", "Red"))]
-
-
-async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 90.0) -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        value = await check()
-        if value:
-            return value
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.1)
 
 
 async def smart_farm(db_pool: Pool, ingress: str, runtime: Runtime, printers: list[PrinterSpec],
@@ -195,10 +185,12 @@ async def test_lost_farm_webhooks_are_reconciled_from_the_printer_and_job_histor
     farm_jobs = farm.sandboxes.sandboxes.simplyprint.farm.jobs.values()
     await eventually(lambda: _all_done(farm_jobs))
     # The sync sees an idle printer where our job was: the history says how it ended.
-    while (await db_pool.fetchval("SELECT status FROM print_jobs WHERE id = $1", job_id)
-           ) != "COMPLETED":
+    async def synced_completed() -> bool:
         await ray_runtime.router.call(SyncFleet(tenant_id=farm.tenant_id))
-        await asyncio.sleep(0.2)
+        status = await db_pool.fetchval("SELECT status FROM print_jobs WHERE id = $1", job_id)
+        return bool(status == "COMPLETED")
+
+    await eventually(synced_completed, timeout=60, interval=0.2, what="job reconciled")
     final = await farm.wait([order], {"FULFILLED", "FAILED", "CANCELLED"}, timeout=60)
     assert final == {order: "FULFILLED"}
     [entry] = await db_pool.fetch(
@@ -213,3 +205,44 @@ async def test_lost_farm_webhooks_are_reconciled_from_the_printer_and_job_histor
 
 async def _all_done(jobs: Any) -> bool:
     return bool(list(jobs)) and all(j.state == "done" for j in jobs)
+
+
+async def test_an_operator_pauses_resumes_and_cancels_a_print_through_the_api(
+        db_pool: Pool, ingress: str, ray_runtime: Runtime, stopper: list[Farm]) -> None:
+    """The REST writes that control a printer, end to end: route → entity → SimplyPrint."""
+    printer = PrinterSpec(name="MK4 red", model="MK4", materials=mat("PLA", "Red"))
+    farm, _ = await smart_farm(db_pool, ingress, ray_runtime, [printer], speedup=1)
+    stopper.append(farm)
+    key = (await create_api_key(db_pool, farm.tenant_id, "operator")).key
+    order = farm.send_order([("BENCHY-PLA-RED", 1)])
+    simulated = farm.sandboxes.sandboxes.simplyprint.farm
+
+    async def printing() -> Any:
+        return await db_pool.fetchval("SELECT id FROM print_jobs WHERE tenant_id = $1"
+                                      " AND status = 'PRINTING'", farm.tenant_id)
+
+    job_id = await eventually(printing, what="a job printing")
+    [running] = simulated.jobs.values()
+
+    async def on_farm(state: str) -> bool:
+        return running.state == state
+
+    async with httpx.AsyncClient(base_url=f"{ingress}/api/v1", timeout=30,
+                                 headers={"Authorization": f"Bearer {key}"}) as api:
+        paused = await api.post(f"/print-jobs/{job_id}/pause")
+        assert paused.status_code == 200, paused.text
+        await eventually(lambda: on_farm("paused"), what="the print paused on the farm")
+        resumed = await api.post(f"/print-jobs/{job_id}/resume")
+        assert resumed.status_code == 200, resumed.text
+        await eventually(lambda: on_farm("printing"), what="the print resumed on the farm")
+        cancelled = await api.post(f"/print-jobs/{job_id}/cancel")
+        assert cancelled.status_code == 200, cancelled.text
+        assert cancelled.json()["status"] == "CANCELLED"
+        await eventually(lambda: on_farm("cancelled"), what="the print stopped on the farm")
+        shown = await api.get(f"/print-jobs/{job_id}")
+        assert shown.json()["status"] == "CANCELLED"
+    assert await farm.wait([order], {"FAILED"}, timeout=60) == {order: "FAILED"}
+    actions = [r["data"]["action"] for r in await db_pool.fetch(
+        "SELECT data FROM event_log WHERE tenant_id = $1 AND type = 'print-job.queue-changed'"
+        " ORDER BY occurred_at, id", farm.tenant_id)]
+    assert actions == ["pause", "resume", "cancel"]

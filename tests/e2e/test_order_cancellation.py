@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 
 import pytest
 
-from forma3d.messaging.order import CancelOrder
-from forma3d.store.outbox import send
 from sandbox.server import SandboxConfig
 from tests.e2e.conftest import Farm, sandbox_config
 
@@ -96,9 +93,8 @@ async def test_cancel_after_the_label_cancels_the_parcel(farm: Farm) -> None:
                          " AND parcel_id IS NOT NULL", farm.tenant_id)
     order = await order_row(farm, order_id)
     assert order["status"] == "READY_FOR_FULFILLMENT"
-    async with farm.pool.acquire() as conn, conn.transaction():
-        await send(conn, CancelOrder(tenant_id=farm.tenant_id, order_id=order["id"],
-                                     reason="operator"), message_id=uuid.uuid4())
+    response = await farm.api("POST", f"/orders/{order['id']}/cancel")
+    assert response.status_code == 202, response.text
     assert await farm.wait([order_id], {"CANCELLED"}) == {order_id: "CANCELLED"}
     shipment = await farm.pool.fetchrow("SELECT * FROM shipments WHERE order_id = $1",
                                         order["id"])

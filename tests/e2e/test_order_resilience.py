@@ -9,9 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
-from forma3d.messaging.order import RetryJob
-from forma3d.store.outbox import send
 from tests.e2e.conftest import Farm
+from tests.polling import eventually
 
 pytestmark = pytest.mark.ray
 DONE = {"FULFILLED", "FAILED", "CANCELLED", "ON_HOLD"}
@@ -61,7 +60,12 @@ async def test_replaying_every_webhook_twice_shuffled_changes_nothing(farm: Farm
     orders = [farm.send_order(lines) for lines in MIX]
     assert set((await farm.wait(orders, DONE)).values()) == {"FULFILLED"}
     sandboxes = farm.sandboxes.sandboxes
-    await asyncio.sleep(1.5)  # let the parcels' carrier journey post a few statuses too
+
+    async def carrier_statuses() -> bool:  # the parcels' journey posted statuses to replay too
+        return sum(d.outcome == "delivered" for d in sandboxes.sendcloud.dispatcher.log) \
+            > len(MIX)
+
+    await eventually(carrier_statuses, what="parcel status webhooks")
     await settle(farm)
     before = await snapshot(farm)
     deliveries = [d for s in (sandboxes.shopify, sandboxes.simplyprint, sandboxes.sendcloud)
@@ -122,9 +126,8 @@ async def test_exhausted_retries_fail_the_order_and_a_retry_revives_it(farm: Far
     assert row["error"]
 
     await farm.control("simplyprint", "farm", {"failure_rate": 0.0})
-    async with farm.pool.acquire() as conn, conn.transaction():
-        await send(conn, RetryJob(tenant_id=farm.tenant_id, order_id=row["id"],
-                                  print_job_id=row["job_id"]))
+    response = await farm.api("POST", f"/print-jobs/{row['job_id']}/retry")
+    assert response.status_code == 202, response.text
     assert await farm.wait([order], {"FULFILLED"}) == {order: "FULFILLED"}
     events = await farm.pool.fetch(
         "SELECT type FROM event_log WHERE tenant_id = $1 ORDER BY id", farm.tenant_id)
@@ -142,25 +145,15 @@ async def test_unknown_sku_is_held_with_its_reason_then_resumed(farm: Farm) -> N
                                     held["id"])
     assert jobs == 1  # the mapped line item is printing while the other waits
 
-    async with farm.pool.acquire() as conn, conn.transaction():
-        benchy = await conn.fetchrow(
-            "SELECT mp.file_id, mp.grams FROM mapping_parts mp JOIN product_mappings m"
-            " ON m.id = mp.mapping_id WHERE m.tenant_id = $1 AND m.sku = 'BENCHY-PLA-RED'",
-            farm.tenant_id)
-        import uuid
-
-        from forma3d.messaging.envelope import Envelope
-        from forma3d.store.outbox import enqueue
-
-        mapping = await conn.fetchval(
-            "INSERT INTO product_mappings (id, tenant_id, sku, name) VALUES ($1, $2,"
-            " 'MYSTERY-SKU', 'Mystery') RETURNING id", uuid.uuid4(), farm.tenant_id)
-        await conn.execute(
-            "INSERT INTO mapping_parts (id, tenant_id, mapping_id, name, file_id, grams)"
-            " VALUES ($1, $2, $3, 'mystery', $4, $5)", uuid.uuid4(), farm.tenant_id, mapping,
-            benchy["file_id"], benchy["grams"])
-        await enqueue(conn, Envelope("tenant", str(farm.tenant_id), "mapping.changed",
-                                     str(farm.tenant_id), {"sku": "MYSTERY-SKU"}, durable=True))
+    benchy = await farm.pool.fetchrow(
+        "SELECT mp.file_id, mp.grams FROM mapping_parts mp JOIN product_mappings m"
+        " ON m.id = mp.mapping_id WHERE m.tenant_id = $1 AND m.sku = 'BENCHY-PLA-RED'",
+        farm.tenant_id)
+    response = await farm.api("POST", "/product-mappings", {
+        "sku": "MYSTERY-SKU", "name": "Mystery",
+        "parts": [{"name": "mystery", "file_id": str(benchy["file_id"]),
+                   "grams": str(benchy["grams"])}]})
+    assert response.status_code == 201, response.text
     assert await farm.wait([order], {"FULFILLED"}) == {order: "FULFILLED"}
     assert await farm.pool.fetchval("SELECT count(*) FROM print_jobs WHERE order_id = $1",
                                     held["id"]) == 3

@@ -12,6 +12,8 @@ from sandbox_receiver import Receiver, ReceiverServer
 from starlette.applications import Starlette
 from starlette.routing import Route
 
+from tests.polling import started
+
 
 class _Server(uvicorn.Server):
     @contextlib.contextmanager
@@ -27,11 +29,7 @@ async def receiver_server() -> AsyncIterator[ReceiverServer]:
         uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
     )
     task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
+    port = await started(server, task)
     state.base_url = f"http://127.0.0.1:{port}"
     yield state
     server.should_exit = True

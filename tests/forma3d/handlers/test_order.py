@@ -4,6 +4,7 @@ the messages it sends."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterable
 from datetime import UTC, datetime, timedelta
@@ -11,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from actors.local import LocalEntities
 from forma3d.db.pool import Pool
 from forma3d.domain.orders.shopify_order import ShopifyOrder
 from forma3d.domain.statemachine import IllegalTransition
@@ -360,3 +362,54 @@ async def test_a_shipped_order_cannot_be_cancelled(shop: Farm) -> None:
     with pytest.raises(IllegalTransition, match="FULFILLED -> CANCELLED"):
         await handlers.cancel(order, CancelOrder(tenant_id=order.tenant_id,
                                                  order_id=order.order_id))
+
+
+async def test_with_cancel_printing_jobs_off_a_running_print_is_left_to_finish(
+        shop: Farm) -> None:
+    await shop.pool.execute("UPDATE tenants SET settings = settings ||"
+                            " '{\"cancel_printing_jobs\": false}' WHERE id = $1", shop.tenant_id)
+    await shop.control("simplyprint", "clock", {"speedup": 1})  # prints last an hour
+    order = await started(shop, [("BENCHY-PLA-RED", 1), ("VASE-SPIRAL-PLA-WHITE", 1)])
+    simulated = shop.sandboxes.sandboxes.simplyprint.farm
+    benchy = (await jobs(order))[0]
+    [item] = [i for i in simulated.open_items() if i.id == benchy["farm_queue_item_id"]]
+    printer = next(p for p in simulated.printers.values()
+                   if simulated.ready(p) and simulated.matches(p, item))
+    running = simulated.start(printer, item.file, item=item, autoprint=True)
+    assert await report(order, benchy, "PRINTING", farm_printer_id=printer.id,
+                        farm_job_uid=running.uid) == "applied"
+
+    message = CancelOrder(tenant_id=order.tenant_id, order_id=order.order_id, reason="customer")
+    assert await handlers.cancel(order, message) == "cancelled"
+    assert running.state == "printing"  # the print was not stopped
+    assert simulated.open_items() == []  # what had not started is off the farm
+    statuses = {j["id"]: j["status"] for j in await jobs(order)}
+    assert statuses.pop(benchy["id"]) == "PRINTING"
+    assert set(statuses.values()) == {"CANCELLED"}
+    assert (await order_row(order))["status"] == "CANCELLED"
+
+
+async def test_more_concurrent_order_handlers_than_pool_connections_do_not_deadlock(
+        shop: Farm, database_url: str) -> None:
+    """Regression: a job report once held its transaction's connection while reading the order
+    through a second one, so as many orders as the host's pool has connections, handling job
+    events at once, each waited for a connection none would give back. Here six orders report
+    at once on a host core with two connections, without Ray."""
+    orders = [await started(shop, [("BENCHY-PLA-RED", 1)]) for _ in range(6)]
+    printing: list[JobStatusReport] = []
+    for order in orders:
+        [job] = await jobs(order)
+        printing.append(JobStatusReport(
+            tenant_id=order.tenant_id, order_id=order.order_id, print_job_id=job["id"],
+            status="PRINTING", queue_item_id=job["farm_queue_item_id"]))
+    completed = [r.model_copy(update={"status": "COMPLETED"}) for r in printing]
+    host = LocalEntities(database_url, pool_size=2)
+    try:
+        for wave in (printing, completed):
+            answers = await asyncio.wait_for(asyncio.gather(*(host.call(r) for r in wave)),
+                                             timeout=60)
+            assert answers == ["applied"] * len(wave)
+    finally:
+        await host.close()
+    for order in orders:
+        assert (await order_row(order))["status"] == "READY_FOR_FULFILLMENT"

@@ -16,6 +16,7 @@ import pytest
 from forma3d.db.pool import Connection, Pool
 from forma3d.domain.orders.shopify_order import ShopifyOrder
 from forma3d.handlers import farm as farm_queue
+from forma3d.handlers import order as order_handlers
 from forma3d.handlers import tenant as handlers
 from forma3d.handlers.tenant import Tenant
 from forma3d.handlers.testing import stub_services
@@ -27,6 +28,7 @@ from forma3d.messaging.printer import FarmEvent
 from forma3d.messaging.tenant import (
     BackfillOrders,
     FarmWebhook,
+    GetTenant,
     MappingChanged,
     ReconcileFarm,
     SendcloudWebhook,
@@ -334,3 +336,39 @@ async def test_reconcile_reports_what_the_farm_did(db_pool: Pool, sandbox_farm: 
     assert reports[printed].order_id == order_id
     assert reports[vanished].status == "FAILED"
     assert reports[vanished].error == "vanished from the farm's queue and history"
+
+
+async def test_a_queued_job_missing_from_the_farm_fails_only_after_the_grace_period(
+        db_pool: Pool, sandbox_farm: Farm) -> None:
+    """The "vanished job" branch: a queue item the farm no longer lists, with no history, is
+    reported FAILED once the grace period has passed, and the order entity fails the job."""
+    services, _ = stub_services(db_pool)
+    tenant = await handlers.load(services, str(sandbox_farm.tenant_id))
+    await db_pool.execute(
+        "UPDATE tenants SET settings = settings || '{\"stranded_job_seconds\": 600}'"
+        " WHERE id = $1", tenant.tenant_id)
+    order_id = await an_order(db_pool, tenant)
+    just_now = datetime.now(UTC)
+    fresh = await a_print_job(db_pool, tenant, order_id, status="QUEUED", queue_item=555001,
+                              queued_at=just_now)
+    assert await handlers.reconcile_farm(tenant, ReconcileFarm(tenant_id=tenant.tenant_id)) == 0
+    await db_pool.execute("UPDATE print_jobs SET queued_at = $2, max_attempts = 1 WHERE id = $1",
+                          fresh, just_now - timedelta(minutes=11))
+    assert await handlers.reconcile_farm(tenant, ReconcileFarm(tenant_id=tenant.tenant_id)) == 1
+    [report] = [m for m in await sent(db_pool, tenant) if isinstance(m, JobStatusReport)]
+    assert (report.print_job_id, report.status) == (fresh, "FAILED")
+
+    order = await order_handlers.load(services, str(order_id))
+    async with db_pool.acquire() as conn, conn.transaction():
+        await order_handlers.job_status(order, report, conn)
+    job = await db_pool.fetchrow("SELECT status, error FROM print_jobs WHERE id = $1", fresh)
+    assert job["status"] == "FAILED"
+    assert job["error"] == "vanished from the farm's queue and history"
+
+
+async def test_get_answers_the_tenant_as_stored(db_pool: Pool, tenant: Tenant) -> None:
+    answer = await handlers.get(tenant, GetTenant(tenant_id=tenant.tenant_id))
+    row = await db_pool.fetchrow("SELECT id, slug FROM tenants WHERE id = $1", tenant.tenant_id)
+    assert (answer["id"], answer["slug"]) == (row["id"], row["slug"])
+    with pytest.raises(LookupError, match="does not exist"):
+        await handlers.load(tenant.services, str(uuid.uuid4()))

@@ -122,3 +122,23 @@ async def test_order_jobs_are_refused_before_asking_when_they_cannot_change(
         denied = await http.post(f"{V1}/print-jobs/{failed}/{path}",
                                  headers={"Authorization": f"Bearer {stranger}"})
         assert denied.status_code == 404, path
+
+
+async def test_a_bulk_reorder_naming_another_tenants_jobs_moves_nothing(
+        http: httpx.AsyncClient, db_pool: Pool, tenant_id: uuid.UUID) -> None:
+    ours = [str(j) for j in await jobs(db_pool, tenant_id, ["QUEUED", "QUEUED"])]
+    other = await create_tenant(db_pool, f"other-{uuid.uuid4().hex[:8]}")
+    theirs = await jobs(db_pool, other, ["QUEUED", "QUEUED"])
+    before = await db_pool.fetch("SELECT id, position, priority, updated_at FROM print_jobs"
+                                 " WHERE tenant_id = ANY($1) ORDER BY id", [tenant_id, other])
+
+    for ids in ([str(theirs[1]), str(theirs[0])], [ours[1], str(theirs[0]), ours[0]]):
+        refused = await http.post(f"{V1}/print-jobs/reorder", json={"print_job_ids": ids})
+        assert refused.status_code in (404, 409), refused.text
+        assert refused.headers["content-type"] == PROBLEM
+        assert str(theirs[0]) in refused.json()["detail"]
+    after = await db_pool.fetch("SELECT id, position, priority, updated_at FROM print_jobs"
+                                " WHERE tenant_id = ANY($1) ORDER BY id", [tenant_id, other])
+    assert after == before  # neither tenant's queue moved
+    assert await db_pool.fetchval("SELECT count(*) FROM event_log WHERE tenant_id = ANY($1)",
+                                  [tenant_id, other]) == 0
