@@ -187,17 +187,19 @@ def _decimal_text(value: Decimal | str | None, places: int) -> str | None:
     return f"{value:.{places}f}"
 
 
-class SendcloudClient(BaseClient):
-    """Sendcloud v2 with Basic auth (public key, secret key); `base_url` may be the sandbox."""
+class SendcloudAuth(BaseClient):
+    """What both Sendcloud APIs share: Basic auth with the key pair, an optional partner id,
+    and a `base_url` that may be the sandbox (`default_base_url` per version)."""
 
     service: ClassVar[str] = "sendcloud"
+    default_base_url: ClassVar[str] = DEFAULT_BASE_URL
 
     def __init__(
         self,
         public_key: str,
         secret_key: str,
         *,
-        base_url: str = DEFAULT_BASE_URL,
+        base_url: str | None = None,
         partner_id: str | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         retry: RetryPolicy | None = None,
@@ -209,7 +211,7 @@ class SendcloudClient(BaseClient):
         if partner_id:
             headers[PARTNER_HEADER] = partner_id
         super().__init__(
-            base_url.rstrip("/") + "/",
+            (base_url or self.default_base_url).rstrip("/") + "/",
             headers=headers,
             auth=(public_key, secret_key),
             timeout=timeout,
@@ -218,6 +220,10 @@ class SendcloudClient(BaseClient):
             rng=rng,
             transport=transport,
         )
+
+
+class SendcloudClient(SendcloudAuth):
+    """Sendcloud v2 parcels."""
 
     # -- parcels
 

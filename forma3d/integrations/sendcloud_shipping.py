@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Literal, Protocol, Self
+from typing import Generic, Literal, Protocol, Self, TypeVar
 
 from forma3d.domain.shipping.address import bare_state_code, iso_state_code, needs_state
 from forma3d.domain.shipping.states import (
@@ -20,7 +20,12 @@ from forma3d.domain.shipping.states import (
     status_from_sendcloud_code,
 )
 from forma3d.integrations.errors import AuthenticationError, PermanentError, RejectedError
-from forma3d.integrations.sendcloud import CancelResult, ParcelRequest, SendcloudClient
+from forma3d.integrations.sendcloud import (
+    CancelResult,
+    ParcelRequest,
+    SendcloudAuth,
+    SendcloudClient,
+)
 from forma3d.integrations.sendcloud_v3 import (
     Address,
     Dimensions,
@@ -115,16 +120,13 @@ class Shipping(Protocol):
     async def __aexit__(self, *exc_info: object) -> None: ...
 
 
-class ParcelShipping:
-    """v2: `POST /parcels` with `request_label`, then the label PDF."""
+C = TypeVar("C", bound=SendcloudAuth)
 
-    api_version: ApiVersion = "v2"
 
-    def __init__(self, client: SendcloudClient, *, shipping_method_id: int | None = None,
-                 sender_address_id: int | None = None) -> None:
-        self.client = client
-        self.shipping_method_id = shipping_method_id
-        self.sender_address_id = sender_address_id
+class _Session(Generic[C]):
+    """A shipping implementation owns its client: closing one closes the other."""
+
+    client: C
 
     async def __aenter__(self) -> Self:
         return self
@@ -134,6 +136,18 @@ class ParcelShipping:
 
     async def aclose(self) -> None:
         await self.client.aclose()
+
+
+class ParcelShipping(_Session[SendcloudClient]):
+    """v2: `POST /parcels` with `request_label`, then the label PDF."""
+
+    api_version: ApiVersion = "v2"
+
+    def __init__(self, client: SendcloudClient, *, shipping_method_id: int | None = None,
+                 sender_address_id: int | None = None) -> None:
+        self.client = client
+        self.shipping_method_id = shipping_method_id
+        self.sender_address_id = sender_address_id
 
     async def create(self, order: ShipmentOrder) -> CarrierShipment:
         to = order.destination
@@ -181,7 +195,7 @@ class ParcelShipping:
                              message=parcel.status.message if parcel.status else None)
 
 
-class ShipmentShipping:
+class ShipmentShipping(_Session[SendcloudV3Client]):
     """v3: `POST /shipments/announce` (or with the account's shipping rules when no option code
     is configured), label from the answer or `GET /parcels/{id}/documents/label`."""
 
@@ -192,15 +206,6 @@ class ShipmentShipping:
         self.client = client
         self.shipping_option_code = shipping_option_code
         self.sender_address_id = sender_address_id
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        await self.client.aclose()
 
     async def _from_address(self) -> Address | None:
         """The sender address the option code ships from; None lets Sendcloud's defaults

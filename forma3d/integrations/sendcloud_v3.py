@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -26,9 +25,8 @@ from forma3d.integrations.errors import (
     TransientError,
     UnexpectedResponseError,
 )
-from forma3d.integrations.http import DEFAULT_TIMEOUT, ApiModel, BaseClient, Params
-from forma3d.integrations.retry import RetryPolicy, Sleep
-from forma3d.integrations.sendcloud import PARTNER_HEADER, CancelOutcome, CancelResult
+from forma3d.integrations.http import ApiModel, Params
+from forma3d.integrations.sendcloud import CancelOutcome, CancelResult, SendcloudAuth
 
 DEFAULT_BASE_URL = "https://panel.sendcloud.sc/api/v3"
 ANNOUNCEMENT_FAILED = "ANNOUNCEMENT_FAILED"
@@ -200,30 +198,10 @@ def error_text(errors: Any) -> str:
     return "; ".join(parts)
 
 
-class SendcloudV3Client(BaseClient):
-    """Sendcloud v3 with Basic auth (public key, secret key); `base_url` may be the sandbox."""
+class SendcloudV3Client(SendcloudAuth):
+    """Sendcloud v3 shipments."""
 
-    service: ClassVar[str] = "sendcloud"
-
-    def __init__(
-        self,
-        public_key: str,
-        secret_key: str,
-        *,
-        base_url: str = DEFAULT_BASE_URL,
-        partner_id: str | None = None,
-        timeout: float = DEFAULT_TIMEOUT,
-        retry: RetryPolicy | None = None,
-        sleep: Sleep | None = None,
-        rng: random.Random | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
-    ) -> None:
-        headers = {"Accept": "application/json"}
-        if partner_id:
-            headers[PARTNER_HEADER] = partner_id
-        super().__init__(base_url.rstrip("/") + "/", headers=headers,
-                         auth=(public_key, secret_key), timeout=timeout, retry=retry,
-                         sleep=sleep, rng=rng, transport=transport)
+    default_base_url: ClassVar[str] = DEFAULT_BASE_URL
 
     def error_message(self, response: httpx.Response, body: Any) -> str:
         if isinstance(body, dict) and isinstance(body.get("errors"), list):
