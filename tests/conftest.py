@@ -21,6 +21,7 @@ from forma3d.platform.embedded import Services, start_services
 from forma3d.store.tenants import create_tenant
 
 RAY_HOSTS = 2
+E2E = Path(__file__).resolve().parent / "e2e"
 # Property tests assert behaviour, never speed: no per-example deadline (a wall-clock assertion
 # that fails on a loaded machine) and no health check on slow data generation.
 settings.register_profile("forma3d", deadline=None,
@@ -97,4 +98,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         return "ray_runtime" in getattr(item, "fixturenames", ()) or bool(
             item.get_closest_marker("ray"))
 
+    for item in items:
+        # Whole flows on the sandbox farm: the slow tier (scripts/test-slow), see the README.
+        if E2E in Path(str(item.path)).parents:
+            item.add_marker(pytest.mark.slow)
     items.sort(key=needs_ray)
