@@ -122,4 +122,8 @@ async def farm(db_pool: Pool, ingress: str, sandbox: SandboxConfig) -> AsyncIter
     await connect_tenant(db_pool, tenant_id, running.urls, config, ingress)
     key = (await create_api_key(db_pool, tenant_id, "operator")).key
     yield Farm(tenant_id, db_pool, running, parts, ingress, key)
+    # The shop leaves with its sandboxes: its integrations are switched off, so reconciliation
+    # and redeliveries for it stop calling farms that are gone (and crowding later tests).
+    await db_pool.execute("UPDATE integrations SET enabled = false WHERE tenant_id = $1",
+                          tenant_id)
     await running.stop()
