@@ -10,7 +10,6 @@ from typing import Literal
 import httpx
 
 from forma3d.db.pool import Connection, Pool
-from forma3d.http.webhooks import webhook_url
 from forma3d.integrations.settings import SendcloudSettings, ShopifySettings, SimplyPrintSettings
 from forma3d.store import files, mappings
 from forma3d.store.integrations import save_integration
@@ -48,6 +47,12 @@ async def seed_catalog(conn: Connection, tenant_id: uuid.UUID) -> dict[str, int]
         await mappings.put_mapping(conn, tenant_id, MappingSpec(sku), specs)
         parts_per_unit[sku] = sum(p[3] for p in parts)
     return parts_per_unit
+
+
+def webhook_url(base: str, tenant_id: uuid.UUID | str, source: str) -> str:
+    """Where a service delivers a tenant's webhooks: the product's public address scheme
+    (README, "Webhook URLs"), as a shop owner would paste it into the service."""
+    return f"{base.rstrip('/')}/webhooks/{tenant_id}/{source}"
 
 
 async def connect_tenant(db: Pool | Connection, tenant_id: uuid.UUID, urls: dict[str, str],

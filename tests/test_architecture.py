@@ -44,7 +44,7 @@ def add_import(module: Path, statement: str) -> None:
 def test_the_tree_keeps_its_contracts(tree: Path) -> None:
     result = lint_imports(tree)
     assert result.returncode == 0, result.stdout[-2000:]
-    assert "0 broken" in result.stdout
+    assert "3 kept, 0 broken" in result.stdout
 
 
 def test_an_upward_import_breaks_the_layers(tree: Path) -> None:
@@ -82,3 +82,10 @@ def test_sql_writes_live_only_in_the_store() -> None:
                 if WRITE.search(line):
                     outside.append(f"{relative}:{number}: {line.strip()}")
     assert outside == []
+
+
+def test_the_simulators_may_not_reach_into_the_product_runtime(tree: Path) -> None:
+    add_import(tree / "sandbox/farm.py", "import forma3d.handlers.order")
+    result = lint_imports(tree)
+    assert result.returncode != 0
+    assert "sandbox is not allowed to import forma3d.handlers" in result.stdout

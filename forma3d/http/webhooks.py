@@ -173,9 +173,5 @@ async def receive(request: Request) -> Response:
     return Response(ACCEPTED if inbox_id else DUPLICATE, media_type="application/json")
 
 
-def webhook_url(base: str, tenant_id: uuid.UUID | str, source: str) -> str:
-    return f"{base.rstrip('/')}/webhooks/{tenant_id}/{source}"
-
-
 routes = [Route("/webhooks/{tenant_id}/{source}", receive, methods=["POST"])]
 
