@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from shop_orders import new_order, started
 
 from forma3d.db.pool import Pool
-from forma3d.domain.orders.shopify_order import ShopifyOrder
 from forma3d.handlers import order as orders
 from forma3d.handlers import stock as handlers
 from forma3d.handlers.order import Order
@@ -33,10 +33,8 @@ from forma3d.messaging.stock import (
     UpdateStockItem,
     UpdateStockSettings,
 )
-from forma3d.store import orders as store
 from forma3d.store import print_jobs, stock, stock_batches
 from sandbox.server import serve_sandboxes
-from sandbox.shopify import LineItemSpec, OrderSpec
 from sandbox.tenant import connect_tenant, seed_catalog
 from tests.e2e.conftest import Farm, sandbox_config
 
@@ -87,22 +85,6 @@ async def put(tenant: Tenant, mapping_id: uuid.UUID, units: int) -> dict[str, An
     level: dict[str, Any] = await tenant.do(handlers.adjust, AdjustStock(
         tenant_id=tenant.tenant_id, mapping_id=mapping_id, quantity=units, reason="counted"))
     return level
-
-
-async def new_order(shop: Farm, lines: Iterable[tuple[str, int]]) -> Order:
-    raw = shop.shopify.create_order(OrderSpec(line_items=[
-        LineItemSpec(sku=sku, quantity=qty) for sku, qty in lines]))
-    async with shop.pool.acquire() as conn, conn.transaction():
-        order_id, _ = await store.insert_order(conn, shop.tenant_id,
-                                               ShopifyOrder.model_validate(raw))
-    services, _ = stub_services(shop.pool)
-    return await orders.load(services, str(order_id))
-
-
-async def started(shop: Farm, lines: Iterable[tuple[str, int]]) -> Order:
-    order = await new_order(shop, lines)
-    await orders.start(order, StartOrder(tenant_id=order.tenant_id, order_id=order.order_id))
-    return order
 
 
 async def level(shop: Farm, mapping_id: uuid.UUID) -> tuple[int, int, int]:

@@ -6,15 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from shop_orders import new_order, started
 
 from actors.local import LocalEntities
 from forma3d.db.pool import Pool
-from forma3d.domain.orders.shopify_order import ShopifyOrder
 from forma3d.domain.statemachine import IllegalTransition
 from forma3d.handlers import order as handlers
 from forma3d.handlers.order import Order
@@ -31,10 +31,8 @@ from forma3d.messaging.order import (
     SubmitJobs,
 )
 from forma3d.messaging.refusals import Conflict, NotFound
-from forma3d.store import orders as store
 from forma3d.store import shipments
 from sandbox.server import serve_sandboxes
-from sandbox.shopify import LineItemSpec, OrderSpec
 from sandbox.tenant import connect_tenant, seed_catalog
 from tests.e2e.conftest import Farm, sandbox_config
 
@@ -55,22 +53,6 @@ async def shop(db_pool: Pool, tenant_id: uuid.UUID) -> AsyncIterator[Farm]:
     await connect_tenant(db_pool, tenant_id, running.urls, config, NOWHERE)
     yield Farm(tenant_id, db_pool, running, parts)
     await running.stop()
-
-
-async def new_order(shop: Farm, lines: Iterable[tuple[str, int]]) -> Order:
-    raw = shop.shopify.create_order(OrderSpec(line_items=[
-        LineItemSpec(sku=sku, quantity=qty) for sku, qty in lines]))
-    async with shop.pool.acquire() as conn, conn.transaction():
-        order_id, _ = await store.insert_order(conn, shop.tenant_id,
-                                               ShopifyOrder.model_validate(raw))
-    services, _ = stub_services(shop.pool)
-    return await handlers.load(services, str(order_id))
-
-
-async def started(shop: Farm, lines: Iterable[tuple[str, int]]) -> Order:
-    order = await new_order(shop, lines)
-    await handlers.start(order, StartOrder(tenant_id=order.tenant_id, order_id=order.order_id))
-    return order
 
 
 async def command(order: Order, fn: Any, message: Any) -> Any:
