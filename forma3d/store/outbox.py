@@ -89,11 +89,6 @@ async def pending(pool: Pool) -> int:
     return count
 
 
-async def sent(db: Pool | Connection, message_id: uuid.UUID) -> bool:
-    """Whether a message with this id was ever written (for deterministic-id forwards)."""
-    return bool(await db.fetchval("SELECT true FROM outbox WHERE message_id = $1", message_id))
-
-
 async def release_claims(pool: Pool) -> int:
     """Drop every lease on pending rows, so they are claimed again at once: only for the
     cluster's one dispatcher, at its start, when the leases' holder is known dead."""

@@ -21,7 +21,7 @@ import asyncpg
 from forma3d.db.pool import Connection, Pool, connection, record_to_dict
 from forma3d.domain.events import EventType
 from forma3d.domain.printing.jobs import PrintJobSpec
-from forma3d.domain.printing.matching import best_job, fits
+from forma3d.domain.printing.matching import best_job
 from forma3d.domain.printing.states import PRINT_JOB_MACHINE, PrintJobStatus
 from forma3d.domain.statemachine import IllegalTransition
 from forma3d.store.events import record
@@ -120,10 +120,6 @@ async def record_start(conn: Connection, job_id: uuid.UUID, farm_job_uid: str | 
 async def confirm_alive(db: Pool | Connection, job_id: uuid.UUID) -> None:
     """The farm still runs the job: not stuck again until another quiet period has passed."""
     await db.execute("UPDATE print_jobs SET updated_at = now() WHERE id = $1", job_id)
-
-
-def job_fits(printer: Mapping[str, Any], job: Mapping[str, Any]) -> bool:
-    return fits(printer, job.get("required_tags") or [])
 
 
 async def set_job_status(conn: Connection, job: dict[str, Any], status: PrintJobStatus,
