@@ -54,7 +54,16 @@ async def test_sigkill_entity_host_mid_stream(ray_runtime: Runtime, db_pool: Poo
     await wait_for(lambda: _at_least(ledger_rows, MESSAGES // 4))
     victim = ray_runtime.router.host_for(GetTenant(tenant_id=tenants[0]).envelope())
     pid = (await victim.status.remote())["pid"]
-    os.kill(pid, signal.SIGKILL)
+    # Hold the first tenant's stock row so the victim is caught inside a handler, then kill it:
+    # that delivery is in flight when the host dies, whatever the timing of the stream.
+    async with db_pool.acquire() as blocker:
+        lock = blocker.transaction()
+        await lock.start()
+        await blocker.execute(
+            "SELECT 1 FROM stock_items WHERE tenant_id = $1 FOR UPDATE", tenants[0])
+        await wait_for(lambda: _blocked_on(db_pool, blocker.get_server_pid()))
+        os.kill(pid, signal.SIGKILL)
+        await lock.rollback()
     await producer
 
     async def drained() -> bool:
@@ -85,3 +94,10 @@ async def test_sigkill_entity_host_mid_stream(ray_runtime: Runtime, db_pool: Poo
 
 async def _at_least(count, minimum: int) -> bool:  # type: ignore[no-untyped-def]
     return bool(await count() >= minimum)
+
+
+async def _blocked_on(pool: Pool, holder: int) -> bool:
+    """Some session waits for a lock `holder` has: a handler is mid-transaction."""
+    waiting = await pool.fetchval(
+        "SELECT count(*) FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))", holder)
+    return bool(waiting)
