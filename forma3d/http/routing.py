@@ -37,6 +37,7 @@ class Endpoint:
     query: tuple[str | dict[str, Any], ...] = ()  # a name (any string) or an OpenAPI parameter
     public: bool = False
     example: Any = None  # a request body this endpoint accepts, for the OpenAPI document
+    permission: str | None = None  # `resource.action` the caller must hold (None: not yet declared)
 
 
 @dataclass(frozen=True)
@@ -141,10 +142,11 @@ class ApiRouter:
     def route(self, method: str, path: str, summary: str, *, body: type[BaseModel] | None = None,
               response: Any = None, status: int = 200, tags: tuple[str, ...] = (),
               query: tuple[str | dict[str, Any], ...] = (), public: bool = False,
-              example: Any = None) -> Callable[[Handler], Handler]:
+              example: Any = None, permission: str | None = None,
+              ) -> Callable[[Handler], Handler]:
         def register(fn: Handler) -> Handler:
             self.endpoints.append(Endpoint(method, path, fn, summary, body, response, status,
-                                           tags, query, public, example))
+                                           tags, query, public, example, permission))
             return fn
         return register
 
