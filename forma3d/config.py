@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     webhook_commit_ms: float = Field(default=2.0, ge=0, le=100, alias="FORMA3D_WEBHOOK_COMMIT_MS")
     serve_replicas: int = Field(default=1, ge=1, le=64, alias="FORMA3D_SERVE_REPLICAS")
     secret_key: str | None = Field(default=None, alias="FORMA3D_SECRET_KEY")
+    # The platform administrator's key (creates tenants and their first owner; acts in any
+    # tenant named by X-Forma3d-Tenant, every such write recorded). Unset: no platform access.
+    platform_key: str | None = Field(default=None, alias="FORMA3D_PLATFORM_KEY")
     sandbox: bool = Field(default=True, alias="FORMA3D_SANDBOX")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", alias="FORMA3D_LOG_LEVEL"

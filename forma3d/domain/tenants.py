@@ -48,6 +48,11 @@ class TenantSettings(BaseModel):
     stock_quiet_end: str = "06:00"
     stock_time_zone: str = "UTC"
     stock_cancelled_parts: Literal["STOCK", "SCRAP"] = "STOCK"
+    # Rate limits of each API key and each signed-in user (a burst and a sustained bucket, as
+    # Printago has two), and the ceiling on inbound provider webhooks, which retry after a 429.
+    api_requests_per_second: int = Field(default=50, ge=1, le=100_000)
+    api_requests_per_minute: int = Field(default=3000, ge=1, le=6_000_000)
+    webhook_requests_per_second: int = Field(default=2000, ge=1, le=100_000)
 
     @field_validator("stock_quiet_start", "stock_quiet_end")
     @classmethod

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,8 +18,9 @@ import forma3d.http.routes.all  # noqa: F401  (registers every route module)
 from forma3d import __version__, logs
 from forma3d.config import Settings, settings
 from forma3d.db.pool import create_pool
+from forma3d.http.auth import AuthState
 from forma3d.http.deps import Deps
-from forma3d.http.middleware import ApiKeyMiddleware, RequestIdMiddleware
+from forma3d.http.middleware import AuthMiddleware, RequestIdMiddleware
 from forma3d.http.problems import EXCEPTION_HANDLERS
 from forma3d.http.routes import health
 from forma3d.http.routes.api import API_PREFIX, api
@@ -102,20 +102,21 @@ def build_app(deps: Deps | None = None, config: Settings | None = None) -> Starl
         assert cfg.database_url and cfg.redis_url, "DATABASE_URL and REDIS_URL must be resolved"
         pool = await create_pool(cfg.database_url, max_size=10)
         redis = aioredis.from_url(cfg.redis_url)
-        app.state.deps = Deps(pool, redis, _connect_runtime(cfg))
+        app.state.deps = Deps(pool, redis, _connect_runtime(cfg),
+                              auth=AuthState(platform_key=cfg.platform_key))
         try:
             yield
         finally:
             await pool.close()
             await redis.aclose()
 
-    async def lookup(key: str) -> uuid.UUID | None:
-        found: uuid.UUID | None = await app.state.deps.tenant_for_key(key)
+    def current() -> Deps:
+        found: Deps = app.state.deps
         return found
 
     api_app = Starlette(routes=[*api.routes(), Route(OPENAPI_PATH, openapi)],
                         exception_handlers=EXCEPTION_HANDLERS)
-    api_app.add_middleware(ApiKeyMiddleware, lookup=lookup,
+    api_app.add_middleware(AuthMiddleware, deps=current,
                            public=(OPENAPI_PATH, *api.public_paths()))
     app = Starlette(
         routes=[Route("/", dashboard), Route("/health/live", health.live),

@@ -3,7 +3,6 @@ request asks an entity: `ask`, which turns an entity's refusal into a problem do
 
 from __future__ import annotations
 
-import time
 import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -11,15 +10,14 @@ from typing import TYPE_CHECKING, Any, Protocol
 from starlette.requests import Request
 
 from forma3d.db.pool import Pool
+from forma3d.http.auth import AuthState
 from forma3d.http.problems import Problem, refusal
+from forma3d.http.ratelimit import RateLimits
 from forma3d.messaging.envelope import EntityError
 from forma3d.messaging.message import Message
-from forma3d.store.apikeys import tenant_for_key
 
 if TYPE_CHECKING:
     from actors.runtime import Runtime
-
-KEY_CACHE_SECONDS = 30.0
 
 
 class Entities(Protocol):
@@ -34,23 +32,13 @@ class Deps:
     redis: Any
     runtime: Runtime | None = None
     entities: Entities | None = None  # default: the runtime's router
-    _keys: dict[str, tuple[float, uuid.UUID | None]] = field(default_factory=dict)
+    auth: AuthState = field(default_factory=AuthState)  # key/user caches, session policy
+    limits: RateLimits = field(init=False)
 
     def __post_init__(self) -> None:
         if self.entities is None and self.runtime is not None:
             self.entities = self.runtime.router
-
-    async def tenant_for_key(self, key: str) -> uuid.UUID | None:
-        """Key → tenant, cached briefly so authentication is not a query per request."""
-        now = time.monotonic()
-        cached = self._keys.get(key)
-        if cached and cached[0] > now:
-            return cached[1]
-        tenant_id = await tenant_for_key(self.pool, key)
-        if len(self._keys) > 10_000:
-            self._keys.clear()
-        self._keys[key] = (now + KEY_CACHE_SECONDS, tenant_id)
-        return tenant_id
+        self.limits = RateLimits(self.redis)
 
     def require_runtime(self) -> Runtime:
         if self.runtime is None:
@@ -69,7 +57,11 @@ def deps(request: Request) -> Deps:
 
 
 def tenant_of(request: Request) -> uuid.UUID:
-    tenant_id: uuid.UUID = request.scope["state"]["tenant_id"]
+    """The tenant the request acts in (the platform administrator names one in a header)."""
+    tenant_id: uuid.UUID | None = request.scope["state"].get("tenant_id")
+    if tenant_id is None:
+        raise Problem(400, "this request acts in a tenant: the platform key must name one in "
+                      "X-Forma3d-Tenant")
     return tenant_id
 
 

@@ -15,12 +15,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from forma3d.domain.permissions import SELF, is_permission
+from forma3d.http.principal import require_principal
 from forma3d.http.problems import MEDIA_TYPE, Problem, validation_problem
 
 MAX_BODY_BYTES = 1 << 20
 MAX_JSON_DEPTH = 64  # our deepest body, a search filter, nests about 15 levels
 MAX_NUMBER_CHARS = 64  # an int8 has 20 characters; no column holds more than this
 REF = "#/components/schemas/{model}"
+DECLARED: set[str] = set()
+"""Every permission a registered route declares (with the catalog: what a role can hold)."""
 Handler = Callable[..., Awaitable[Any]]
 
 
@@ -38,6 +42,10 @@ class Endpoint:
     public: bool = False
     example: Any = None  # a request body this endpoint accepts, for the OpenAPI document
     permission: str | None = None  # `resource.action` the caller must hold (None: not yet declared)
+
+
+class UndeclaredPermission(RuntimeError):
+    """A route was registered without the permission it needs."""
 
 
 @dataclass(frozen=True)
@@ -145,12 +153,24 @@ class ApiRouter:
               example: Any = None, permission: str | None = None,
               ) -> Callable[[Handler], Handler]:
         def register(fn: Handler) -> Handler:
+            if permission:
+                DECLARED.add(permission)
             self.endpoints.append(Endpoint(method, path, fn, summary, body, response, status,
                                            tags, query, public, example, permission))
             return fn
         return register
 
+    def check_permissions(self) -> None:
+        """Every route that is not public declares a well-formed permission, or the app does
+        not start."""
+        missing = [f"{e.method} {e.path}" for e in self.endpoints
+                   if not e.public and not (e.permission and is_permission(e.permission))]
+        if missing:
+            raise UndeclaredPermission(
+                "routes without a declared `resource.action` permission: " + ", ".join(missing))
+
     def routes(self) -> list[Route]:
+        self.check_permissions()
         by_path: dict[str, dict[str, Endpoint]] = {}
         for endpoint in self.endpoints:
             by_path.setdefault(endpoint.path, {})[endpoint.method] = endpoint
@@ -244,9 +264,20 @@ def _listing(listing: Listing, schemas: dict[str, Any]) -> dict[str, Any]:
     return {"anyOf": [{"type": "array", "items": item}, page]}
 
 
+def authorize(request: Request, endpoint: Endpoint) -> None:
+    """401 without a principal, 403 without the endpoint's permission: before the body is read."""
+    principal = require_principal(request)
+    needed = endpoint.permission or ""
+    if needed != SELF and not principal.can(needed):
+        raise Problem(403, f"this needs the permission {needed!r}, which the "
+                      f"{principal.kind} does not hold")
+
+
 def _dispatcher(methods: dict[str, Endpoint]) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
         e = methods[request.method if request.method != "HEAD" else "GET"]
+        if not e.public:
+            authorize(request, e)
         args: list[Any] = [request]
         if e.body is not None:
             try:

@@ -24,6 +24,7 @@ from starlette.routing import Route
 from forma3d.config import settings as config
 from forma3d.domain.bounded import UnsafeValue
 from forma3d.domain.orders.shopify_order import ORDER_TOPICS, ShopifyOrder
+from forma3d.domain.tenants import TenantSettings
 from forma3d.http.deps import deps, parse_id
 from forma3d.http.problems import Problem
 from forma3d.http.routing import parse_json, read_body
@@ -38,6 +39,7 @@ from forma3d.integrations.webhooks import FarmWebhookPayload, SendcloudWebhookPa
 from forma3d.messaging.tenant import WEBHOOK_MESSAGES
 from forma3d.store import inbox
 from forma3d.store.integrations import load_integration
+from forma3d.store.tenants import tenant_settings
 
 SECRET_CACHE_SECONDS = 30.0
 ACCEPTED = b'{"status":"accepted"}'
@@ -136,6 +138,21 @@ async def _settings(request: Request, tenant_id: uuid.UUID, source: str) -> Any:
     return settings
 
 
+_limits: dict[uuid.UUID, tuple[float, TenantSettings]] = {}
+
+
+async def _ceiling(request: Request, tenant_id: uuid.UUID) -> None:
+    """The tenant's ceiling on webhooks (TenantSettings.webhook_requests_per_second), never
+    per key: over it, 429 with Retry-After, and the provider delivers again later."""
+    cached = _limits.get(tenant_id)
+    if cached and cached[0] > time.monotonic():
+        limits = cached[1]
+    else:
+        limits = await tenant_settings(deps(request).pool, tenant_id)
+        _limits[tenant_id] = (time.monotonic() + SECRET_CACHE_SECONDS, limits)
+    await deps(request).limits.check_webhooks(str(tenant_id), limits)
+
+
 def _writer(request: Request) -> inbox.GroupCommit | None:
     """The app's group commit (None when FORMA3D_WEBHOOK_COMMIT_MS is 0)."""
     state = request.app.state
@@ -154,6 +171,7 @@ async def receive(request: Request) -> Response:
     if source not in SOURCES:
         raise Problem(404, f"no webhook source {source!r}")
     tenant_id = parse_id(request.path_params["tenant_id"], "tenant")
+    await _ceiling(request, tenant_id)
     body = await read_body(request, what="webhook body")
     settings = await _settings(request, tenant_id, source)
     if settings is None:

@@ -1,12 +1,14 @@
 """Importing this module registers every /api/v1 route module on the shared router."""
 
 from forma3d.http.routes import (
+    access,
     events,
     files,
     gridflock,
     live,
     mappings,
     orders,
+    people,
     print_jobs,
     printers,
     queue,
@@ -16,5 +18,5 @@ from forma3d.http.routes import (
     webhooks,
 )
 
-__all__ = ["events", "files", "gridflock", "live", "mappings", "orders", "print_jobs", "printers",
-           "queue", "shipments", "stock", "tenant", "webhooks"]
+__all__ = ["access", "events", "files", "gridflock", "live", "mappings", "orders", "people",
+           "print_jobs", "printers", "queue", "shipments", "stock", "tenant", "webhooks"]

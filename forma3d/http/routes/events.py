@@ -47,6 +47,8 @@ async def of_order(request: Request) -> Filter:
                          Condition("subject_id", "eq", str(order_id))))
 
 
-list_routes("/events", EVENTS, name="events", item=EventOut, tag=TAG)
-list_routes("/orders/{order_id}/events", ORDER_EVENTS, name="order_events", item=EventOut,
+list_routes("/events", EVENTS, permission="events.read",
+            name="events", item=EventOut, tag=TAG)
+list_routes("/orders/{order_id}/events", ORDER_EVENTS, permission="events.read",
+            name="order_events", item=EventOut,
             tag=TAG, narrow=of_order)

@@ -85,7 +85,8 @@ async def read_upload(request: Request, limit: int | None = None) -> bytes:
 
 @api.route("POST", "/print-files", "Upload a print file (raw body, ?filename=); the same "
            "content again answers 200 with the existing file", response=PrintFileOut,
-           status=201, tags=(TAG,), query=("filename",))
+           status=201, tags=(TAG,), query=("filename",),
+           permission="files.write")
 async def upload_print_file(request: Request) -> Response:
     filename = clean_filename(request.query_params.get("filename"))
     content = await read_upload(request)
@@ -103,18 +104,21 @@ async def upload_print_file(request: Request) -> Response:
     return response
 
 
-list_routes("/print-files", FILES, name="print_files", item=PrintFileOut, tag=TAG)
+list_routes("/print-files", FILES, permission="files.read",
+            name="print_files", item=PrintFileOut, tag=TAG)
 
 
 @api.route("GET", "/print-files/{file_id}", "Get a print file's metadata", response=PrintFileOut,
-           tags=(TAG,))
+           tags=(TAG,),
+           permission="files.read")
 async def get_print_file(request: Request) -> Row:
     file_id = parse_id(request.path_params["file_id"], "print file")
     async with deps(request).pool.acquire() as conn:
         return await fetch_one(conn, FILES, tenant_of(request), file_id, "print file")
 
 
-@api.route("GET", "/print-files/{file_id}/content", "Download a print file", tags=(TAG,))
+@api.route("GET", "/print-files/{file_id}/content", "Download a print file", tags=(TAG,),
+           permission="files.read")
 async def download_print_file(request: Request) -> Response:
     file_id = parse_id(request.path_params["file_id"], "print file")
     row = await deps(request).pool.fetchrow(

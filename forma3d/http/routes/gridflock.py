@@ -104,7 +104,8 @@ JOBS = QuerySpec(
 
 @api.route("POST", "/gridflock/preview", "Plan a drawer: the plates as JSON and an SVG drawing "
            "(cheap enough for every keystroke); sizes outside the tenant's GridFlock limits "
-           "get 422 naming the limit", body=PreviewIn, response=PreviewOut, tags=(TAG,))
+           "get 422 naming the limit", body=PreviewIn, response=PreviewOut, tags=(TAG,),
+           permission="gridflock.preview")
 async def preview(request: Request, body: PreviewIn) -> dict[str, Any]:
     settings = await tenant_settings(deps(request).pool, tenant_of(request))
     limits = SizeLimits(settings.gridflock_min_mm, settings.gridflock_max_mm)
@@ -121,7 +122,8 @@ async def preview(request: Request, body: PreviewIn) -> dict[str, Any]:
             **preview_payload(plate_set)}
 
 
-list_routes("/gridflock/jobs", JOBS, name="gridflock_jobs", item=GridflockJobOut, tag=TAG)
+list_routes("/gridflock/jobs", JOBS, permission="gridflock.read",
+            name="gridflock_jobs", item=GridflockJobOut, tag=TAG)
 
 
 async def _job(request: Request) -> Row:
@@ -131,14 +133,16 @@ async def _job(request: Request) -> Row:
 
 
 @api.route("GET", "/gridflock/jobs/{job_id}", "Get a GridFlock job with its plan and plates",
-           response=GridflockJobOut, tags=(TAG,))
+           response=GridflockJobOut, tags=(TAG,),
+           permission="gridflock.read")
 async def get_job(request: Request) -> Row:
     return await _job(request)
 
 
 @api.route("POST", "/gridflock/jobs/{job_id}/retry", "Run a FAILED job again from the start "
            "(finished plates are cache hits); applied asynchronously", response=GridflockJobOut,
-           status=202, tags=(TAG,))
+           status=202, tags=(TAG,),
+           permission="gridflock.retry")
 async def retry_job(request: Request) -> Response:
     tenant_id = tenant_of(request)
     job_id = parse_id(request.path_params["job_id"], "GridFlock job")
@@ -158,7 +162,8 @@ async def retry_job(request: Request) -> Response:
 
 
 @api.route("GET", "/gridflock/jobs/{job_id}/plates/{number}/{kind}", "Download a plate's STL "
-           "or gcode (kind: stl or gcode)", tags=(TAG,))
+           "or gcode (kind: stl or gcode)", tags=(TAG,),
+           permission="gridflock.read")
 async def download_plate(request: Request) -> Response:
     job = await _job(request)
     kind = request.path_params["kind"]

@@ -92,6 +92,7 @@ async def fetch_related(conn: Conn, spec: QuerySpec, tenant_id: Any, field: str,
 
 
 def list_routes(path: str, spec: QuerySpec, *, name: str, item: type[BaseModel], tag: str,
+                permission: str,
                 expand: Expander | None = None, always: tuple[str, ...] = (),
                 narrow: Narrow | None = None) -> None:
     """Registers `GET path` and `POST path/search` for `spec`.
@@ -122,7 +123,7 @@ def list_routes(path: str, spec: QuerySpec, *, name: str, item: type[BaseModel],
 
     list_.__name__, search.__name__ = f"list_{name}", f"search_{name}"
     api.route("GET", path, f"List {noun} (filter, sort, page, fields, include)",
-              response=response, tags=(tag,), query=params)(list_)
+              response=response, tags=(tag,), query=params, permission=permission)(list_)
     api.route("POST", f"{path}/search", f"Search {noun} with an AND/OR filter",
               body=SearchBody, response=response, tags=(tag,),
-              example=search_example(spec))(search)
+              example=search_example(spec), permission=permission)(search)

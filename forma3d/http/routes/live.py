@@ -16,7 +16,8 @@ HEARTBEAT_SECONDS = 15.0
 
 
 @api.route("GET", "/live", "Stream the tenant's events and printer telemetry (text/event-stream)",
-           tags=("live",))
+           tags=("live",),
+           permission="events.read")
 async def live(request: Request) -> StreamingResponse:
     tenant = tenant_of(request)
     redis = deps(request).redis

@@ -66,12 +66,14 @@ async def _mapping(conn: Conn, tenant_id: Any, mapping_id: uuid.UUID) -> Row:
     return row
 
 
-list_routes("/product-mappings", MAPPINGS, name="product_mappings", item=MappingOut, tag=TAG,
+list_routes("/product-mappings", MAPPINGS, permission="mappings.read",
+            name="product_mappings", item=MappingOut, tag=TAG,
             expand=attach_parts, always=("parts",))
 
 
 @api.route("POST", "/product-mappings", "Create a product mapping", body=MappingDraft,
-           response=MappingOut, status=201, tags=(TAG,))
+           response=MappingOut, status=201, tags=(TAG,),
+           permission="mappings.write")
 async def create_mapping(request: Request, body: MappingDraft) -> Row:
     tenant_id = tenant_of(request)
     if any(p.id is not None for p in body.parts):
@@ -83,7 +85,8 @@ async def create_mapping(request: Request, body: MappingDraft) -> Row:
 
 
 @api.route("GET", "/product-mappings/{mapping_id}", "Get a product mapping with its parts",
-           response=MappingOut, tags=(TAG,))
+           response=MappingOut, tags=(TAG,),
+           permission="mappings.read")
 async def get_mapping(request: Request) -> Row:
     mapping_id = parse_id(request.path_params["mapping_id"], "product mapping")
     async with deps(request).pool.acquire() as conn:
@@ -92,7 +95,8 @@ async def get_mapping(request: Request) -> Row:
 
 @api.route("PUT", "/product-mappings/{mapping_id}", "Replace a product mapping (parts with an "
            "id are kept and updated, others added, missing ones removed)", body=MappingDraft,
-           response=MappingOut, tags=(TAG,))
+           response=MappingOut, tags=(TAG,),
+           permission="mappings.write")
 async def replace_mapping(request: Request, body: MappingDraft) -> Row:
     tenant_id = tenant_of(request)
     mapping_id = parse_id(request.path_params["mapping_id"], "product mapping")
@@ -102,7 +106,8 @@ async def replace_mapping(request: Request, body: MappingDraft) -> Row:
 
 
 @api.route("DELETE", "/product-mappings/{mapping_id}", "Delete a product mapping not yet used "
-           "by any order", status=204, tags=(TAG,))
+           "by any order", status=204, tags=(TAG,),
+           permission="mappings.write")
 async def delete_mapping(request: Request) -> Response:
     mapping_id = parse_id(request.path_params["mapping_id"], "product mapping")
     await ask(request, DeleteMapping(tenant_id=tenant_of(request), mapping_id=mapping_id))

@@ -106,11 +106,13 @@ async def order_detail(conn: Conn, tenant_id: Any, order_id: uuid.UUID) -> Row:
     return row
 
 
-list_routes("/orders", ORDERS, name="orders", item=OrderOut, tag=TAG, expand=attach_relations)
+list_routes("/orders", ORDERS, permission="orders.read",
+            name="orders", item=OrderOut, tag=TAG, expand=attach_relations)
 
 
 @api.route("GET", "/orders/{order_id}", "Get an order with its line items, print jobs and "
-           "shipment", response=OrderDetail, tags=(TAG,))
+           "shipment", response=OrderDetail, tags=(TAG,),
+           permission="orders.read")
 async def get_order(request: Request) -> Row:
     order_id = parse_id(request.path_params["order_id"], "order")
     async with deps(request).pool.acquire() as conn:
@@ -119,7 +121,8 @@ async def get_order(request: Request) -> Row:
 
 @api.route("POST", "/orders/{order_id}/cancel", "Cancel an order: its queued jobs and parcel "
            "are cancelled asynchronously; answers with the order as it is now",
-           response=OrderDetail, status=202, tags=(TAG,))
+           response=OrderDetail, status=202, tags=(TAG,),
+           permission="orders.cancel")
 async def cancel_order(request: Request) -> Response:
     tenant_id = tenant_of(request)
     order_id = parse_id(request.path_params["order_id"], "order")

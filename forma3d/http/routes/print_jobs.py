@@ -60,10 +60,12 @@ class PrintJobOut(BaseModel):
 
 PRINT_JOBS = QuerySpec.of(PrintJobOut, "print_jobs j", default_sort="created_at:desc")
 
-list_routes("/print-jobs", PRINT_JOBS, name="print_jobs", item=PrintJobOut, tag=TAG)
+list_routes("/print-jobs", PRINT_JOBS, permission="print_jobs.read",
+            name="print_jobs", item=PrintJobOut, tag=TAG)
 
 
-@api.route("GET", "/print-jobs/{job_id}", "Get a print job", response=PrintJobOut, tags=(TAG,))
+@api.route("GET", "/print-jobs/{job_id}", "Get a print job", response=PrintJobOut, tags=(TAG,),
+           permission="print_jobs.read")
 async def get_print_job(request: Request) -> Row:
     job_id = parse_id(request.path_params["job_id"], "print job")
     async with deps(request).pool.acquire() as conn:
@@ -72,7 +74,8 @@ async def get_print_job(request: Request) -> Row:
 
 @api.route("POST", "/print-jobs/{job_id}/retry", "Requeue a FAILED or CANCELLED job of an open "
            "order (revives a FAILED order); applied asynchronously", response=PrintJobOut,
-           status=202, tags=(TAG,))
+           status=202, tags=(TAG,),
+           permission="print_jobs.retry")
 async def retry_print_job(request: Request) -> Response:
     tenant_id = tenant_of(request)
     job_id = parse_id(request.path_params["job_id"], "print job")

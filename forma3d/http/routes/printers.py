@@ -110,7 +110,8 @@ async def _owned(request: Request, printer_id: uuid.UUID) -> dict[str, Any]:
     return record_to_dict(row)
 
 
-@api.route("GET", "/printers", "List printers", response=list[PrinterOut], tags=("printers",))
+@api.route("GET", "/printers", "List printers", response=list[PrinterOut], tags=("printers",),
+           permission="printers.read")
 async def list_printers(request: Request) -> list[dict[str, Any]]:
     rows = await deps(request).pool.fetch(
         "SELECT * FROM printers WHERE tenant_id = $1 ORDER BY name, id", tenant_of(request))
@@ -118,7 +119,8 @@ async def list_printers(request: Request) -> list[dict[str, Any]]:
 
 
 @api.route("POST", "/printers", "Register a printer", body=PrinterIn, response=PrinterOut,
-           status=201, tags=("printers",))
+           status=201, tags=("printers",),
+           permission="printers.write")
 async def create_printer(request: Request, body: PrinterIn) -> dict[str, Any]:
     try:
         return await printers.create(deps(request).pool, tenant_of(request), NewPrinter(
@@ -129,13 +131,15 @@ async def create_printer(request: Request, body: PrinterIn) -> dict[str, Any]:
 
 
 @api.route("GET", "/printers/{printer_id}", "Get a printer", response=PrinterOut,
-           tags=("printers",))
+           tags=("printers",),
+           permission="printers.read")
 async def get_printer(request: Request) -> dict[str, Any]:
     return await _owned(request, parse_id(request.path_params["printer_id"], "printer"))
 
 
 @api.route("PATCH", "/printers/{printer_id}", "Change a printer", body=PrinterPatch,
-           response=PrinterOut, tags=("printers",))
+           response=PrinterOut, tags=("printers",),
+           permission="printers.write")
 async def patch_printer(request: Request, body: PrinterPatch) -> dict[str, Any]:
     printer = await _owned(request, parse_id(request.path_params["printer_id"], "printer"))
     changes = PrinterChanges.model_validate(body.model_dump(exclude_unset=True, mode="python"))
@@ -152,7 +156,7 @@ async def _update(request: Request, printer: dict[str, Any],
 
 def _action(path: str, summary: str, changes: PrinterChanges) -> None:
     @api.route("POST", f"/printers/{{printer_id}}/{path}", summary, response=PrinterOut,
-               tags=("printers",))
+               tags=("printers",), permission="printers.operate")
     async def act(request: Request) -> dict[str, Any]:
         printer = await _owned(request, parse_id(request.path_params["printer_id"], "printer"))
         return await _update(request, printer, changes)

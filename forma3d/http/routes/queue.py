@@ -115,7 +115,8 @@ def _job_id(request: Request) -> uuid.UUID:
 
 
 @api.route("POST", "/print-jobs/{job_id}/cancel", "Cancel a job for good (stops its printer if "
-           "it is printing)", response=PrintJobOut, tags=(TAG,))
+           "it is printing)", response=PrintJobOut, tags=(TAG,),
+           permission="print_jobs.cancel")
 async def cancel_job(request: Request) -> Row:
     job = await _job(request)
     tenant_id, job_id = job["tenant_id"], job["id"]
@@ -141,19 +142,22 @@ async def _hold(request: Request, held: bool) -> Row:
 
 
 @api.route("POST", "/print-jobs/{job_id}/pause", "Pause a job: held in the queue, or the print "
-           "paused on its printer", response=PrintJobOut, tags=(TAG,))
+           "paused on its printer", response=PrintJobOut, tags=(TAG,),
+           permission="print_jobs.pause")
 async def pause_job(request: Request) -> Row:
     return await _hold(request, True)
 
 
 @api.route("POST", "/print-jobs/{job_id}/resume", "Resume a paused job (queue or printer)",
-           response=PrintJobOut, tags=(TAG,))
+           response=PrintJobOut, tags=(TAG,),
+           permission="print_jobs.pause")
 async def resume_job(request: Request) -> Row:
     return await _hold(request, False)
 
 
 @api.route("POST", "/print-jobs/{job_id}/move-to-front", "Put a queued job first (priority "
-           "still ranks above position)", response=PrintJobOut, tags=(TAG,))
+           "still ranks above position)", response=PrintJobOut, tags=(TAG,),
+           permission="print_jobs.reorder")
 async def move_to_front(request: Request) -> Row:
     job_id = _job_id(request)
     await ask(request, MoveJobToFront(tenant_id=tenant_of(request), print_job_id=job_id))
@@ -161,7 +165,8 @@ async def move_to_front(request: Request) -> Row:
 
 
 @api.route("POST", "/print-jobs/{job_id}/reorder", "Move a queued job to a 0-based place in the "
-           "queue", body=Reorder, response=PrintJobOut, tags=(TAG,))
+           "queue", body=Reorder, response=PrintJobOut, tags=(TAG,),
+           permission="print_jobs.reorder")
 async def reorder(request: Request, body: Reorder) -> Row:
     job_id = _job_id(request)
     await ask(request, MoveJob(tenant_id=tenant_of(request), print_job_id=job_id,
@@ -170,7 +175,8 @@ async def reorder(request: Request, body: Reorder) -> Row:
 
 
 @api.route("POST", "/print-jobs/reorder", "Put these queued jobs first, in this order",
-           body=BulkReorder, response=list[PrintJobOut], tags=(TAG,))
+           body=BulkReorder, response=list[PrintJobOut], tags=(TAG,),
+           permission="print_jobs.reorder")
 async def bulk_reorder(request: Request, body: BulkReorder) -> list[Row]:
     tenant_id, ids = tenant_of(request), list(dict.fromkeys(body.print_job_ids))
     await ask(request, ReorderJobs(tenant_id=tenant_id, print_job_ids=ids))
@@ -179,14 +185,16 @@ async def bulk_reorder(request: Request, body: BulkReorder) -> list[Row]:
 
 
 @api.route("POST", "/print-jobs/clear-finished", "Hide finished jobs (COMPLETED, FAILED, "
-           "CANCELLED) from the queue view; history stays", response=Cleared, tags=(TAG,))
+           "CANCELLED) from the queue view; history stays", response=Cleared, tags=(TAG,),
+           permission="print_jobs.clear")
 async def clear_finished(request: Request) -> dict[str, int]:
     return {"cleared": await ask(request, ClearFinished(tenant_id=tenant_of(request)))}
 
 
 @api.route("POST", "/print-jobs/{job_id}/force-status", "Admin: set a job's status regardless "
            "of its transition table (audited)", body=ForceStatus, response=PrintJobOut,
-           tags=(TAG,))
+           tags=(TAG,),
+           permission="print_jobs.force_status")
 async def force_status(request: Request, body: ForceStatus) -> Row:
     job = await _job(request)
     tenant_id, job_id = job["tenant_id"], job["id"]
@@ -204,7 +212,8 @@ async def force_status(request: Request, body: ForceStatus) -> Row:
 
 
 @api.route("GET", "/print-jobs/{job_id}/matching", "Why each printer does or does not match "
-           "this job now", response=Matching, tags=(TAG,))
+           "this job now", response=Matching, tags=(TAG,),
+           permission="print_jobs.read")
 async def matching(request: Request) -> dict[str, Any]:
     tenant_id, job_id = tenant_of(request), _job_id(request)
     pool = deps(request).pool

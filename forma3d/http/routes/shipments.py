@@ -53,11 +53,13 @@ class ShipmentOut(BaseModel):
 
 SHIPMENTS = QuerySpec.of(ShipmentOut, "shipments s", default_sort="created_at:desc")
 
-list_routes("/shipments", SHIPMENTS, name="shipments", item=ShipmentOut, tag=TAG)
+list_routes("/shipments", SHIPMENTS, permission="shipments.read",
+            name="shipments", item=ShipmentOut, tag=TAG)
 
 
 @api.route("GET", "/shipments/{shipment_id}", "Get a shipment", response=ShipmentOut,
-           tags=(TAG,))
+           tags=(TAG,),
+           permission="shipments.read")
 async def get_shipment(request: Request) -> Row:
     shipment_id = parse_id(request.path_params["shipment_id"], "shipment")
     async with deps(request).pool.acquire() as conn:
@@ -65,7 +67,8 @@ async def get_shipment(request: Request) -> Row:
 
 
 @api.route("GET", "/shipments/{shipment_id}/label", "Download the shipping label (PDF)",
-           tags=(TAG,))
+           tags=(TAG,),
+           permission="shipments.read")
 async def get_shipment_label(request: Request) -> Response:
     shipment_id = parse_id(request.path_params["shipment_id"], "shipment")
     row = await deps(request).pool.fetchrow(
@@ -82,7 +85,8 @@ async def get_shipment_label(request: Request) -> Response:
 
 @api.route("POST", "/orders/{order_id}/ship", "Retry shipping an order whose shipment failed or "
            "whose Shopify fulfilment was refused; answers with the shipment as it is now",
-           response=ShipmentOut, status=202, tags=(TAG,))
+           response=ShipmentOut, status=202, tags=(TAG,),
+           permission="shipments.retry")
 async def retry_shipping(request: Request) -> Response:
     tenant_id = tenant_of(request)
     order_id = parse_id(request.path_params["order_id"], "order")

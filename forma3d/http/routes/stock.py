@@ -140,9 +140,12 @@ LEDGER_EXPORT = QuerySpec.of(LedgerEntryOut, "stock_ledger l", default_sort="id:
                              default_limit=10_000, max_limit=100_000)
 BATCHES = QuerySpec.of(StockBatchOut, "stock_batches b", default_sort="created_at:desc")
 
-list_routes("/stock", LEVELS, name="stock_levels", item=StockLevelOut, tag=TAG)
-list_routes("/stock/ledger", LEDGER, name="stock_ledger", item=LedgerEntryOut, tag=TAG)
-list_routes("/stock-batches", BATCHES, name="stock_batches", item=StockBatchOut, tag=TAG)
+list_routes("/stock", LEVELS, permission="stock.read",
+            name="stock_levels", item=StockLevelOut, tag=TAG)
+list_routes("/stock/ledger", LEDGER, permission="stock.read",
+            name="stock_ledger", item=LedgerEntryOut, tag=TAG)
+list_routes("/stock-batches", BATCHES, permission="stock.read",
+            name="stock_batches", item=StockBatchOut, tag=TAG)
 
 
 async def _level(request: Request, mapping_id: uuid.UUID) -> Row:
@@ -151,7 +154,8 @@ async def _level(request: Request, mapping_id: uuid.UUID) -> Row:
 
 
 @api.route("GET", "/stock/ledger.csv", "Export the stock ledger as CSV (same filters and sort "
-           "as the ledger list; up to 100 000 entries per request)", tags=(TAG,))
+           "as the ledger list; up to 100 000 entries per request)", tags=(TAG,),
+           permission="stock.read")
 async def export_ledger(request: Request) -> Response:
     query = query_of(request, LEDGER_EXPORT)
     async with deps(request).pool.acquire() as conn:
@@ -167,7 +171,8 @@ async def export_ledger(request: Request) -> Response:
 
 
 @api.route("GET", "/stock/settings", "The tenant's Stock Management settings",
-           response=StockSettingsOut, tags=(TAG,))
+           response=StockSettingsOut, tags=(TAG,),
+           permission="stock.read")
 async def get_settings(request: Request) -> dict[str, Any]:
     settings = await tenant_settings(deps(request).pool, tenant_of(request))
     return {k: v for k, v in settings.model_dump().items() if k in StockSettingsOut.model_fields}
@@ -175,7 +180,8 @@ async def get_settings(request: Request) -> dict[str, Any]:
 
 @api.route("PATCH", "/stock/settings", "Change the Stock Management settings (the flag, quiet "
            "hours and time zone, where parts printed for cancelled orders go)",
-           body=StockSettingsPatch, response=StockSettingsOut, tags=(TAG,))
+           body=StockSettingsPatch, response=StockSettingsOut, tags=(TAG,),
+           permission="stock.settings")
 async def patch_settings(request: Request, body: StockSettingsPatch) -> dict[str, Any]:
     answer: dict[str, Any] = await ask(request, UpdateStockSettings(
         tenant_id=tenant_of(request), patch=body))
@@ -183,13 +189,15 @@ async def patch_settings(request: Request, body: StockSettingsPatch) -> dict[str
 
 
 @api.route("GET", "/stock/{mapping_id}", "Stock of one product mapping", response=StockLevelOut,
-           tags=(TAG,))
+           tags=(TAG,),
+           permission="stock.read")
 async def get_level(request: Request) -> Row:
     return await _level(request, parse_id(request.path_params["mapping_id"], "product mapping"))
 
 
 @api.route("PATCH", "/stock/{mapping_id}", "Change a product's minimum, maximum, replenishment "
-           "priority or batch size", body=StockItemPatch, response=StockLevelOut, tags=(TAG,))
+           "priority or batch size", body=StockItemPatch, response=StockLevelOut, tags=(TAG,),
+           permission="stock.write")
 async def patch_level(request: Request, body: StockItemPatch) -> Row:
     mapping_id = parse_id(request.path_params["mapping_id"], "product mapping")
     await ask(request, UpdateStockItem(tenant_id=tenant_of(request), mapping_id=mapping_id,
@@ -198,7 +206,8 @@ async def patch_level(request: Request, body: StockItemPatch) -> Row:
 
 
 @api.route("POST", "/stock/{mapping_id}/adjustments", "Correct the count (signed quantity, "
-           "with a reason)", body=Adjustment, response=StockLevelOut, status=201, tags=(TAG,))
+           "with a reason)", body=Adjustment, response=StockLevelOut, status=201, tags=(TAG,),
+           permission="stock.adjust")
 async def adjust(request: Request, body: Adjustment) -> Row:
     mapping_id = parse_id(request.path_params["mapping_id"], "product mapping")
     await ask(request, AdjustStock(tenant_id=tenant_of(request), mapping_id=mapping_id,
@@ -208,7 +217,8 @@ async def adjust(request: Request, body: Adjustment) -> Row:
 
 
 @api.route("POST", "/stock/{mapping_id}/scrap", "Throw units away (with a reason)",
-           body=Scrap, response=StockLevelOut, status=201, tags=(TAG,))
+           body=Scrap, response=StockLevelOut, status=201, tags=(TAG,),
+           permission="stock.adjust")
 async def scrap(request: Request, body: Scrap) -> Row:
     mapping_id = parse_id(request.path_params["mapping_id"], "product mapping")
     await ask(request, ScrapStock(tenant_id=tenant_of(request), mapping_id=mapping_id,
@@ -223,7 +233,8 @@ async def _batch(request: Request, batch_id: uuid.UUID) -> Row:
 
 
 @api.route("POST", "/stock-batches", "Print units of a product to stock now", body=NewBatch,
-           response=StockBatchOut, status=201, tags=(TAG,))
+           response=StockBatchOut, status=201, tags=(TAG,),
+           permission="stock.print")
 async def create_batch(request: Request, body: NewBatch) -> Row:
     batch_id = await ask(request, CreateStockBatch(
         tenant_id=tenant_of(request), mapping_id=body.mapping_id, units=body.units,
@@ -232,14 +243,16 @@ async def create_batch(request: Request, body: NewBatch) -> Row:
 
 
 @api.route("GET", "/stock-batches/{batch_id}", "One stock batch", response=StockBatchOut,
-           tags=(TAG,))
+           tags=(TAG,),
+           permission="stock.read")
 async def get_batch(request: Request) -> Row:
     return await _batch(request, parse_id(request.path_params["batch_id"], "stock batch"))
 
 
 @api.route("POST", "/stock-batches/{batch_id}/cancel", "Cancel a batch's unfinished jobs and "
            "the batch (units already printed go on the shelf)", body=CancelBatch,
-           response=StockBatchOut, tags=(TAG,))
+           response=StockBatchOut, tags=(TAG,),
+           permission="stock.print")
 async def cancel_batch(request: Request, body: CancelBatch) -> Row:
     batch_id = parse_id(request.path_params["batch_id"], "stock batch")
     await ask(request, CancelStockBatch(tenant_id=tenant_of(request), stock_batch_id=batch_id,

@@ -22,7 +22,8 @@ class TenantOut(BaseModel):
 
 
 @api.route("GET", "/tenant", "The tenant this API key belongs to", response=TenantOut,
-           tags=("tenant",))
+           tags=("tenant",),
+           permission="tenant.read")
 async def get_tenant(request: Request) -> dict[str, Any]:
     row = await deps(request).pool.fetchrow("SELECT * FROM tenants WHERE id = $1",
                                             tenant_of(request))

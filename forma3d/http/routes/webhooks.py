@@ -41,7 +41,8 @@ DEAD_LETTERS = QuerySpec.of(DeadLetterOut, "webhook_inbox w",
                             scope="w.dead_lettered_at IS NOT NULL",
                             default_sort="dead_lettered_at:desc")
 
-list_routes("/webhooks/dead-letters", DEAD_LETTERS, name="dead_letters", item=DeadLetterOut,
+list_routes("/webhooks/dead-letters", DEAD_LETTERS, permission="webhooks.read",
+            name="dead_letters", item=DeadLetterOut,
             tag=TAG)
 
 
@@ -53,7 +54,8 @@ def _inbox_id(request: Request) -> int:
 
 
 @api.route("GET", "/webhooks/dead-letters/{inbox_id}", "Get a dead-lettered webhook delivery",
-           response=DeadLetterOut, tags=(TAG,))
+           response=DeadLetterOut, tags=(TAG,),
+           permission="webhooks.read")
 async def get_dead_letter(request: Request) -> Row:
     async with deps(request).pool.acquire() as conn:
         return await fetch_one(conn, DEAD_LETTERS, tenant_of(request), _inbox_id(request),
@@ -62,7 +64,8 @@ async def get_dead_letter(request: Request) -> Row:
 
 @api.route("POST", "/webhooks/dead-letters/{inbox_id}/retry",
            "Send a dead-lettered webhook delivery back to processing", response=RetryOut,
-           status=202, tags=(TAG,))
+           status=202, tags=(TAG,),
+           permission="webhooks.retry")
 async def retry_dead_letter(request: Request) -> object:
     return await ask(request, RetryDeadLetter(tenant_id=tenant_of(request),
                                               inbox_id=_inbox_id(request)))
