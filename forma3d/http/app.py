@@ -117,7 +117,7 @@ def build_app(deps: Deps | None = None, config: Settings | None = None) -> Starl
     api_app = Starlette(routes=[*api.routes(), Route(OPENAPI_PATH, openapi)],
                         exception_handlers=EXCEPTION_HANDLERS)
     api_app.add_middleware(AuthMiddleware, deps=current,
-                           public=(OPENAPI_PATH, *api.public_paths()))
+                           public=(("GET", OPENAPI_PATH), *api.public_routes()))
     app = Starlette(
         routes=[Route("/", dashboard), Route("/health/live", health.live),
                 Route("/health/ready", health.ready),

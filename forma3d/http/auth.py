@@ -152,6 +152,10 @@ class AuthState:
             self._keys.clear()
             self._users.clear()
 
+    def forget(self) -> None:
+        self._keys.clear()
+        self._users.clear()
+
     async def key(self, pool: Pool, redis: Any, secret: str) -> KeyRecord | None:
         await self._fresh(redis)
         now = time.monotonic()
@@ -185,9 +189,12 @@ class AuthState:
         await touch_key(pool, key_id)
 
 
-async def changed(redis: Any) -> None:
-    """Tell every replica that keys, roles or users changed (their caches clear)."""
+async def changed(redis: Any, local: AuthState | None = None) -> None:
+    """Tell every replica that keys, roles or users changed (their caches clear); this
+    process's `local` caches clear at once."""
     await redis.incr(EPOCH_KEY)
+    if local is not None:
+        local.forget()
 
 
 def client_address(scope: MutableMapping[str, Any]) -> str:

@@ -66,8 +66,8 @@ class AuthMiddleware:
     cookie write without its CSRF token (403) and a caller over its rate (429). Which permission
     a route needs is checked by the route table's dispatcher, before the body is read."""
 
-    def __init__(self, app: ASGIApp, deps: Callable[[], Deps], public: tuple[str, ...] = ()
-                 ) -> None:
+    def __init__(self, app: ASGIApp, deps: Callable[[], Deps],
+                 public: tuple[tuple[str, str], ...] = ()) -> None:
         self.app = app
         self.deps = deps
         self.public = public
@@ -117,13 +117,15 @@ class AuthMiddleware:
         authorization = request.headers.get("authorization", "")
         if authorization.lower().startswith("bearer "):
             key = authorization[7:].strip()
-        cookie = request.cookies.get(auth.SESSION_COOKIE)
+        public = self._public(request)
+        # A public route (sign-in, accepting an invitation) ignores a session cookie.
+        cookie = None if public else request.cookies.get(auth.SESSION_COOKIE)
         found: tuple[Principal, dict[str, object]] | None
         if key:
             found = await self._key(deps, request, key, address)
         elif cookie:
             found = await self._session(deps, request, cookie)
-        elif request.scope["path"].endswith(self.public):
+        elif public:
             return None
         else:
             raise Problem(401, "an API key is required", headers={"WWW-Authenticate": "Bearer"})
@@ -132,6 +134,11 @@ class AuthMiddleware:
         principal, settings = found
         await deps.limits.check_principal(request, principal, _settings(settings))
         return principal
+
+    def _public(self, request: Request) -> bool:
+        method = "GET" if request.method == "HEAD" else request.method
+        path = request.scope["path"]
+        return any(method == m and path.endswith(p) for m, p in self.public)
 
     async def _key(self, deps: Deps, request: Request, key: str,
                    address: str) -> tuple[Principal, dict[str, object]]:
@@ -150,8 +157,6 @@ class AuthMiddleware:
         found = None if session is None else await deps.auth.user(
             deps.pool, deps.redis, session.user_id)
         if session is None or found is None:
-            if request.scope["path"].endswith(self.public):
-                return None  # a stale cookie does not stand in the way of signing in again
             raise Problem(401, "the session has ended; sign in again")
         if request.method not in SAFE_METHODS and not hmac.compare_digest(
                 request.headers.get(auth.CSRF_HEADER, "").encode(), session.csrf.encode()):

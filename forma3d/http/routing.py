@@ -177,8 +177,9 @@ class ApiRouter:
         return [Route(path, _dispatcher(methods), methods=list(methods))
                 for path, methods in by_path.items()]
 
-    def public_paths(self) -> tuple[str, ...]:
-        return tuple(e.path for e in self.endpoints if e.public)
+    def public_routes(self) -> tuple[tuple[str, str], ...]:
+        """(method, path) of the routes anyone may call."""
+        return tuple((e.method, e.path) for e in self.endpoints if e.public)
 
     def openapi(self, title: str, version: str, prefix: str = "",
                 extra_paths: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -160,7 +160,7 @@ async def patch_role(request: Request, body: RolePatch) -> dict[str, Any]:
                                       permissions=body.permissions)
     if changed is None:
         raise Problem(404, f"role {found.id} not found")
-    await auth.changed(deps(request).redis)
+    await auth.changed(deps(request).redis, deps(request).auth)
     await security_event(request, "role.changed", {
         "role": found.name, "before": found.permissions, "after": changed.permissions})
     return _custom(changed)
@@ -174,7 +174,7 @@ async def delete_role(request: Request) -> Response:
     if await roles.role_in_use(pool, found.tenant_id, found.name):
         raise Problem(409, f"role {found.name!r} is held by a user or a live API key")
     await roles.delete_role(pool, found.tenant_id, found.id)
-    await auth.changed(deps(request).redis)
+    await auth.changed(deps(request).redis, deps(request).auth)
     await security_event(request, "role.deleted", {"role": found.name})
     return Response(status_code=204)
 
@@ -269,7 +269,7 @@ async def revoke_api_key(request: Request) -> Response:
     key_id = parse_id(request.path_params["key_id"], "API key")
     if not await apikeys.revoke_key(deps(request).pool, tenant_of(request), key_id):
         raise Problem(404, f"API key {key_id} not found (or already revoked)")
-    await auth.changed(deps(request).redis)
+    await auth.changed(deps(request).redis, deps(request).auth)
     await security_event(request, "api_key.revoked", {"key_id": str(key_id)})
     return Response(status_code=204)
 
@@ -282,6 +282,6 @@ async def rotate_api_key(request: Request) -> dict[str, Any]:
     secret = await apikeys.rotate_key(deps(request).pool, tenant_of(request), key_id)
     if secret is None:
         raise Problem(404, f"API key {key_id} not found (or revoked)")
-    await auth.changed(deps(request).redis)
+    await auth.changed(deps(request).redis, deps(request).auth)
     await security_event(request, "api_key.rotated", {"key_id": str(key_id)})
     return {"id": key_id, "key": secret}

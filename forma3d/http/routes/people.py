@@ -214,7 +214,7 @@ async def accept_invitation(request: Request, body: Password) -> dict[str, Any]:
     if user is None:
         raise Problem(404, "this invitation is unknown, used or expired")
     await users.set_password(d.pool, user.id, await auth.hash_password(body.password))
-    await auth.changed(d.redis)
+    await auth.changed(d.redis, d.auth)
     await record_security_event(d.pool, user.tenant_id, f"user:{user.id}",
                                 "user.invitation_accepted", {}, client=_client(request))
     return _out(user) | {"invited": False}
@@ -244,7 +244,7 @@ async def patch_user(request: Request, body: UserPatch) -> dict[str, Any]:
     changed = await users.update_user(deps(request).pool, user.tenant_id, user.id,
                                       name=body.name, role=body.role)
     assert changed is not None
-    await auth.changed(deps(request).redis)
+    await auth.changed(deps(request).redis, deps(request).auth)
     if body.role is not None and body.role != user.role:
         await security_event(request, "user.role_changed", {
             "user_id": str(user.id), "before": user.role, "after": body.role})
@@ -259,7 +259,7 @@ async def delete_user(request: Request) -> Response:
     await _keep_an_owner(request, user)
     await users.delete_user(deps(request).pool, user.tenant_id, user.id)
     await auth.end_all_sessions(deps(request).redis, user.id)
-    await auth.changed(deps(request).redis)
+    await auth.changed(deps(request).redis, deps(request).auth)
     await security_event(request, "user.removed", {"user_id": str(user.id),
                                                    "email": user.email})
     return Response(status_code=204)
@@ -287,7 +287,7 @@ async def complete_reset(request: Request, body: Password) -> Response:
         raise Problem(404, "this reset link is unknown, used or expired")
     await users.set_password(d.pool, user.id, await auth.hash_password(body.password))
     await auth.end_all_sessions(d.redis, user.id)
-    await auth.changed(d.redis)
+    await auth.changed(d.redis, d.auth)
     await record_security_event(d.pool, user.tenant_id, f"user:{user.id}",
                                 "user.password_reset", {}, client=_client(request))
     return Response(status_code=204)
