@@ -96,6 +96,124 @@ def cmd_apikey_create(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _in_database(settings: Settings, work: Callable[[Any], Awaitable[Any]]) -> Any:
+    """Run `work(connection)` in the configured or embedded PostgreSQL."""
+    from forma3d.db.pool import connect
+
+    async def run(url: str) -> Any:
+        conn = await connect(url)
+        try:
+            return await work(conn)
+        finally:
+            await conn.close()
+
+    return _with_database(settings, run)
+
+
+def _roles_check(role: str) -> None:
+    from forma3d.domain.permissions import BUILTIN_ROLES
+
+    if role not in BUILTIN_ROLES:
+        raise CliError(f"the CLI gives built-in roles only ({', '.join(BUILTIN_ROLES)})")
+
+
+def cmd_user_create(args: argparse.Namespace, settings: Settings) -> int:
+    """A user with a password read from stdin (no echo on a terminal)."""
+    import getpass
+
+    from forma3d.http.auth import hash_password
+    from forma3d.store.users import create_user
+
+    _roles_check(args.role)
+    password = (getpass.getpass("password: ") if sys.stdin.isatty()
+                else sys.stdin.readline().rstrip("\n"))
+    if len(password) < 12:
+        raise CliError("the password must have at least 12 characters")
+
+    async def work(conn: Any) -> Any:
+        user = await create_user(conn, await _tenant_id(conn, args.tenant), args.email,
+                                 args.name or args.email, args.role,
+                                 await hash_password(password))
+        if user is None:
+            raise CliError(f"the tenant already has a user {args.email!r}")
+        return user
+
+    print(_in_database(settings, work).id)
+    return 0
+
+
+def cmd_user_invite(args: argparse.Namespace, settings: Settings) -> int:
+    from forma3d.http.routes.people import INVITATION_VALID
+    from forma3d.store.users import create_user, issue_token
+
+    _roles_check(args.role)
+
+    async def work(conn: Any) -> Any:
+        async with conn.transaction():
+            user = await create_user(conn, await _tenant_id(conn, args.tenant), args.email,
+                                     args.name or args.email, args.role)
+            if user is None:
+                raise CliError(f"the tenant already has a user {args.email!r}")
+            return user, await issue_token(conn, user, "invitation", INVITATION_VALID)
+
+    user, (token, expires_at) = _in_database(settings, work)
+    print(token)
+    print(f"(invitation of user {user.id}, valid until {expires_at:%Y-%m-%d %H:%M} UTC: "
+          "POST it with a password to /api/v1/invitations/accept; shown only once)",
+          file=sys.stderr)
+    return 0
+
+
+def cmd_apikey_list(args: argparse.Namespace, settings: Settings) -> int:
+    from forma3d.store.apikeys import list_keys
+
+    async def work(conn: Any) -> Any:
+        return await list_keys(conn, await _tenant_id(conn, args.tenant))
+
+    for k in _in_database(settings, work):
+        state = "revoked" if k.revoked_at else "live"
+        scope = k.role or (",".join(k.permissions) if k.permissions is not None else "owner")
+        used = f"{k.last_used_at:%Y-%m-%d %H:%M}" if k.last_used_at else "never"
+        print(f"{k.id}  {k.prefix}…  {state:7}  {scope:20}  used {used}  {k.name}")
+    return 0
+
+
+def cmd_apikey_revoke(args: argparse.Namespace, settings: Settings) -> int:
+    """Revoke a key; with REDIS_URL set, every replica drops it at once (else within 30 s)."""
+    import uuid
+
+    from forma3d.store.apikeys import revoke_key
+    from forma3d.store.security import record_security_event
+
+    try:
+        key_id = uuid.UUID(args.key_id)
+    except ValueError:
+        raise CliError(f"{args.key_id!r} is not a key id") from None
+
+    async def work(conn: Any) -> bool:
+        tenant_id = await conn.fetchval("SELECT tenant_id FROM api_keys WHERE id = $1", key_id)
+        if not await revoke_key(conn, None, key_id):
+            return False
+        await record_security_event(conn, tenant_id, "platform", "api_key.revoked",
+                                    {"key_id": str(key_id), "via": "cli"})
+        if settings.redis_url:
+            import redis.asyncio as aioredis
+
+            from forma3d.http.auth import changed
+
+            redis = aioredis.from_url(settings.redis_url)
+            try:
+                await changed(redis)
+            finally:
+                await redis.aclose()
+        return True
+
+    if not _in_database(settings, work):
+        raise CliError(f"no live API key {key_id}")
+    print(f"revoked {key_id}")
+    return 0
+
+
 def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
     from forma3d import logs
     from forma3d.stack import run_until_interrupted, start_stack
@@ -236,9 +354,30 @@ def parser() -> argparse.ArgumentParser:
     key.add_argument("--tenant", default="default", help="tenant slug or id")
     key.add_argument("--name", default="cli")
     key.set_defaults(run=cmd_apikey_create)
+    listing = apikey.add_parser("list", help="list a tenant's API keys (never their secrets)")
+    listing.add_argument("--tenant", default="default", help="tenant slug or id")
+    listing.set_defaults(run=cmd_apikey_list)
+    revoke = apikey.add_parser("revoke", help="revoke an API key")
+    revoke.add_argument("key_id")
+    revoke.set_defaults(run=cmd_apikey_revoke)
+    _user_parser(sub)
     _sandbox_parser(sub)
     _demo_parser(sub)
     return root
+
+
+def _user_parser(sub: Any) -> None:
+    user = sub.add_parser("user", help="manage a tenant's users").add_subparsers(
+        dest="action", required=True)
+    for name, run, text in (
+            ("create", cmd_user_create, "create a user; the password is read from stdin"),
+            ("invite", cmd_user_invite, "invite a user: prints the one-time token")):
+        command = user.add_parser(name, help=text)
+        command.add_argument("email")
+        command.add_argument("--tenant", default="default", help="tenant slug or id")
+        command.add_argument("--name")
+        command.add_argument("--role", default="viewer")
+        command.set_defaults(run=run)
 
 
 def _sandbox_parser(sub: Any) -> None:
