@@ -18,6 +18,7 @@ from forma3d.http import auth
 from forma3d.http.principal import Principal
 from forma3d.http.problems import Problem, problem_response
 from forma3d.store.security import record_security_event
+from forma3d.store.tenants import find_tenant
 
 if TYPE_CHECKING:
     from forma3d.http.deps import Deps
@@ -143,7 +144,11 @@ class AuthMiddleware:
     async def _key(self, deps: Deps, request: Request, key: str,
                    address: str) -> tuple[Principal, dict[str, object]]:
         if auth.is_platform_key(deps.auth.platform_key, key):
-            return auth.platform_principal(request.headers.get(auth.PLATFORM_TENANT_HEADER)), {}
+            principal = auth.platform_principal(request.headers.get(auth.PLATFORM_TENANT_HEADER))
+            if principal.tenant_id is not None and await find_tenant(
+                    deps.pool, str(principal.tenant_id)) is None:
+                raise Problem(404, f"tenant {principal.tenant_id} not found")
+            return principal, {}
         record = await deps.auth.key(deps.pool, deps.redis, key)
         if record is None:
             raise Problem(401, "invalid API key", headers={"WWW-Authenticate": "Bearer"})

@@ -250,6 +250,9 @@ async def test_platform_creates_a_tenant_and_its_owner(web: httpx.AsyncClient, a
     assert duplicate.status_code == 409
     # The platform acts in a tenant only by naming it, and every such write is recorded.
     assert (await web.get("/api/v1/printers", headers=auth(PLATFORM_KEY))).status_code == 400
+    nowhere = {**auth(PLATFORM_KEY), sessions.PLATFORM_TENANT_HEADER: str(uuid.uuid4())}
+    assert (await web.post("/api/v1/printers", headers=nowhere, json={"name": "P1"})
+            ).status_code == 404
     acting = {**auth(PLATFORM_KEY), sessions.PLATFORM_TENANT_HEADER: tenant_id}
     assert (await web.post("/api/v1/printers", headers=acting, json={"name": "P1"})
             ).status_code == 201
