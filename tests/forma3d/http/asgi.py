@@ -45,4 +45,8 @@ async def first_response(app: ASGIApp, method: str, path: str, headers: dict[str
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await task
-    return message["status"], {k.decode(): v.decode() for k, v in message["headers"]}
+    headers: dict[str, str] = {}
+    for k, v in message["headers"]:  # a repeated header (set-cookie): one value a line
+        name = k.decode()
+        headers[name] = f"{headers[name]}\n{v.decode()}" if name in headers else v.decode()
+    return message["status"], headers

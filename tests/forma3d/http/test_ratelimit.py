@@ -4,6 +4,7 @@ with Retry-After and RateLimit-* headers at the threshold, and recovery after it
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -15,9 +16,11 @@ from starlette.applications import Starlette
 from actors.local import LocalEntities
 from forma3d.db.pool import Pool
 from forma3d.http.app import build_app
+from forma3d.http.auth import SESSION_COOKIE, hash_password
 from forma3d.http.deps import Deps
 from forma3d.http.ratelimit import AddressLimits
 from forma3d.store.apikeys import create_api_key
+from forma3d.store.users import create_user
 from tests.forma3d.http.asgi import first_response
 from tests.polling import eventually
 
@@ -98,3 +101,20 @@ async def test_webhooks_have_their_own_tenant_ceiling(app: Starlette, db_pool: P
         return (await first_response(app, "POST", path, {}, b"{}"))[0] == 401
 
     await eventually(recovered, timeout=5, interval=0.25, what="the webhook window moved on")
+
+
+async def test_user_limit_follows_the_signed_in_user(app: Starlette, db_pool: Pool,
+                                                     tenant_id: uuid.UUID) -> None:
+    await settle(db_pool, tenant_id, api_requests_per_second=1000, api_requests_per_minute=2)
+    slug = await db_pool.fetchval("SELECT slug FROM tenants WHERE id = $1", tenant_id)
+    await create_user(db_pool, tenant_id, "rl@example.com", "RL", "viewer",
+                      await hash_password("a long enough password"))
+    body = json.dumps({"tenant": slug, "email": "rl@example.com",
+                       "password": "a long enough password"}).encode()
+    status, headers = await first_response(app, "POST", "/api/v1/session", {}, body)
+    assert status == 201
+    cookie = next(line.split(";")[0] for line in headers["set-cookie"].splitlines()
+                  if line.startswith(SESSION_COOKIE + "="))
+    statuses = [(await first_response(app, "GET", "/api/v1/session", {"Cookie": cookie}))[0]
+                for _ in range(3)]
+    assert statuses == [200, 200, 429]
