@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, Field, field_validator
 
 from forma3d.domain.inventory.replenishment import parse_clock
+from forma3d.domain.shipping.delivery import Dimensions, ShippingMethodRule
 
 GRIDFLOCK_CEILING_MM = 1200.0
 """The platform's largest drawer side, whatever a tenant allows: planning stays far under a
@@ -48,6 +49,26 @@ class TenantSettings(BaseModel):
     stock_quiet_end: str = "06:00"
     stock_time_zone: str = "UTC"
     stock_cancelled_parts: Literal["STOCK", "SCRAP"] = "STOCK"
+    # Shipping. Checkout rates (Shopify shipping line code or title) -> Sendcloud method; a rate
+    # no rule names ships with the Sendcloud integration's default method.
+    shipping_methods: list[ShippingMethodRule] = Field(default_factory=list, max_length=100)
+    # The parcel's box (length, width, height in cm) when none of the order's product mappings
+    # names its packaging; None: Sendcloud's defaults for the method.
+    parcel_dimensions_cm: Dimensions | None = None
+    # Transient failures in a row (Sendcloud down, timing out) before a shipment is FAILED for
+    # an operator's retry; each is redelivered by the outbox with exponential backoff.
+    shipment_create_attempts: int = Field(default=5, ge=1, le=50)
+
+    @field_validator("shipping_methods")
+    @classmethod
+    def _distinct_rates(cls, value: list[ShippingMethodRule]) -> list[ShippingMethodRule]:
+        seen: set[str] = set()
+        for rule in value:
+            key = rule.checkout.strip().casefold()
+            if key in seen:
+                raise ValueError(f"checkout rate {rule.checkout!r} is mapped twice")
+            seen.add(key)
+        return value
 
     @field_validator("stock_quiet_start", "stock_quiet_end")
     @classmethod
