@@ -51,13 +51,20 @@ class TenantSettings(BaseModel):
     stock_cancelled_parts: Literal["STOCK", "SCRAP"] = "STOCK"
     # Shipping. Checkout rates (Shopify shipping line code or title) -> Sendcloud method; a rate
     # no rule names ships with the Sendcloud integration's default method.
-    shipping_methods: list[ShippingMethodRule] = Field(default_factory=list, max_length=100)
+    shipping_methods: list[ShippingMethodRule] = Field(
+        default_factory=list, max_length=100,
+        description="checkout rates (Shopify shipping line code or title) mapped onto Sendcloud "
+        "methods; a rate no rule names ships with the Sendcloud integration's default")
     # The parcel's box (length, width, height in cm) when none of the order's product mappings
     # names its packaging; None: Sendcloud's defaults for the method.
-    parcel_dimensions_cm: Dimensions | None = None
+    parcel_dimensions_cm: Dimensions | None = Field(
+        None, description="the parcel's box (length, width, height in cm) when no product "
+        "mapping of the order names its packaging_cm")
     # Transient failures in a row (Sendcloud down, timing out) before a shipment is FAILED for
     # an operator's retry; each is redelivered by the outbox with exponential backoff.
-    shipment_create_attempts: int = Field(default=5, ge=1, le=50)
+    shipment_create_attempts: int = Field(
+        default=5, ge=1, le=50, description="transient failures in a row creating a parcel "
+        "before the shipment is FAILED for an operator's retry")
 
     @field_validator("shipping_methods")
     @classmethod

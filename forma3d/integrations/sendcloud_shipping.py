@@ -171,7 +171,7 @@ class ParcelShipping(_Session[SendcloudClient]):
             shipping_method_id=order.shipping_method_id or self.shipping_method_id,
             sender_address=self.sender_address_id, total_order_value=order.total_price,
             total_order_value_currency=order.currency, request_label=True,
-            to_service_point=int(order.service_point_id) if order.service_point_id else None,
+            to_service_point=_point_number(order.service_point_id),
             extra=extra)
         try:
             parcel = await self.client.create_parcel(request)
@@ -284,6 +284,15 @@ class ShipmentShipping(_Session[SendcloudV3Client]):
                              parcel.tracking_number, parcel.tracking_url,
                              status_code=parcel.status_code,
                              message=parcel.status.message if parcel.status else None)
+
+
+def _point_number(point: str | None) -> int | None:
+    """v2's `to_service_point` is an integer id; anything else is refused before sending."""
+    if not point:
+        return None
+    if not point.isdigit():
+        raise RejectedError("sendcloud", f"service point {point!r} is not a Sendcloud v2 id")
+    return int(point)
 
 
 def _carrier(shipment: V3Shipment) -> str | None:
