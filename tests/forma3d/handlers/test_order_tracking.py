@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 
+from actors.local import LocalEntities
+from actors.scheduler import OPEN_PARCEL_TENANTS, tick
 from forma3d.db.pool import Pool
 from forma3d.handlers import order as handlers
 from forma3d.handlers import tenant as tenants
@@ -138,3 +140,23 @@ async def test_reconciliation_carries_a_new_tracking_number_to_shopify(shop: Far
     assert await handlers.sync_shopify_tracking(order, sync(order)) == \
         "told Shopify: tracking JVGL0999999, in_transit"
     assert fulfillment["tracking_number"] == "JVGL0999999"
+
+
+async def test_the_schedulers_tick_catches_a_lost_delivery(database_url: str,
+                                                           shop: Farm) -> None:
+    """The scheduler's round without Ray: its tick asks the tenants with open parcels through
+    a real entity host (LocalEntities)."""
+    order, parcel_id, _ = await shipped(shop)
+    assert shop.tenant_id in [r["tenant_id"] for r in await shop.pool.fetch(OPEN_PARCEL_TENANTS)]
+    carrier_moves(shop, parcel_id, 11)
+
+    host = LocalEntities(database_url)
+    try:
+        assert await tick(shop.pool, host, OPEN_PARCEL_TENANTS,  # type: ignore[arg-type]
+                          ReconcileShipments, timeout=30) >= 1
+    finally:
+        await host.close()
+    assert await deliver_reports(order) == ["DELIVERED"]
+    assert len(await outbox(order, "shipment.shopify_sync")) == 1
+    assert shop.tenant_id not in [r["tenant_id"]
+                                  for r in await shop.pool.fetch(OPEN_PARCEL_TENANTS)]
