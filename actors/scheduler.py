@@ -1,5 +1,5 @@
-"""Scheduler: the cluster's clock for periodic entity work (farm reconciliation, Shopify backfill,
-stock replenishment).
+"""Scheduler: the cluster's clock for periodic entity work (farm and parcel reconciliation, Shopify
+backfill, stock replenishment).
 
 Ticks `ask` and wait, so a slow tenant delays its own next tick instead of piling up messages.
 """
@@ -20,7 +20,12 @@ from forma3d import logs
 from forma3d.config import settings
 from forma3d.db.pool import Pool, create_pool
 from forma3d.messaging.stock import ReplenishStock
-from forma3d.messaging.tenant import BackfillOrders, ReconcileFarm, TenantMessage
+from forma3d.messaging.tenant import (
+    BackfillOrders,
+    ReconcileFarm,
+    ReconcileShipments,
+    TenantMessage,
+)
 
 log = logging.getLogger(__name__)
 SCHEDULER_NAME = "forma3d-scheduler"
@@ -28,6 +33,9 @@ STALE_MARGIN_SECONDS = 30.0  # beyond a round's own timeout before the loop coun
 
 ACTIVE_FARM_TENANTS = """SELECT DISTINCT tenant_id FROM print_jobs
     WHERE status IN ('QUEUED', 'PRINTING') AND farm_queue_item_id IS NOT NULL"""
+OPEN_PARCEL_TENANTS = """SELECT DISTINCT tenant_id FROM shipments
+    WHERE parcel_id IS NOT NULL
+      AND status IN ('LABEL_CREATED', 'ANNOUNCED', 'IN_TRANSIT', 'EXCEPTION', 'CANCEL_REQUESTED')"""
 SHOPIFY_TENANTS = "SELECT tenant_id FROM integrations WHERE service = 'shopify' AND enabled"
 STOCK_TENANTS = """SELECT id AS tenant_id FROM tenants
     WHERE coalesce((settings ->> 'stock_management_enabled')::boolean, false)"""
@@ -59,6 +67,8 @@ class Scheduler:
         self.host_count = host_count
         self.periods: dict[type[TenantMessage], tuple[str, float]] = {
             ReconcileFarm: (ACTIVE_FARM_TENANTS, reconcile_seconds),
+            # Lost Sendcloud webhooks: open parcels are read back as often as the farm is.
+            ReconcileShipments: (OPEN_PARCEL_TENANTS, reconcile_seconds),
             BackfillOrders: (SHOPIFY_TENANTS, backfill_seconds),
             ReplenishStock: (STOCK_TENANTS, REPLENISH_SECONDS)}
         self.ticks = {message.type: 0 for message in self.periods}

@@ -110,6 +110,8 @@ def _default_methods() -> list[dict[str, Any]]:
         ),
         method(1317, "DPD Home 0-31.5kg", "dpd", "31.501", {"NL": 7.10, "BE": 7.10, "DE": 7.45}),
         method(1319, "UPS Standard 0-70kg", "ups", "70.001", {"DE": 12.5, "FR": 13.0, "GB": 19.0}),
+        {**method(8030, "DHL ServicePoint 0-23kg", "dhl", "23.001",
+                  {"NL": 4.95, "BE": 6.95, "DE": 6.95}), "service_point_input": "required"},
     ]
 
 
@@ -350,6 +352,11 @@ class SendcloudSandbox:
         if Decimal(data["weight"]) > Decimal(str(method["max_weight"])):
             raise ValueError(
                 f"weight: Weight {data['weight']} kg exceeds the maximum of {method['name']}."
+            )
+        if method.get("service_point_input") == "required" and not data.get("to_service_point"):
+            raise ValueError(
+                f"to_service_point: {method['name']} delivers to a service point: "
+                "to_service_point is required."
             )
         data["shipment"] = {"id": int(method["id"]), "name": method["name"]}
         data["carrier"] = {"code": method["carrier"]}

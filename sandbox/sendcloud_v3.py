@@ -39,6 +39,7 @@ SHIPPING_OPTIONS: dict[str, int] = {
     "dhl:foryou/dropoff": 8020,
     "dpd:home": 1317,
     "ups:standard": 1319,
+    "dhl:servicepoint": 8030,
 }
 STATE_REQUIRED = {"US", "CA", "IT", "AU"}
 ISO_3166_2 = re.compile(r"^[A-Z]{2}-[A-Z0-9]{1,3}$")

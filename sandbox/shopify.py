@@ -44,6 +44,14 @@ THROTTLED = (
 )
 
 
+# Shopify's FulfillmentEventStatus values, lower-cased as REST takes them.
+FULFILLMENT_EVENT_STATUSES = frozenset({
+    "label_printed", "label_purchased", "attempted_delivery", "ready_for_pickup", "confirmed",
+    "in_transit", "out_for_delivery", "delivered", "failure", "delayed", "carrier_picked_up",
+    "picked_up",
+})
+
+
 class LineItemSpec(BaseModel):
     sku: str
     quantity: int = Field(default=1, ge=1)
@@ -155,6 +163,7 @@ class ShopifySandbox:
         self.orders: dict[int, dict[str, Any]] = {}
         self.fulfillment_orders: dict[int, dict[str, Any]] = {}
         self.fulfillments: dict[int, dict[str, Any]] = {}
+        self.fulfillment_events: dict[int, list[dict[str, Any]]] = {}
         base = 5_000_000_000_000 + self.rng.randrange(10**9) * 1000
         self._order_ids = itertools.count(base, 7919)
         self._line_ids = itertools.count(base + 13, 7919)
@@ -550,6 +559,46 @@ class ShopifySandbox:
         self.emit("fulfillments/update", fulfillment)
         return 200, {"fulfillment": fulfillment}
 
+    def create_fulfillment_event(self, order_id: int, fulfillment_id: int,
+                                 payload: dict[str, Any]) -> tuple[int, Any]:
+        """POST /orders/{id}/fulfillments/{id}/events.json: the event becomes the fulfilment's
+        `shipment_status` (accepted on cancelled fulfilments too, as Shopify does)."""
+        fulfillment = self.fulfillments.get(fulfillment_id)
+        if fulfillment is None or fulfillment["order_id"] != order_id:
+            return 404, {"errors": "Not Found"}
+        spec = payload.get("event")
+        if not isinstance(spec, dict) or not spec.get("status"):
+            return 400, {"errors": {"event": "Required parameter missing or invalid"}}
+        if spec["status"] not in FULFILLMENT_EVENT_STATUSES:
+            return 422, {"errors": {"status": ["is not included in the list"]}}
+        now = _iso(self.clock.now())
+        event_id = next(self._fulfillment_ids)
+        event = {
+            "id": event_id,
+            "admin_graphql_api_id": f"gid://shopify/FulfillmentEvent/{event_id}",
+            "fulfillment_id": fulfillment_id,
+            "order_id": order_id,
+            "shop_id": self.shop_id,
+            "status": spec["status"],
+            "message": spec.get("message"),
+            "happened_at": spec.get("happened_at") or now,
+            "estimated_delivery_at": spec.get("estimated_delivery_at"),
+            "city": spec.get("city"),
+            "province": spec.get("province"),
+            "country": spec.get("country"),
+            "zip": spec.get("zip"),
+            "address1": spec.get("address1"),
+            "latitude": spec.get("latitude"),
+            "longitude": spec.get("longitude"),
+            "created_at": now,
+            "updated_at": now,
+        }
+        self.fulfillment_events.setdefault(fulfillment_id, []).append(event)
+        fulfillment["shipment_status"] = spec["status"]
+        fulfillment["updated_at"] = now
+        self.emit("fulfillments/update", fulfillment)
+        return 200, {"fulfillment_event": event}
+
     def cancel_fulfillment(self, fulfillment_id: int) -> tuple[int, Any]:
         fulfillment = self.fulfillments.get(fulfillment_id)
         if fulfillment is None:
@@ -829,6 +878,26 @@ def build_shopify_app(sandbox: ShopifySandbox) -> Starlette:
         status, body = sandbox.update_tracking(request.path_params["fulfillment_id"], payload)
         return with_limit(reply(status, body))
 
+    async def fulfillment_events(request: Request) -> Response:
+        if (denied := guard(request)) is not None:
+            return denied
+        order_id = request.path_params["order_id"]
+        fulfillment_id = request.path_params["fulfillment_id"]
+        if request.method == "GET":
+            fulfillment = sandbox.fulfillments.get(fulfillment_id)
+            if fulfillment is None or fulfillment["order_id"] != order_id:
+                return with_limit(reply(404, {"errors": "Not Found"}))
+            return with_limit(reply(200, {
+                "fulfillment_events": sandbox.fulfillment_events.get(fulfillment_id, [])}))
+        try:
+            payload = await read_json(request)
+        except ValueError:
+            payload = {}
+        if not isinstance(payload, dict):
+            payload = {}
+        status, body = sandbox.create_fulfillment_event(order_id, fulfillment_id, payload)
+        return with_limit(reply(status, body))
+
     async def cancel_fulfillment(request: Request) -> Response:
         if (denied := guard(request)) is not None:
             return denied
@@ -900,6 +969,11 @@ def build_shopify_app(sandbox: ShopifySandbox) -> Starlette:
             methods=["GET"],
         ),
         Route(f"{prefix}/fulfillments.json", create_fulfillment, methods=["POST"]),
+        Route(
+            f"{prefix}/orders/{{order_id:int}}/fulfillments/{{fulfillment_id:int}}/events.json",
+            fulfillment_events,
+            methods=["GET", "POST"],
+        ),
         Route(
             f"{prefix}/fulfillments/{{fulfillment_id:int}}/update_tracking.json",
             update_tracking,

@@ -47,6 +47,9 @@ class EventType(StrEnum):
     SHIPMENT_CREATED = "shipment.created"
     SHIPMENT_STATUS_CHANGED = "shipment.status-changed"
     SHIPMENT_FULFILMENT_FAILED = "shipment.fulfilment-failed"
+    SHIPMENT_TRACKING_UPDATED = "shipment.tracking-updated"
+    SHIPMENT_DELIVERED = "shipment.delivered"
+    SHIPMENT_SHOPIFY_UPDATED = "shipment.shopify-updated"
     GRIDFLOCK_MAPPING_READY = "gridflock.mapping-ready"
     GRIDFLOCK_PIPELINE_FAILED = "gridflock.pipeline-failed"
     STOCK_BATCH_COMPLETED = "stock.batch-completed"
@@ -247,6 +250,8 @@ class ShipmentCreated(EventPayload):
     carrier: str | None = None
     label_url: str | None = None
     weight_kg: str | None = Field(default=None, pattern=r"^\d+\.\d{3}$")
+    shipping_method: str | None = None
+    service_point_id: str | None = None
 
 
 @_register(
@@ -279,6 +284,47 @@ class ShipmentFulfilmentFailed(EventPayload):
     reason: str
     http_status: int | None = None
     action: str
+
+
+@_register(
+    EventType.SHIPMENT_TRACKING_UPDATED,
+    "0.0.1",
+    "The carrier gave the shipment a new tracking number or URL (Sendcloud webhook or "
+    "reconciliation); a fulfilled order's Shopify tracking follows.",
+)
+class ShipmentTrackingUpdated(EventPayload):
+    shipment_id: Id
+    order_id: Id
+    previous_tracking_number: str | None = None
+    tracking_number: str | None = None
+    tracking_url: str | None = None
+
+
+@_register(
+    EventType.SHIPMENT_DELIVERED,
+    "0.0.1",
+    "The carrier delivered the parcel (to the door or collected at a service point).",
+)
+class ShipmentDelivered(EventPayload):
+    shipment_id: Id
+    order_id: Id
+    tracking_number: str | None = None
+    sendcloud_status_id: int | None = None
+    sendcloud_status_code: str | None = None
+
+
+@_register(
+    EventType.SHIPMENT_SHOPIFY_UPDATED,
+    "0.0.1",
+    "Shopify's fulfilment got the shipment's new tracking or status (update_tracking, or a "
+    "fulfillment event such as delivered).",
+)
+class ShipmentShopifyUpdated(EventPayload):
+    shipment_id: Id
+    order_id: Id
+    shopify_fulfillment_id: str
+    tracking_number: str | None = None
+    shipment_status: str | None = None
 
 
 # --- gridflock ------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, Field, field_validator
 
 from forma3d.domain.inventory.replenishment import parse_clock
+from forma3d.domain.shipping.delivery import Dimensions, ShippingMethodRule
 
 GRIDFLOCK_CEILING_MM = 1200.0
 """The platform's largest drawer side, whatever a tenant allows: planning stays far under a
@@ -53,6 +54,33 @@ class TenantSettings(BaseModel):
     api_requests_per_second: int = Field(default=50, ge=1, le=100_000)
     api_requests_per_minute: int = Field(default=3000, ge=1, le=6_000_000)
     webhook_requests_per_second: int = Field(default=2000, ge=1, le=100_000)
+    # Shipping. Checkout rates (Shopify shipping line code or title) -> Sendcloud method; a rate
+    # no rule names ships with the Sendcloud integration's default method.
+    shipping_methods: list[ShippingMethodRule] = Field(
+        default_factory=list, max_length=100,
+        description="checkout rates (Shopify shipping line code or title) mapped onto Sendcloud "
+        "methods; a rate no rule names ships with the Sendcloud integration's default")
+    # The parcel's box (length, width, height in cm) when none of the order's product mappings
+    # names its packaging; None: Sendcloud's defaults for the method.
+    parcel_dimensions_cm: Dimensions | None = Field(
+        default=None, description="the parcel's box (length, width, height in cm) when no product "
+        "mapping of the order names its packaging_cm")
+    # Transient failures in a row (Sendcloud down, timing out) before a shipment is FAILED for
+    # an operator's retry; each is redelivered by the outbox with exponential backoff.
+    shipment_create_attempts: int = Field(
+        default=5, ge=1, le=50, description="transient failures in a row creating a parcel "
+        "before the shipment is FAILED for an operator's retry")
+
+    @field_validator("shipping_methods")
+    @classmethod
+    def _distinct_rates(cls, value: list[ShippingMethodRule]) -> list[ShippingMethodRule]:
+        seen: set[str] = set()
+        for rule in value:
+            key = rule.checkout.strip().casefold()
+            if key in seen:
+                raise ValueError(f"checkout rate {rule.checkout!r} is mapped twice")
+            seen.add(key)
+        return value
 
     @field_validator("stock_quiet_start", "stock_quiet_end")
     @classmethod

@@ -58,7 +58,8 @@ async def _check_parts(conn: Connection, tenant_id: uuid.UUID, draft: MappingDra
 
 def _specs(draft: MappingDraft) -> tuple[mappings.MappingSpec, list[mappings.PartSpec]]:
     spec = mappings.MappingSpec(sku=draft.sku, name=draft.name, variant_id=draft.variant_id,
-                                packaging_grams=draft.packaging_grams)
+                                packaging_grams=draft.packaging_grams,
+                                packaging_cm=draft.packaging_cm)
     parts = [mappings.PartSpec(name=p.name, file_id=p.file_id, quantity=p.quantity,
                                grams=p.grams, print_profile=p.print_profile,
                                required_tags=list(p.required_tags), id=p.id)

@@ -24,18 +24,21 @@ from forma3d.domain.orders.shopify_order import ShopifyAddress, split_street
 from forma3d.domain.orders.states import ORDER_MACHINE, LineItemStatus, OrderStatus
 from forma3d.domain.printing.mapping import ProductMapping
 from forma3d.domain.printing.states import ACTIVE_JOB_STATUSES, PrintJobStatus
+from forma3d.domain.shipping.delivery import CheckoutDelivery, choose_method, parcel_dimensions
 from forma3d.domain.shipping.parcel import parcel_weight_kg
 from forma3d.domain.shipping.states import (
     SHIPMENT_MACHINE,
     ShipmentStatus,
-    apply_carrier_status,
+    advance,
     status_from_sendcloud,
+    status_from_sendcloud_code,
 )
+from forma3d.domain.shipping.tracking import shopify_shipment_status
 from forma3d.handlers import farm
 from forma3d.handlers.gridflock_intake import intake
 from forma3d.handlers.registry import EntitySpec, Handlers
 from forma3d.handlers.services import Services
-from forma3d.integrations.errors import PermanentError
+from forma3d.integrations.errors import PermanentError, TransientError
 from forma3d.integrations.sendcloud import CancelOutcome
 from forma3d.integrations.sendcloud_shipping import Destination, ShipmentOrder
 from forma3d.integrations.settings import (
@@ -57,6 +60,7 @@ from forma3d.messaging.order import (
     ShipOrder,
     StartOrder,
     SubmitJobs,
+    SyncShopifyTracking,
 )
 from forma3d.messaging.printer import ControlPrinter, ReleasePrinter
 from forma3d.messaging.refusals import Conflict, NotFound
@@ -365,6 +369,7 @@ async def ship(order: Order, message: ShipOrder) -> str:
             return "parcel failed"
     if shipment.shopify_fulfillment_id is None and not await _fulfil(order, shipment):
         return "fulfilment refused"
+    await _sync_shopify(order)  # what the carrier said before the fulfilment existed
     return "fulfilled"
 
 
@@ -379,12 +384,23 @@ async def _create_parcel(order: Order, shipment: ShipmentRow) -> None:
         """SELECT mp.grams FROM print_jobs j JOIN mapping_parts mp ON mp.id = j.part_id
            WHERE j.tenant_id = $1 AND j.order_id = $2""", order.tenant_id, order.order_id)
     weight = parcel_weight_kg([g["grams"] for g in grams], settings.packaging_grams)
+    boxes = await order.pool.fetch(
+        """SELECT DISTINCT m.packaging_cm FROM line_items li
+             JOIN product_mappings m ON m.id = li.mapping_id
+            WHERE li.tenant_id = $1 AND li.order_id = $2 AND li.status <> 'CANCELLED'
+              AND m.packaging_cm IS NOT NULL""", order.tenant_id, order.order_id)
+    dims = parcel_dimensions([b["packaging_cm"] for b in boxes],
+                             settings.parcel_dimensions_cm or sc.parcel_dimensions_cm)
+    delivery = row.delivery or CheckoutDelivery()
+    rule = choose_method(settings.shipping_methods, delivery)
     address = ShopifyAddress.model_validate(row.shipping_address or {})
     street, number = split_street(address.address1 or "")
     request = ShipmentOrder(
         reference=shipment.external_reference, weight_kg=weight, order_number=row.name,
-        total_price=row.total_price, currency=row.currency,
-        dimensions_cm=sc.parcel_dimensions_cm,
+        total_price=row.total_price, currency=row.currency, dimensions_cm=dims,
+        shipping_method_id=rule.shipping_method_id if rule else None,
+        shipping_option_code=rule.shipping_option_code if rule else None,
+        service_point_id=delivery.service_point_id, post_number=delivery.post_number,
         destination=Destination(
             name=address.full_name, company=address.company, street=street,
             house_number=number, address_2=address.address2 or None, city=address.city or "",
@@ -397,6 +413,19 @@ async def _create_parcel(order: Order, shipment: ShipmentRow) -> None:
         await _shipment_failed(order, shipment, f"Sendcloud refused the shipment: {error}",
                                _action(order, error), sc.api_version)
         return
+    except TransientError as error:
+        # The outbox redelivers ShipOrder with the one backoff (forma3d.retry); after the
+        # tenant's limit of failures in a row the shipment is FAILED for an operator's retry.
+        reason = f"Sendcloud did not create the shipment: {error}"
+        async with order.pool.acquire() as conn, conn.transaction():
+            failures = await shipments.count_create_failure(conn, shipment, reason)
+        if failures < settings.shipment_create_attempts:
+            raise
+        await _shipment_failed(
+            order, shipment, f"{reason} (failed {failures} times in a row)",
+            f"check Sendcloud's status and the integration settings, then "
+            f"{RETRY_ACTION.format(order_id=order.order_id)}", sc.api_version)
+        return
     async with order.pool.acquire() as conn, conn.transaction():
         locked = await shipments.get_shipment(conn, order.tenant_id, order.order_id, lock=True)
         assert locked is not None
@@ -406,8 +435,18 @@ async def _create_parcel(order: Order, shipment: ShipmentRow) -> None:
         await shipments.record_parcel(conn, locked, Parcel(
             created.parcel_id, created.tracking_number, created.tracking_url, created.carrier,
             weight, created.label, created.status_id, created.api_version,
-            created.shipment_id, created.status_code), status)
+            created.shipment_id, created.status_code,
+            shipping_method=_method_name(sc, request),
+            service_point_id=request.service_point_id), status)
     shipment.__dict__.update(locked.__dict__)
+
+
+def _method_name(sc: SendcloudSettings, request: ShipmentOrder) -> str | None:
+    """The Sendcloud method the shipment was asked for (None: the account's shipping rules)."""
+    if sc.api_version == "v2":
+        method = request.shipping_method_id or sc.shipping_method_id
+        return None if method is None else str(method)
+    return request.shipping_option_code or sc.shipping_option_code
 
 
 async def _shipment_failed(order: Order, shipment: ShipmentRow, reason: str, action: str,
@@ -493,22 +532,90 @@ async def retry_shipment(order: Order, message: RetryShipment, conn: Connection)
 
 @HANDLERS.command(ShipmentStatusReport)
 async def shipment_status(order: Order, message: ShipmentStatusReport, conn: Connection) -> str:
-    """A Sendcloud status change; older timestamps than the one applied are ignored."""
+    """A Sendcloud status (and tracking) report; older timestamps than the one applied are
+    ignored. A fulfilled order whose tracking or carrier status Shopify has not heard yet gets
+    a SyncShopifyTracking in the same transaction."""
     shipment = await shipments.get_shipment(conn, order.tenant_id, order.order_id, lock=True)
     if shipment is None:
         return "no shipment"
     if shipment.status_at is not None and shipment.status_at >= message.at:
         return "stale"
-    if status_from_sendcloud(message.status_id) is None:
-        log.warning("unknown Sendcloud status %s for parcel %s kept as is", message.status_id,
+    incoming = status_from_sendcloud(message.status_id) if message.status_id is not None \
+        else status_from_sendcloud_code(message.status_code)
+    if incoming is None:
+        log.warning("unknown Sendcloud status %s for parcel %s kept as is",
+                    message.status_id if message.status_id is not None else message.status_code,
                     shipment.parcel_id)
-    target = apply_carrier_status(shipment.status, message.status_id)
-    await shipments.set_shipment_status(
-        conn, shipment, target, detail={"sendcloud_status_id": message.status_id,
-                                        "sendcloud_status_message": message.message},
-        carrier_status_id=message.status_id, carrier_status=message.message,
-        status_at=message.at)
+    target = advance(shipment.status, incoming)
+    fields: dict[str, Any] = {"carrier_status": message.message, "status_at": message.at}
+    if message.status_id is not None:
+        fields["carrier_status_id"] = message.status_id
+    if message.status_code is not None:
+        fields["carrier_status_code"] = message.status_code
+    await shipments.apply_carrier_report(
+        conn, shipment, target, tracking_number=message.tracking_number,
+        tracking_url=message.tracking_url,
+        detail={"sendcloud_status_id": message.status_id,
+                "sendcloud_status_code": message.status_code,
+                "sendcloud_status_message": message.message}, **fields)
+    if _shopify_behind(shipment):
+        await send(conn, SyncShopifyTracking(tenant_id=order.tenant_id, order_id=order.order_id))
     return target.value
+
+
+def _shopify_behind(shipment: ShipmentRow) -> bool:
+    """Whether the order's Shopify fulfilment lacks the shipment's tracking or status."""
+    if shipment.shopify_fulfillment_id is None:
+        return False
+    wanted = shopify_shipment_status(shipment.status, shipment.carrier_status_id)
+    return (bool(shipment.tracking_number)
+            and shipment.tracking_number != shipment.shopify_tracking_number) \
+        or (wanted is not None and wanted != shipment.shopify_shipment_status)
+
+
+@HANDLERS.step(SyncShopifyTracking)
+async def sync_shopify_tracking(order: Order, message: SyncShopifyTracking) -> str:
+    """Push the shipment's tracking and carrier status to the order's Shopify fulfilment."""
+    return await _sync_shopify(order)
+
+
+async def _sync_shopify(order: Order) -> str:
+    """`update_tracking` when the tracking number changed, a fulfillment event when the status
+    Shopify shows is behind (delivered, in transit, ...). Safe to repeat: Shopify takes the same
+    tracking twice, and what it got is stored after each call (a crash in between repeats at
+    most one event). A refusal is recorded on the shipment (`shipment.fulfilment-failed`)."""
+    shipment = await shipments.get_shipment(order.pool, order.tenant_id, order.order_id)
+    if shipment is None or not _shopify_behind(shipment):
+        return "nothing to tell Shopify"
+    fulfillment_id = shipment.shopify_fulfillment_id
+    assert fulfillment_id is not None
+    shop = await _integration(order, ShopifySettings)
+    shopify_id = await order.pool.fetchval(
+        "SELECT shopify_order_id FROM orders WHERE id = $1", order.order_id)
+    told: list[str] = []
+    try:
+        async with shop.client() as client:
+            number = shipment.tracking_number
+            if number and number != shipment.shopify_tracking_number:
+                await client.update_tracking(fulfillment_id, TrackingInfo(
+                    number=number, url=shipment.tracking_url, company=shipment.carrier))
+                async with order.pool.acquire() as conn, conn.transaction():
+                    await shipments.shopify_updated(conn, shipment, tracking_number=number)
+                told.append(f"tracking {number}")
+            wanted = shopify_shipment_status(shipment.status, shipment.carrier_status_id)
+            if wanted is not None and wanted != shipment.shopify_shipment_status:
+                await client.create_fulfillment_event(shopify_id, fulfillment_id, wanted)
+                async with order.pool.acquire() as conn, conn.transaction():
+                    await shipments.shopify_updated(conn, shipment, shipment_status=wanted)
+                told.append(wanted)
+    except PermanentError as error:
+        reason = f"Shopify refused the tracking update: {error}"
+        async with order.pool.acquire() as conn, conn.transaction():
+            await shipments.fulfilment_refused(
+                conn, shipment, reason, error.status,
+                "update the fulfilment's tracking in Shopify's admin")
+        return "tracking refused"
+    return "told Shopify: " + ", ".join(told)
 
 
 # --- cancellation -------------------------------------------------------------------------

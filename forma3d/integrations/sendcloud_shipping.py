@@ -74,6 +74,10 @@ class ShipmentOrder:
     currency: str | None = None
     service_point_id: str | None = None
     dimensions_cm: tuple[Decimal, Decimal, Decimal] | None = None
+    # The checkout's method (a tenant's rule); None: the integration's default method.
+    shipping_method_id: int | None = None  # v2
+    shipping_option_code: str | None = None  # v3
+    post_number: str | None = None  # v2 `to_post_number` (post lockers: DHL DE)
 
 
 @dataclass(frozen=True)
@@ -152,8 +156,10 @@ class ParcelShipping(_Session[SendcloudClient]):
     async def create(self, order: ShipmentOrder) -> CarrierShipment:
         to = order.destination
         dims = order.dimensions_cm
-        extra = {} if dims is None else {
+        extra: dict[str, str] = {} if dims is None else {
             "length": f"{dims[0]:.2f}", "width": f"{dims[1]:.2f}", "height": f"{dims[2]:.2f}"}
+        if order.service_point_id and order.post_number:
+            extra["to_post_number"] = order.post_number
         request = ParcelRequest(
             external_reference=order.reference, name=to.name, company_name=to.company,
             address=to.street, house_number=to.house_number, address_2=to.address_2,
@@ -161,10 +167,11 @@ class ParcelShipping(_Session[SendcloudClient]):
             country_state=bare_state_code(to.country, to.province_code)
             if needs_state(to.country) else None,
             telephone=to.phone, email=to.email, order_number=order.order_number,
-            weight=order.weight_kg, shipping_method_id=self.shipping_method_id,
+            weight=order.weight_kg,
+            shipping_method_id=order.shipping_method_id or self.shipping_method_id,
             sender_address=self.sender_address_id, total_order_value=order.total_price,
             total_order_value_currency=order.currency, request_label=True,
-            to_service_point=int(order.service_point_id) if order.service_point_id else None,
+            to_service_point=_point_number(order.service_point_id),
             extra=extra)
         try:
             parcel = await self.client.create_parcel(request)
@@ -207,10 +214,10 @@ class ShipmentShipping(_Session[SendcloudV3Client]):
         self.shipping_option_code = shipping_option_code
         self.sender_address_id = sender_address_id
 
-    async def _from_address(self) -> Address | None:
+    async def _from_address(self, option_code: str | None) -> Address | None:
         """The sender address the option code ships from; None lets Sendcloud's defaults
         choose."""
-        if self.shipping_option_code is None:
+        if option_code is None:
             return None
         rows = await self.client.sender_addresses()
         chosen = next((r for r in rows if r.get("id") == self.sender_address_id), None) \
@@ -238,6 +245,7 @@ class ShipmentShipping(_Session[SendcloudV3Client]):
         except ValueError as error:
             raise RejectedError("sendcloud", str(error)) from error
         dims = order.dimensions_cm
+        option = order.shipping_option_code or self.shipping_option_code
         request = ShipmentRequest(
             external_reference_id=order.reference,
             to_address=Address(
@@ -245,8 +253,8 @@ class ShipmentShipping(_Session[SendcloudV3Client]):
                 house_number=to.house_number, address_line_2=to.address_2,
                 postal_code=to.postal_code, city=to.city, country_code=to.country,
                 state_province_code=state, email=to.email, phone_number=to.phone),
-            weight_kg=order.weight_kg, from_address=await self._from_address(),
-            shipping_option_code=self.shipping_option_code,
+            weight_kg=order.weight_kg, from_address=await self._from_address(option),
+            shipping_option_code=option,
             dimensions=None if dims is None else Dimensions(*dims),
             to_service_point_id=order.service_point_id, order_number=order.order_number,
             total_order_price=order.total_price, currency=order.currency)
@@ -276,6 +284,15 @@ class ShipmentShipping(_Session[SendcloudV3Client]):
                              parcel.tracking_number, parcel.tracking_url,
                              status_code=parcel.status_code,
                              message=parcel.status.message if parcel.status else None)
+
+
+def _point_number(point: str | None) -> int | None:
+    """v2's `to_service_point` is an integer id; anything else is refused before sending."""
+    if not point:
+        return None
+    if not point.isdigit():
+        raise RejectedError("sendcloud", f"service point {point!r} is not a Sendcloud v2 id")
+    return int(point)
 
 
 def _carrier(shipment: V3Shipment) -> str | None:

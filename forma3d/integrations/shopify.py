@@ -90,6 +90,14 @@ class Fulfillment(ApiModel):
     tracking_urls: list[str] = Field(default_factory=list)
 
 
+class FulfillmentEvent(ApiModel):
+    id: int
+    fulfillment_id: int | None = None
+    order_id: int | None = None
+    status: str
+    happened_at: str | None = None
+
+
 @dataclass(frozen=True)
 class TrackingInfo:
     number: str
@@ -338,3 +346,12 @@ class ShopifyClient(BaseClient):
             "POST", f"fulfillments/{fulfillment_id}/update_tracking.json", json=body
         )
         return self.parse(Fulfillment, self.json_object(response).get("fulfillment"))
+
+    async def create_fulfillment_event(self, order_id: int, fulfillment_id: int, status: str,
+                                       ) -> FulfillmentEvent:
+        """Set the fulfilment's shipment status (`in_transit`, `delivered`, ...) with a
+        fulfillment event; Shopify keeps every event, so the caller sends each status once."""
+        response = await self.request(
+            "POST", f"orders/{order_id}/fulfillments/{fulfillment_id}/events.json",
+            json={"event": {"status": status}}, idempotent=False)
+        return self.parse(FulfillmentEvent, self.json_object(response).get("fulfillment_event"))

@@ -97,6 +97,8 @@ class SendcloudStatus(_Payload):
 class SendcloudParcelRef(_Payload):
     id: Id64 | None = None
     status: SendcloudStatus | None = None
+    tracking_number: CleanText | None = None
+    tracking_url: CleanText | None = None
 
 
 class SendcloudWebhookPayload(_Document):

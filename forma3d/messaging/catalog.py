@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from decimal import Decimal
-from typing import ClassVar
+from typing import Annotated, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -13,6 +13,8 @@ from forma3d.messaging.tenant import TenantMessage
 from forma3d.messaging.text import Text
 
 # --- product mappings ----------------------------------------------------------------------------
+
+Centimetres = Annotated[Decimal, Field(gt=0, lt=100000, decimal_places=2)]
 
 
 class PartDraft(BaseModel):
@@ -37,6 +39,9 @@ class MappingDraft(BaseModel):
     variant_id: Text = Field("", max_length=64)
     name: Text = Field(min_length=1, max_length=255)
     packaging_grams: Decimal = Field(Decimal(0), ge=0, lt=10**8, decimal_places=2)
+    packaging_cm: tuple[Centimetres, Centimetres, Centimetres] | None = Field(
+        None, description="the product's box: length, width, height in cm (an order's parcel "
+        "takes the largest box of its products, else the tenant's parcel_dimensions_cm)")
     parts: list[PartDraft] = Field(min_length=1, max_length=100)
 
 

@@ -65,12 +65,22 @@ class RetryShipment(OrderMessage):
 
 
 class ShipmentStatusReport(OrderMessage):
-    """A Sendcloud parcel status change for the order's shipment."""
+    """A Sendcloud parcel status for the order's shipment (webhook or reconciliation): a v2
+    status id or a v3 status code, and the parcel's tracking when it came with it."""
 
     type: ClassVar[str] = "shipment.status"
-    status_id: int
+    status_id: int | None = None
     message: str | None = None
     at: datetime
+    status_code: str | None = None
+    tracking_number: str | None = None
+    tracking_url: str | None = None
+
+
+class SyncShopifyTracking(OrderMessage):
+    """Tell the order's Shopify fulfilment its shipment's new tracking number and status."""
+
+    type: ClassVar[str] = "shipment.shopify_sync"
 
 
 class CancelOrder(OrderMessage):

@@ -64,6 +64,12 @@ class ReconcileFarm(TenantMessage):
     type: ClassVar[str] = "tenant.reconcile"
 
 
+class ReconcileShipments(TenantMessage):
+    """Read the tenant's open parcels back from Sendcloud; report what its webhooks missed."""
+
+    type: ClassVar[str] = "tenant.reconcile_shipments"
+
+
 class MappingChanged(TenantMessage):
     """A product mapping was created or changed: resume orders held for its SKU."""
 

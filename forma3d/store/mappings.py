@@ -31,6 +31,11 @@ class MappingSpec:
     name: str | None = None
     variant_id: str = ""
     packaging_grams: Decimal = Decimal(0)
+    packaging_cm: tuple[Decimal, Decimal, Decimal] | None = None
+
+
+def _box(spec: MappingSpec) -> list[Decimal] | None:
+    return None if spec.packaging_cm is None else list(spec.packaging_cm)
 
 
 async def create_mapping(conn: Connection, tenant_id: uuid.UUID, spec: MappingSpec,
@@ -38,10 +43,11 @@ async def create_mapping(conn: Connection, tenant_id: uuid.UUID, spec: MappingSp
     """A new mapping with its parts (asyncpg.UniqueViolationError if the SKU has one)."""
     mapping_id = uuid.uuid4()
     await conn.execute(
-        """INSERT INTO product_mappings (id, tenant_id, sku, variant_id, name, packaging_grams)
-           VALUES ($1, $2, $3, $4, $5, $6)""",
+        """INSERT INTO product_mappings (id, tenant_id, sku, variant_id, name, packaging_grams,
+                                         packaging_cm)
+           VALUES ($1, $2, $3, $4, $5, $6, $7)""",
         mapping_id, tenant_id, spec.sku, spec.variant_id, spec.name or spec.sku,
-        spec.packaging_grams)
+        spec.packaging_grams, _box(spec))
     await replace_parts(conn, tenant_id, mapping_id, parts)
     return mapping_id
 
@@ -51,10 +57,10 @@ async def update_mapping(conn: Connection, tenant_id: uuid.UUID, mapping_id: uui
     """Replace a mapping's fields and parts; False if it does not exist."""
     status = await conn.execute(
         """UPDATE product_mappings SET sku = $3, variant_id = $4, name = $5,
-               packaging_grams = $6, updated_at = now()
+               packaging_grams = $6, packaging_cm = $7, updated_at = now()
            WHERE tenant_id = $1 AND id = $2""",
         tenant_id, mapping_id, spec.sku, spec.variant_id, spec.name or spec.sku,
-        spec.packaging_grams)
+        spec.packaging_grams, _box(spec))
     if status.endswith(" 0"):
         return False
     await replace_parts(conn, tenant_id, mapping_id, parts)

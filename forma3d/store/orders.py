@@ -34,6 +34,7 @@ from forma3d.domain.orders.states import (
     OrderStatus,
 )
 from forma3d.domain.printing.mapping import AssemblyPart, ProductMapping
+from forma3d.domain.shipping.delivery import CheckoutDelivery
 from forma3d.store.events import record
 
 Row = dict[str, Any]
@@ -45,11 +46,11 @@ async def insert_order(conn: Connection, tenant_id: uuid.UUID,
     address = order.shipping_address.model_dump(mode="json") if order.shipping_address else None
     order_id = await conn.fetchval(
         """INSERT INTO orders (id, tenant_id, shopify_order_id, name, email, currency, total_price,
-                               shipping_address, shopify_created_at, shopify_updated_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                               shipping_address, shopify_created_at, shopify_updated_at, delivery)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
            ON CONFLICT (tenant_id, shopify_order_id) DO NOTHING RETURNING id""",
         uuid.uuid4(), tenant_id, order.id, order.name, order.email, order.currency,
-        order.total_price, address, order.created_at, order.updated_at,
+        order.total_price, address, order.created_at, order.updated_at, _delivery(order),
     )
     if order_id is None:
         existing: uuid.UUID = await conn.fetchval(
@@ -81,11 +82,18 @@ async def update_order(conn: Connection, tenant_id: uuid.UUID, order: ShopifyOrd
     address = order.shipping_address.model_dump(mode="json") if order.shipping_address else None
     status = await conn.execute(
         """UPDATE orders SET email = $3, shipping_address = $4, shopify_updated_at = $5,
-                             updated_at = now()
+                             delivery = $6, updated_at = now()
            WHERE tenant_id = $1 AND shopify_order_id = $2
              AND (shopify_updated_at IS NULL OR shopify_updated_at < $5)""",
-        tenant_id, order.id, order.email, address, order.updated_at)
+        tenant_id, order.id, order.email, address, order.updated_at, _delivery(order))
     return bool(status.endswith("1"))
+
+
+def _delivery(order: ShopifyOrder) -> dict[str, Any] | None:
+    """The checkout's delivery choice as stored (a pickup point picked after payment arrives
+    with orders/updated, so updates take it too)."""
+    delivery = order.delivery
+    return None if delivery.empty else delivery.model_dump(mode="json", exclude_none=True)
 
 
 async def load_mapping(conn: Connection, tenant_id: uuid.UUID, sku: str,
@@ -123,13 +131,16 @@ class OrderRow:
     shipping_address: dict[str, Any] | None
     parts_total: int
     parts_completed: int
+    delivery: CheckoutDelivery | None = None
 
     @classmethod
     def of(cls, record: Mapping[str, Any]) -> OrderRow:
         return cls(record["id"], record["tenant_id"], record["shopify_order_id"], record["name"],
                    record["email"], OrderStatus(record["status"]), record["reason"],
                    record["currency"], record["total_price"], record["shipping_address"],
-                   record["parts_total"], record["parts_completed"])
+                   record["parts_total"], record["parts_completed"],
+                   CheckoutDelivery.model_validate(record["delivery"])
+                   if record.get("delivery") else None)
 
 
 async def get_order(db: Pool | Connection, order_id: uuid.UUID, *,

@@ -38,6 +38,13 @@ class ShipmentRow:
     error: str | None = None
     attempts: int = 0
     fulfilment_error: str | None = None
+    carrier_status_id: int | None = None
+    carrier_status_code: str | None = None
+    shopify_tracking_number: str | None = None
+    shopify_shipment_status: str | None = None
+    create_failures: int = 0
+    shipping_method: str | None = None
+    service_point_id: str | None = None
 
     @classmethod
     def of(cls, record: Mapping[str, Any]) -> ShipmentRow:
@@ -46,7 +53,11 @@ class ShipmentRow:
                    record["parcel_id"], record["carrier"], record["tracking_number"],
                    record["tracking_url"], record["shopify_fulfillment_id"], record["status_at"],
                    record["api_version"], record["carrier_shipment_id"], record["error"],
-                   record["attempts"], record["fulfilment_error"])
+                   record["attempts"], record["fulfilment_error"],
+                   record.get("carrier_status_id"), record.get("carrier_status_code"),
+                   record.get("shopify_tracking_number"), record.get("shopify_shipment_status"),
+                   record.get("create_failures", 0), record.get("shipping_method"),
+                   record.get("service_point_id"))
 
 
 @dataclass(frozen=True)
@@ -63,6 +74,8 @@ class Parcel:
     api_version: str = "v2"
     shipment_id: str | None = None
     status_code: str | None = None
+    shipping_method: str | None = None
+    service_point_id: str | None = None
 
 
 async def get_shipment(db: Pool | Connection, tenant_id: uuid.UUID, order_id: uuid.UUID, *,
@@ -123,7 +136,8 @@ async def record_parcel(conn: Connection, shipment: ShipmentRow, parcel: Parcel,
         tracking_url=parcel.tracking_url, carrier=parcel.carrier, weight_kg=parcel.weight_kg,
         label=parcel.label, carrier_status_id=parcel.status_id,
         carrier_status_code=parcel.status_code, carrier_shipment_id=parcel.shipment_id,
-        api_version=parcel.api_version, error=None)
+        api_version=parcel.api_version, error=None, shipping_method=parcel.shipping_method,
+        service_point_id=parcel.service_point_id, create_failures=0)
     if shipment.parcel_id != parcel.parcel_id:
         return False  # the row had moved: nothing was written
     await record(conn, EventType.SHIPMENT_CREATED, shipment.tenant_id, {
@@ -131,7 +145,8 @@ async def record_parcel(conn: Connection, shipment: ShipmentRow, parcel: Parcel,
         "sendcloud_parcel_id": parcel.parcel_id, "sendcloud_shipment_id": parcel.shipment_id,
         "sendcloud_api": parcel.api_version, "tracking_number": parcel.tracking_number,
         "tracking_url": parcel.tracking_url, "carrier": parcel.carrier,
-        "weight_kg": parcel.weight_kg}, subject=("order", shipment.order_id))
+        "weight_kg": parcel.weight_kg, "shipping_method": parcel.shipping_method,
+        "service_point_id": parcel.service_point_id}, subject=("order", shipment.order_id))
     return True
 
 
@@ -139,10 +154,11 @@ async def set_fulfilment(conn: Connection, shipment: ShipmentRow, fulfillment_id
                          ) -> None:
     """The Shopify fulfilment made with this shipment's tracking number (clears a refusal)."""
     await conn.execute("UPDATE shipments SET shopify_fulfillment_id = $2,"
-                       " fulfilment_error = NULL, updated_at = now() WHERE id = $1",
-                       shipment.id, fulfillment_id)
+                       " fulfilment_error = NULL, shopify_tracking_number = tracking_number,"
+                       " updated_at = now() WHERE id = $1", shipment.id, fulfillment_id)
     shipment.shopify_fulfillment_id = fulfillment_id
     shipment.fulfilment_error = None
+    shipment.shopify_tracking_number = shipment.tracking_number
 
 
 async def fail_shipment(conn: Connection, shipment: ShipmentRow, reason: str, action: str,
@@ -161,8 +177,8 @@ async def restart_shipment(conn: Connection, shipment: ShipmentRow, *, by: str) 
     return await set_shipment_status(
         conn, shipment, ShipmentStatus.PENDING, detail={"reason": f"retried by {by}"},
         external_reference=f"forma3d-{shipment.order_id}-r{attempt}", attempts=attempt,
-        error=None, parcel_id=None, carrier_shipment_id=None, tracking_number=None,
-        tracking_url=None, carrier=None, label=None)
+        error=None, create_failures=0, parcel_id=None, carrier_shipment_id=None,
+        tracking_number=None, tracking_url=None, carrier=None, label=None)
 
 
 async def fulfilment_refused(conn: Connection, shipment: ShipmentRow, reason: str,
@@ -175,3 +191,59 @@ async def fulfilment_refused(conn: Connection, shipment: ShipmentRow, reason: st
     await record(conn, EventType.SHIPMENT_FULFILMENT_FAILED, shipment.tenant_id, {
         "shipment_id": str(shipment.id), "order_id": str(shipment.order_id), "reason": reason,
         "http_status": http_status, "action": action}, subject=("order", shipment.order_id))
+
+
+async def apply_carrier_report(conn: Connection, shipment: ShipmentRow, status: ShipmentStatus,
+                               *, tracking_number: str | None, tracking_url: str | None,
+                               detail: Mapping[str, Any], **fields: Any) -> bool:
+    """A Sendcloud report (webhook or reconciliation): the status through `set_shipment_status`,
+    the carrier's fields, and its tracking when it changed (`shipment.tracking-updated`); a
+    first delivery also records `shipment.delivered`. True if the tracking changed."""
+    previous_status, previous_number = shipment.status, shipment.tracking_number
+    changed = bool(tracking_number) and (tracking_number != shipment.tracking_number or (
+        tracking_url is not None and tracking_url != shipment.tracking_url))
+    if changed:
+        fields = {**fields, "tracking_number": tracking_number,
+                  "tracking_url": tracking_url or shipment.tracking_url}
+    await set_shipment_status(conn, shipment, status, detail=detail, **fields)
+    subject = ("order", shipment.order_id)
+    if changed and shipment.tracking_number == tracking_number:
+        await record(conn, EventType.SHIPMENT_TRACKING_UPDATED, shipment.tenant_id, {
+            "shipment_id": str(shipment.id), "order_id": str(shipment.order_id),
+            "previous_tracking_number": previous_number, "tracking_number": tracking_number,
+            "tracking_url": shipment.tracking_url}, subject=subject)
+    if shipment.status == ShipmentStatus.DELIVERED != previous_status:
+        await record(conn, EventType.SHIPMENT_DELIVERED, shipment.tenant_id, {
+            "shipment_id": str(shipment.id), "order_id": str(shipment.order_id),
+            "tracking_number": shipment.tracking_number,
+            "sendcloud_status_id": detail.get("sendcloud_status_id"),
+            "sendcloud_status_code": detail.get("sendcloud_status_code")}, subject=subject)
+    return changed and shipment.tracking_number == tracking_number
+
+
+async def shopify_updated(conn: Connection, shipment: ShipmentRow, *,
+                          tracking_number: str | None = None,
+                          shipment_status: str | None = None) -> None:
+    """Shopify's fulfilment now has this tracking number and/or shipment status: remember it
+    (so it is not sent again) and record `shipment.shopify-updated`."""
+    await conn.execute(
+        "UPDATE shipments SET shopify_tracking_number = coalesce($2, shopify_tracking_number),"
+        " shopify_shipment_status = coalesce($3, shopify_shipment_status), updated_at = now()"
+        " WHERE id = $1", shipment.id, tracking_number, shipment_status)
+    shipment.shopify_tracking_number = tracking_number or shipment.shopify_tracking_number
+    shipment.shopify_shipment_status = shipment_status or shipment.shopify_shipment_status
+    await record(conn, EventType.SHIPMENT_SHOPIFY_UPDATED, shipment.tenant_id, {
+        "shipment_id": str(shipment.id), "order_id": str(shipment.order_id),
+        "shopify_fulfillment_id": str(shipment.shopify_fulfillment_id),
+        "tracking_number": tracking_number, "shipment_status": shipment_status},
+        subject=("order", shipment.order_id))
+
+
+async def count_create_failure(conn: Connection, shipment: ShipmentRow, reason: str) -> int:
+    """One more transient failure creating the parcel (kept with its reason on the row while
+    the order still waits); returns how many in a row."""
+    failures: int = await conn.fetchval(
+        "UPDATE shipments SET create_failures = create_failures + 1, error = $2,"
+        " updated_at = now() WHERE id = $1 RETURNING create_failures", shipment.id, reason)
+    shipment.create_failures, shipment.error = failures, reason
+    return failures

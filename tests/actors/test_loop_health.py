@@ -94,7 +94,8 @@ async def test_ready_is_503_while_a_loop_is_stuck_and_200_when_it_ticks_again(
                            "pulse"}
     assert set(actors["outbox_dispatcher"]["loops"]) == {"dispatch", "relay"}
     assert set(actors["scheduler"]["loops"]) == {"tenant.reconcile", "tenant.backfill",
-                                                 "stock.replenish"}
+                                                 "stock.replenish",
+                                                 "tenant.reconcile_shipments"}
     assert set(actors["fleet_clock"]["loops"]) == {"wake", "sync"}
     assert set(actors["slicer_pool"]["loops"]) == {"progress"}
     for actor in actors.values():

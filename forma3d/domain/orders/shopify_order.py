@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from forma3d.domain.bounded import CleanText, Count, Id64
+from forma3d.domain.shipping.delivery import CheckoutDelivery, checkout_delivery
 
 # numeric(12, 2): ten digits before the point.
 PRICE_LIMIT = Decimal(10) ** 10
@@ -72,10 +73,31 @@ class ShopifyAddress(BaseModel):
         return self.name or " ".join(p for p in (self.first_name, self.last_name) if p) or "-"
 
 
+class ShopifyShippingLine(BaseModel):
+    """The checkout rate chosen (merchant-named code and title)."""
+
+    model_config = ConfigDict(extra="ignore")
+    code: CleanText | None = None
+    title: CleanText | None = None
+
+
+class NoteAttribute(BaseModel):
+    """A cart attribute carried over to the order (a pickup-point picker writes these)."""
+
+    model_config = ConfigDict(extra="ignore")
+    name: CleanText | None = None
+    value: CleanText | None = None
+
+    @field_validator("value", mode="before")
+    @classmethod
+    def _text(cls, value: Any) -> Any:
+        return None if value is None else str(value)
+
+
 class ShopifyOrder(BaseModel):
     model_config = ConfigDict(extra="ignore")
     id: Id64
-    name: CleanText
+    name: CleanText | None = None
     email: CleanText | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
@@ -86,6 +108,19 @@ class ShopifyOrder(BaseModel):
     cancel_reason: CleanText | None = None
     line_items: list[ShopifyLineItem] = Field(min_length=1)
     shipping_address: ShopifyAddress | None = None
+    shipping_lines: list[ShopifyShippingLine] = Field(default_factory=list)
+    note_attributes: list[NoteAttribute] = Field(default_factory=list)
+
+    @field_validator("shipping_lines", "note_attributes", mode="before")
+    @classmethod
+    def _few(cls, value: Any) -> Any:
+        """Only the first ones matter (the delivery choice); never refuse an order for more."""
+        return [v for v in value[:100] if isinstance(v, dict)] if isinstance(value, list) else []
+
+    @property
+    def delivery(self) -> CheckoutDelivery:
+        """The checkout's delivery choice: rate, and service point when one was picked."""
+        return checkout_delivery(self.shipping_lines, self.note_attributes)
 
 
 def split_street(address1: str) -> tuple[str, str | None]:

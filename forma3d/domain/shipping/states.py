@@ -187,7 +187,12 @@ def apply_carrier_status(current: ShipmentStatus, status_id: int) -> ShipmentSta
     milestones; anything after a terminal state) leave `current` unchanged. The caller compares
     the result with `current` to decide whether to store, emit an event, or log a skipped id.
     """
-    incoming = status_from_sendcloud(status_id)
+    return advance(current, status_from_sendcloud(status_id))
+
+
+def advance(current: ShipmentStatus, incoming: ShipmentStatus | None) -> ShipmentStatus:
+    """The status after a carrier report that means `incoming` (None: no lifecycle meaning):
+    `incoming` when the machine allows the move, else `current` (stale, replayed or unknown)."""
     if incoming is None or not SHIPMENT_MACHINE.can(current, incoming):
         return current
     return incoming

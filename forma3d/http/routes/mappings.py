@@ -43,6 +43,7 @@ class MappingOut(BaseModel):
     variant_id: str
     name: str
     packaging_grams: Decimal
+    packaging_cm: list[Decimal] | None
     created_at: datetime
     updated_at: datetime
     parts: list[PartOut]

@@ -18,7 +18,7 @@ from forma3d.domain.shipping.states import ShipmentStatus
 from forma3d.http.deps import ask, deps, parse_id, tenant_of
 from forma3d.http.problems import Problem
 from forma3d.http.query import Column, QuerySpec
-from forma3d.http.routes.api import api
+from forma3d.http.routes.api import API_PREFIX, api
 from forma3d.http.routes.listing import Row, fetch_one, list_routes
 from forma3d.http.routing import json_response
 from forma3d.messaging.order import RetryShipment
@@ -37,6 +37,13 @@ class ShipmentOut(BaseModel):
     tracking_url: str | None
     weight_kg: Decimal | None
     has_label: Annotated[bool, Column("(s.label IS NOT NULL)")]
+    label_url: Annotated[str | None, Column(
+        "CASE WHEN s.label IS NULL THEN NULL"
+        f" ELSE '{API_PREFIX}/shipments/' || s.id::text || '/label' END", filterable=False,
+        sortable=False)]
+    shipping_method: str | None
+    service_point_id: str | None
+    create_failures: int
     carrier_status_id: int | None
     carrier_status: str | None
     status_at: datetime | None

@@ -192,7 +192,9 @@ async def test_a_sendcloud_outage_raises_for_the_outbox_to_retry(v3shop: Farm) -
     with pytest.raises(TransientError):
         await handlers.ship(order, ship_message(order))
     shipment = await shipment_of(order)
-    assert shipment.status == "PENDING" and shipment.error is None
+    # Still PENDING (the outbox retries it): the reason is kept, counted as one failure.
+    assert shipment.status == "PENDING" and shipment.create_failures == 1
+    assert shipment.error is not None and "cannot connect" in shipment.error
     assert not await events(order, "shipment.status-changed")
 
 

@@ -249,6 +249,24 @@ async def test_a_parcel_status_goes_to_its_order(db_pool: Pool, tenant: Tenant) 
     assert len(await sent(db_pool, tenant)) == 1
 
 
+async def test_a_parcel_webhook_carries_its_tracking_to_the_order(db_pool: Pool,
+                                                                  tenant: Tenant) -> None:
+    order_id = await an_order(db_pool, tenant)
+    await db_pool.execute(
+        "INSERT INTO shipments (id, tenant_id, order_id, external_reference, parcel_id)"
+        " VALUES ($1, $2, $3, $4, 9)", uuid.uuid4(), tenant.tenant_id, order_id, str(order_id))
+    inbox_id = await receive(db_pool, tenant, "sendcloud", "parcel_status_changed", {
+        "action": "parcel_status_changed", "timestamp": 1525271885993,
+        "parcel": {"id": 9, "status": {"id": 3, "message": "En route"},
+                   "tracking_number": "3SNEW42", "tracking_url": "https://t.example/3SNEW42"}})
+    assert await command(db_pool, handlers.sendcloud_webhook, tenant, SendcloudWebhook(
+        tenant_id=tenant.tenant_id, inbox_id=inbox_id)) == "forwarded"
+    [report] = await sent(db_pool, tenant)
+    assert isinstance(report, ShipmentStatusReport)
+    assert (report.tracking_number, report.tracking_url) == (
+        "3SNEW42", "https://t.example/3SNEW42")
+
+
 # --- mappings --------------------------------------------------------------------------
 
 

@@ -177,6 +177,24 @@ async def test_mapping_create_writes_outbox_in_same_transaction(
         "sku": "VASE-01", "variant_id": "4711"}
 
 
+async def test_a_mapping_names_its_box_for_the_parcel(
+    api: httpx.AsyncClient, api_key: str
+) -> None:
+    files_ = [await new_file(api, api_key)]
+    created = await api.post("/api/v1/product-mappings", headers=auth(api_key),
+                             json=mapping(files_, packaging_cm=["30", "20", "10.5"]))
+    assert created.status_code == 201, created.text
+    assert created.json()["packaging_cm"] == ["30.00", "20.00", "10.50"]
+    body = created.json()
+    unboxed = await api.put(f"/api/v1/product-mappings/{body['id']}", headers=auth(api_key),
+                            json=mapping(files_, packaging_cm=None))
+    assert unboxed.status_code == 200 and unboxed.json()["packaging_cm"] is None
+    flat = await api.post("/api/v1/product-mappings", headers=auth(api_key),
+                          json=mapping(files_, sku="FLAT", packaging_cm=["30", "0", "1"]))
+    assert flat.status_code == 422
+    assert [e["field"] for e in flat.json()["errors"]] == ["packaging_cm.1"]
+
+
 async def test_mapping_validation_names_the_field(
     api: httpx.AsyncClient, api_key: str, db_pool: Pool, tenant_id: uuid.UUID
 ) -> None:

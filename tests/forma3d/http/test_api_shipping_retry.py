@@ -62,3 +62,22 @@ async def test_retry_refusals_are_problems(http: httpx.AsyncClient, db_pool: Poo
     assert "PROCESSING" in conflict.json()["detail"]
     missing = await http.post(f"{V1}/orders/{uuid.uuid4()}/ship")
     assert missing.status_code == 404 and missing.headers["content-type"] == PROBLEM
+
+
+async def test_a_shipment_shows_its_failure_and_its_label_url(
+        http: httpx.AsyncClient, db_pool: Pool, tenant_id: uuid.UUID) -> None:
+    failed = await order(db_pool, tenant_id, "READY_FOR_FULFILLMENT", "FAILED")
+    [row] = (await http.get(f"{V1}/shipments", params={"order_id.eq": str(failed)})).json()
+    assert row["status"] == "FAILED" and row["error"] == "Sendcloud refused the shipment"
+    assert row["label_url"] is None
+
+    labelled = await order(db_pool, tenant_id, "FULFILLED", "LABEL_CREATED")
+    shipment_id = await db_pool.fetchval(
+        "UPDATE shipments SET label = $2, parcel_id = 7, shipping_method = 'dpd:home',"
+        " service_point_id = '10875349' WHERE order_id = $1 RETURNING id", labelled,
+        b"%PDF-1.4 label")
+    got = (await http.get(f"{V1}/shipments/{shipment_id}")).json()
+    assert got["label_url"] == f"{V1}/shipments/{shipment_id}/label"
+    assert got["shipping_method"] == "dpd:home" and got["service_point_id"] == "10875349"
+    label = await http.get(got["label_url"])
+    assert label.status_code == 200 and label.content == b"%PDF-1.4 label"
