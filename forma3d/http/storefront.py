@@ -10,6 +10,7 @@ shop the key belongs to. Other routes get no CORS headers at all.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 
@@ -22,6 +23,8 @@ from forma3d.db.pool import Pool
 STOREFRONT_PATHS = ("/gridflock/quote",)
 ALLOWED_HEADERS = "authorization, x-api-key, content-type"
 MAX_AGE_SECONDS = "600"
+ORIGINS_TTL_SECONDS = 10.0
+"""How long a tenant's storefront origins are remembered: a quote costs no query for them."""
 
 PoolOf = Callable[[], Pool]
 
@@ -61,6 +64,18 @@ class StorefrontCors:
         self.app = app
         self.pool_of = pool_of
         self.paths = paths
+        self._origins: dict[uuid.UUID, tuple[float, frozenset[str]]] = {}
+
+    async def origins(self, tenant_id: uuid.UUID) -> frozenset[str]:
+        now = time.monotonic()
+        cached = self._origins.get(tenant_id)
+        if cached is None or cached[0] < now:
+            if len(self._origins) > 10_000:
+                self._origins.clear()
+            cached = (now + ORIGINS_TTL_SECONDS,
+                      await tenant_origins(self.pool_of(), tenant_id))
+            self._origins[tenant_id] = cached
+        return cached[1]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not scope["path"].rstrip("/").endswith(self.paths):
@@ -79,8 +94,7 @@ class StorefrontCors:
             if message["type"] == "http.response.start":
                 tenant_id = scope.get("state", {}).get("tenant_id")
                 extra = [(b"vary", b"Origin")]
-                if tenant_id is not None and origin in await tenant_origins(self.pool_of(),
-                                                                           tenant_id):
+                if tenant_id is not None and origin in await self.origins(tenant_id):
                     extra.append((b"access-control-allow-origin", origin.encode()))
                 message["headers"] = [*message.get("headers", []), *extra]
             await send(message)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import lru_cache
@@ -359,9 +360,8 @@ def _staggered(axis: _Axis, usable: float, base: list[int]) -> list[int]:
         for slack in (1, 2):
             lo, hi = max(1, math.floor(mean) - slack), min(most, math.ceil(mean) + slack)
             best: tuple[float, list[int]] | None = None
-            for cells in _compositions(axis.whole, count, lo, hi):
-                if _seams(cells) & forbidden or not _fits(axis, cells, usable):
-                    continue
+            for cells in _compositions(axis.whole, count, lo, hi,
+                                       _stagger_rule(axis, count, usable, forbidden)):
                 spans = [axis.span(i, count, c) for i, c in enumerate(cells)]
                 spread = max(spans) - min(spans)
                 if best is None or spread < best[0] - 1e-9:
@@ -371,8 +371,28 @@ def _staggered(axis: _Axis, usable: float, base: list[int]) -> list[int]:
     raise PlanError("cannot stagger the row seams for this drawer and bed")
 
 
-def _compositions(total: int, count: int, lo: int, hi: int) -> list[list[int]]:
-    """All ways to write `total` as `count` ordered parts in [lo, hi], in lexicographic order."""
+PartRule = Callable[[int, int, int], bool]
+"""(index of the part, the part, the sum up to and including it) -> may the part stand there."""
+
+
+def _stagger_rule(axis: _Axis, count: int, usable: float,
+                  forbidden: frozenset[int]) -> PartRule:
+    """A row fits the bed, and no seam (the sum after a row that is not the last) is one of the
+    other row plan's."""
+
+    def allowed(index: int, part: int, upto: int) -> bool:
+        if index < count - 1 and upto in forbidden:
+            return False
+        return axis.span(index, count, part) <= usable + 1e-9
+
+    return allowed
+
+
+def _compositions(total: int, count: int, lo: int, hi: int,
+                  rule: PartRule | None = None) -> list[list[int]]:
+    """All ways to write `total` as `count` ordered parts in [lo, hi] whose every part the
+    `rule` allows, in lexicographic order. The rule prunes while walking, so a drawer pays for
+    the row plans that could be chosen, not for every composition."""
     out: list[list[int]] = []
     prefix: list[int] = []
 
@@ -384,9 +404,12 @@ def _compositions(total: int, count: int, lo: int, hi: int) -> list[list[int]]:
                     raise PlanError(f"the drawer needs more than {COMPOSITION_BUDGET} row "
                                     "plans to stagger its seams: too large to plan")
             return
+        index = count - left
         for part in range(lo, hi + 1):
             rest = remaining - part
             if rest < lo * (left - 1) or rest > hi * (left - 1):
+                continue
+            if rule is not None and not rule(index, part, total - rest):
                 continue
             prefix.append(part)
             walk(rest, left - 1)

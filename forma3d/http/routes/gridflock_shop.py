@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
 from starlette.responses import Response
 
-from forma3d.db.pool import Pool
+from forma3d.db.pool import Connection, Pool
 from forma3d.domain.gridflock.errors import GridflockError
 from forma3d.domain.gridflock.planner import ConnectorStyle, PlateSet
 from forma3d.domain.gridflock.presets import PRESET_NAME, Preset, PresetSpec, choices
@@ -30,7 +30,7 @@ from forma3d.domain.gridflock.quote import (
     totals,
 )
 from forma3d.domain.gridflock.sku import GridRequest, SizeLimits, check_size
-from forma3d.domain.tenants import GRIDFLOCK_CEILING_MM
+from forma3d.domain.tenants import GRIDFLOCK_CEILING_MM, TenantSettings
 from forma3d.http.deps import deps, tenant_of
 from forma3d.http.problems import Problem
 from forma3d.http.routes.api import api
@@ -172,34 +172,26 @@ def _refuse(error: GridflockError) -> Problem:
            permission="gridflock.quote", example={"width_mm": 523, "depth_mm": 387,
                                                   "preset": "mk4_magnets"})
 async def quote(request: Request, body: QuoteIn) -> dict[str, Any]:
-    pool, tenant_id = deps(request).pool, tenant_of(request)
-    settings = await tenant_settings(pool, tenant_id)
-    if settings.gridflock_pricing is None:
-        raise Problem(409, "this shop has no GridFlock price model (tenant setting "
-                      "gridflock_pricing)")
-    preset: PresetSpec | None = None
-    if body.preset is not None:
-        preset = await presets.find_preset(pool, tenant_id, body.preset)
-        if preset is None:
-            detail = f"unknown GridFlock preset {body.preset!r}"
-            raise Problem(422, detail, errors=[{"field": "preset", "message": detail}])
-    limits = SizeLimits(settings.gridflock_min_mm, settings.gridflock_max_mm)
-    try:
-        width = check_size("width_mm", body.width_mm, limits)
-        depth = check_size("depth_mm", body.depth_mm, limits)
-        profile, options = choices(settings, preset)
-        if body.options.magnets is not None:
-            options = replace(options, magnets=body.options.magnets)
-        if body.options.connector is not None:
-            options = replace(options, connector=body.options.connector)
-        request_ = GridRequest(width, depth, options, profile)
-        plan = request_.plan()
-    except GridflockError as error:
-        raise _refuse(error) from None
-    sliced = await _sliced_figures(pool, tenant_id, request_.sku, plan)
+    tenant_id = tenant_of(request)
+    # One connection for the few reads (each pool checkout costs a round trip to reset it).
+    async with deps(request).pool.acquire() as conn:
+        settings = await tenant_settings(conn, tenant_id)
+        pricing = settings.gridflock_pricing
+        if pricing is None:
+            raise Problem(409, "this shop has no GridFlock price model (tenant setting "
+                          "gridflock_pricing)")
+        preset: PresetSpec | None = None
+        if body.preset is not None:
+            preset = await presets.find_preset(conn, tenant_id, body.preset)
+            if preset is None:
+                detail = f"unknown GridFlock preset {body.preset!r}"
+                raise Problem(422, detail, errors=[{"field": "preset", "message": detail}])
+        request_, plan = _plan(body, settings, preset)
+        sliced = await _sliced_figures(conn, tenant_id, request_.sku, plan)
+    profile = request_.profile
     figures = sliced or {p.number: estimate_plate(p) for p in plan.plates}
     total = totals(plan, figures)
-    cost = price(settings.gridflock_pricing, plan)
+    cost = price(pricing, plan)
     return {
         "sku": request_.sku, "preset": body.preset and body.preset.lower(),
         "printer_profile": profile.id, "figures": "sliced" if sliced else "estimate",
@@ -215,12 +207,31 @@ async def quote(request: Request, body: QuoteIn) -> dict[str, Any]:
     }
 
 
+def _plan(body: QuoteIn, settings: TenantSettings, preset: PresetSpec | None
+          ) -> tuple[GridRequest, PlateSet]:
+    """The request (the preset's choices or the tenant's, switched by the body's options)
+    within the tenant's limits, and its plan; 422 naming what is wrong."""
+    limits = SizeLimits(settings.gridflock_min_mm, settings.gridflock_max_mm)
+    try:
+        width = check_size("width_mm", body.width_mm, limits)
+        depth = check_size("depth_mm", body.depth_mm, limits)
+        profile, options = choices(settings, preset)
+        if body.options.magnets is not None:
+            options = replace(options, magnets=body.options.magnets)
+        if body.options.connector is not None:
+            options = replace(options, connector=body.options.connector)
+        request = GridRequest(width, depth, options, profile)
+        return request, request.plan()
+    except GridflockError as error:
+        raise _refuse(error) from None
+
+
 def _plain(value: Decimal) -> str:
     """A decimal without exponent or trailing zeros (`7`, `7.5`)."""
     return format(value.normalize(), "f")
 
 
-async def _sliced_figures(pool: Pool, tenant_id: uuid.UUID, sku: str,
+async def _sliced_figures(pool: Pool | Connection, tenant_id: uuid.UUID, sku: str,
                           plan: PlateSet) -> dict[int, PlateFigures] | None:
     """The slicer's figures per plate, when this size's job sliced every plate already."""
     plates = await pool.fetchval(
