@@ -8,6 +8,7 @@ for one new size start exactly one pipeline, and none is lost to a crash.
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any
 
@@ -24,6 +25,7 @@ from forma3d.domain.gridflock.intake import (
     switched_off,
     unknown_preset,
 )
+from forma3d.domain.gridflock.presets import PRESET_NAME
 from forma3d.domain.gridflock.sku import GridRequest, preset_name
 from forma3d.domain.orders.states import LineItemStatus
 from forma3d.domain.tenants import TenantSettings
@@ -62,7 +64,8 @@ async def _read(conn: Connection, tenant_id: uuid.UUID, item: Row,
     name = preset_name(item["sku"], item["properties"])
     if name is None:
         return read_request(item["properties"], settings)
-    preset = await gridflock_presets.find_preset(conn, tenant_id, name)
+    preset = (await gridflock_presets.find_preset(conn, tenant_id, name)
+              if re.match(PRESET_NAME, name) else None)  # a customer's typing, not a query
     if preset is None:
         return unknown_preset(name, await gridflock_presets.preset_names(conn, tenant_id))
     return read_request(item["properties"], settings, preset)

@@ -122,7 +122,8 @@ class QuoteIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     width_mm: float = Field(gt=0, le=GRIDFLOCK_CEILING_MM, description="drawer width (X) in mm")
     depth_mm: float = Field(gt=0, le=GRIDFLOCK_CEILING_MM, description="drawer depth (Y) in mm")
-    preset: str | None = Field(None, description="one of the tenant's presets; without one, "
+    preset: str | None = Field(None, pattern=r"^[A-Za-z0-9_]{1,40}$",
+                               description="one of the tenant's presets; without one, "
                                "the tenant's GridFlock settings")
     options: QuoteOptions = Field(default_factory=QuoteOptions,
                                   description="switch magnets or connectors from the preset's")

@@ -187,6 +187,8 @@ async def test_an_order_picks_its_preset_by_sku_or_property(
     unknown = await order_with(db_pool, tenant_id, size, sku="GRID-CUSTOM-NOPE")
     assert unknown["status"] == "NEEDS_MAPPING"
     assert "unknown preset 'nope'" in unknown["reason"] and "mk4_magnets" in unknown["reason"]
+    odd = await order_with(db_pool, tenant_id, {**size, "Preset": "mk4-magnets; drop"})
+    assert odd["status"] == "NEEDS_MAPPING" and "unknown preset" in odd["reason"]
 
 
 async def test_a_slice_takes_the_brim_the_bed_and_the_filament(tmp_path: Path) -> None:

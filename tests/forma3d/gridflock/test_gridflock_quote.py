@@ -193,6 +193,9 @@ async def test_a_quote_with_a_preset_uses_its_printer_and_magnets(
     missing = await api.post("/gridflock/quote", json={"width_mm": 400, "depth_mm": 300,
                                                        "preset": "nope"})
     assert missing.status_code == 422 and missing.json()["errors"][0]["field"] == "preset"
+    odd = await api.post("/gridflock/quote", json={"width_mm": 400, "depth_mm": 300,
+                                                   "preset": "mk4\u0000"})
+    assert odd.status_code == 422 and "preset" in odd.text
 
 
 @pytest.mark.db
