@@ -28,7 +28,7 @@ import ray
 from actors.loops import Heartbeat, Loop, Loops
 from actors.router import NAMESPACE
 from forma3d.domain.gridflock.planner import Plate
-from forma3d.domain.gridflock.profiles import PrinterProfile
+from forma3d.domain.gridflock.profiles import DEFAULT_SLICING, PrinterProfile, SliceSettings
 from forma3d.domain.tenants import GridflockEngine
 from forma3d.gridflock.plates import Kind, PlateResult, SlicerUnavailable, make_plate
 
@@ -67,10 +67,11 @@ def _tool_env(overrides: Mapping[str, str]) -> Iterator[None]:
 
 @ray.remote(num_cpus=1, max_retries=2)
 def plate_task(kind: Kind, plate: Plate, profile: PrinterProfile | None, cache_root: str,
-               tool_env: dict[str, str], engine: GridflockEngine) -> PlateResult:
+               tool_env: dict[str, str], engine: GridflockEngine,
+               slicing: SliceSettings = DEFAULT_SLICING) -> PlateResult:
     """One plate on one CPU; Ray retries it only if the worker process itself dies."""
     with _tool_env(tool_env):
-        return asyncio.run(make_plate(kind, plate, profile, Path(cache_root), engine))
+        return asyncio.run(make_plate(kind, plate, profile, Path(cache_root), engine, slicing))
 
 
 class SlicerPoolCore:
@@ -101,7 +102,8 @@ class SlicerPoolCore:
 
     async def run(self, kind: Kind, plates: Sequence[Plate],
                   profile: PrinterProfile | None = None,
-                  engine: GridflockEngine = "manifold") -> list[PlateResult]:
+                  engine: GridflockEngine = "manifold",
+                  slicing: SliceSettings = DEFAULT_SLICING) -> list[PlateResult]:
         """Make every plate (one task each, at most `max_queued` in flight pool-wide).
 
         Largest plates start first (longest-processing-time order): with unequal plates on a
@@ -110,7 +112,7 @@ class SlicerPoolCore:
         """
         order = sorted(range(len(plates)),
                        key=lambda i: -plates[i].width_mm * plates[i].depth_mm)
-        made = await asyncio.gather(*(self._one(kind, plates[i], profile, engine)
+        made = await asyncio.gather(*(self._one(kind, plates[i], profile, engine, slicing)
                                       for i in order))
         results: list[PlateResult | None] = [None] * len(plates)
         for index, result in zip(order, made, strict=True):
@@ -118,7 +120,8 @@ class SlicerPoolCore:
         return [r for r in results if r is not None]
 
     async def _one(self, kind: Kind, plate: Plate, profile: PrinterProfile | None,
-                   engine: GridflockEngine = "manifold") -> PlateResult:
+                   engine: GridflockEngine = "manifold",
+                   slicing: SliceSettings = DEFAULT_SLICING) -> PlateResult:
         self.waiting += 1
         try:
             await self.slots.acquire()
@@ -127,8 +130,8 @@ class SlicerPoolCore:
         self.running += 1
         started = time.perf_counter()
         try:
-            ref = plate_task.remote(kind, plate, profile, str(self.cache_root),
-                                    dict(self.tool_env), engine)
+            ref = plate_task.remote(  # type: ignore[call-arg]  # Ray types six
+                kind, plate, profile, str(self.cache_root), dict(self.tool_env), engine, slicing)
             result: PlateResult = await ref
         finally:
             self.running -= 1
@@ -174,8 +177,9 @@ class SlicerPool:
 
     async def run(self, kind: Kind, plates: list[Plate],
                   profile: PrinterProfile | None = None,
-                  engine: GridflockEngine = "manifold") -> list[PlateResult]:
-        return await self.core.run(kind, plates, profile, engine)
+                  engine: GridflockEngine = "manifold",
+                  slicing: SliceSettings = DEFAULT_SLICING) -> list[PlateResult]:
+        return await self.core.run(kind, plates, profile, engine, slicing)
 
     async def configure(self, cache_root: str | None = None,
                         tool_env: dict[str, str] | None = None) -> dict[str, Any]:
@@ -202,12 +206,13 @@ class RaySlicer:
         self._pool: Any = None
 
     async def run(self, kind: Kind, plates: Sequence[Plate], profile: PrinterProfile | None,
-                  engine: GridflockEngine = "manifold") -> list[PlateResult]:
+                  engine: GridflockEngine = "manifold",
+                  slicing: SliceSettings = DEFAULT_SLICING) -> list[PlateResult]:
         if self._pool is None:
             self._pool = get_pool()
         try:
             results: list[PlateResult] = await self._pool.run.remote(kind, list(plates), profile,
-                                                                     engine)
+                                                                     engine, slicing)
         except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError) as gone:
             raise SlicerUnavailable(f"slicer pool unavailable ({type(gone).__name__})") from gone
         return results

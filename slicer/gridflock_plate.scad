@@ -2,7 +2,7 @@
 //
 // Written for Forma3D from the published Gridfinity figures (42 mm pitch; socket profile from
 // the bottom up 0.7 mm at 45 deg, 1.8 mm vertical, 2.15 mm at 45 deg = 4.65 mm tall, 2.85 mm
-// deep; outer corner radius 4 mm; magnet holes 6.5 x 2.4 mm, 8 mm from the cell sides).
+// deep; outer corner radius 4 mm; magnet holes 6.5 x 2.4 mm by default, 8 mm from the cell sides).
 // Targets OpenSCAD 2021.01 (CGAL): sockets are single loft polyhedra, not hulls or minkowski,
 // and the plate number is seven-segment geometry, so no font is needed and renders stay fast.
 //
@@ -17,7 +17,9 @@ pad_e = 0;
 pad_s = 0;
 pad_w = 0;
 floor_mm = 1.2;     // solid floor under the sockets
-magnets = false;    // 6.5 x 2.4 mm holes in every whole cell
+magnets = false;    // magnet holes in every whole cell
+magnet_d = 6.5;     // magnet hole diameter, mm
+magnet_depth = 2.4; // magnet hole depth, mm (the floor must be thicker)
 round_sw = false;   // rounded outer corners (only the set's outer corners are)
 round_se = false;
 round_ne = false;
@@ -36,8 +38,6 @@ profile_h = 4.65;
 // [height above the socket floor, inset from the cell edge], bottom to top. The top is flush with
 // the body: CGAL subtracts coplanar faces exactly, and that measured faster than overshooting.
 profile = [[0, 2.85], [0.7, 2.15], [2.5, 2.15], [4.65, 0]];
-magnet_d = 6.5;
-magnet_depth = 2.4;
 magnet_inset = 8;
 tab_depth = 1.8;     // how far a male tab sticks out (inside the neighbour's 2.15 mm wall)
 tab_neck = 6;        // tab width at the edge

@@ -70,6 +70,7 @@ class EventType(StrEnum):
     ORDER_FULFILLED = "order.fulfilled"
     WEBHOOK_DEAD_LETTERED = "webhook.dead-lettered"
     WEBHOOK_RETRIED = "webhook.retried"
+    GRIDFLOCK_PRESET_CHANGED = "gridflock.preset-changed"
 
 
 class UnknownEventType(ValueError):
@@ -669,3 +670,10 @@ def parse_event(raw: Mapping[str, Any]) -> Event:
         raise ValueError(f"event {raw['type']!r}: no version")
     spec_for(raw["type"], raw["version"])
     return Event.model_validate(dict(raw))
+
+
+@_register(EventType.GRIDFLOCK_PRESET_CHANGED, "0.0.1",
+           "A GridFlock preset was created, replaced or deleted.")
+class GridflockPresetChanged(EventPayload):
+    name: Id
+    action: Annotated[str, StringConstraints(pattern=r"^(created|replaced|deleted)$")]

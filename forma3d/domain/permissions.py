@@ -44,6 +44,8 @@ PERMISSIONS: dict[str, str] = {
     "gridflock.read": "read GridFlock jobs and plates",
     "gridflock.preview": "plan a GridFlock drawer",
     "gridflock.retry": "run a failed GridFlock job again",
+    "gridflock.quote": "price a drawer (a storefront's publishable key holds only this)",
+    "gridflock.write": "create, change and delete GridFlock presets",
     "webhooks.read": "read dead-lettered webhook deliveries",
     "webhooks.retry": "retry a dead-lettered webhook delivery",
     "integrations.read": "read the tenant's integration settings",
@@ -72,10 +74,12 @@ OWNER_ONLY = frozenset({"tenant.manage"})
 OPERATOR_WRITES = frozenset({
     "orders.cancel", "print_jobs.retry", "print_jobs.cancel", "print_jobs.pause",
     "print_jobs.reorder", "print_jobs.clear", "printers.operate", "shipments.retry",
-    "stock.adjust", "stock.print", "gridflock.retry", "webhooks.retry", "files.write",
+    "stock.adjust", "stock.print", "gridflock.retry", "gridflock.quote", "webhooks.retry",
+    "files.write",
 })
 CATALOGUE_WRITES = frozenset({
     "mappings.write", "files.write", "stock.write", "gridflock.preview", "gridflock.retry",
+    "gridflock.quote", "gridflock.write",
 })
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import re
+from decimal import Decimal
+from typing import Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from forma3d.domain.inventory.replenishment import parse_clock
 from forma3d.domain.shipping.delivery import Dimensions, ShippingMethodRule
@@ -17,6 +19,29 @@ grows steeply beyond (1500 mm: 26,000 row plans and about 0.4 s; 3000 mm: over a
 GridflockEngine = Literal["manifold", "openscad"]
 """How plate solids are made: the Manifold kernel in process (milliseconds), or OpenSCAD 2021.01
 (the reference, seconds per plate), kept as a fallback."""
+MAGNET_DIAMETER_MM = 6.5
+"""The default magnet hole (6 x 2 mm disc magnets with clearance), as in gridflock_plate.scad."""
+MAGNET_DEPTH_MM = 2.4
+MARGIN_MM = 3.5
+"""Kept off the bed on each axis (room for the 1.8 mm male tabs), plus the brim on each side."""
+FILAMENTS = ("pla", "petg")
+"""Filaments a preset may name: `slicer/profiles/prusaslicer/filament_<name>.ini` each."""
+_ORIGIN = re.compile(r"^https?://[a-z0-9.-]+(:\d{1,5})?$")
+
+
+class GridPricing(BaseModel):
+    """A tenant's GridFlock price: base + per cell + per plate + per magnet, at least `minimum`.
+
+    Amounts are decimals in `currency` (written as strings in the settings JSON, so no binary
+    float ever touches a price); cells count the drawer's grid area (a half cell is half)."""
+
+    model_config = ConfigDict(extra="forbid")
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
+    base: Decimal = Field(default=Decimal(0), ge=0, max_digits=12, decimal_places=4)
+    per_cell: Decimal = Field(default=Decimal(0), ge=0, max_digits=12, decimal_places=4)
+    per_plate: Decimal = Field(default=Decimal(0), ge=0, max_digits=12, decimal_places=4)
+    per_magnet: Decimal = Field(default=Decimal(0), ge=0, max_digits=12, decimal_places=4)
+    minimum: Decimal = Field(default=Decimal(0), ge=0, max_digits=12, decimal_places=4)
 
 
 class TenantSettings(BaseModel):
@@ -40,6 +65,16 @@ class TenantSettings(BaseModel):
     # Manifold by default: tests/forma3d/gridflock/test_gridflock_engines.py measures it equal
     # to the OpenSCAD reference on random plates.
     gridflock_engine: GridflockEngine = "manifold"
+    # What a plate is made with when no preset says otherwise (a preset names each of them).
+    gridflock_magnet_diameter_mm: float = Field(default=MAGNET_DIAMETER_MM, ge=3.0, le=12.0)
+    gridflock_magnet_depth_mm: float = Field(default=MAGNET_DEPTH_MM, ge=1.0, le=5.0)
+    gridflock_brim_mm: float = Field(default=0.0, ge=0.0, le=10.0)
+    gridflock_margin_mm: float = Field(default=MARGIN_MM, ge=2.0, le=20.0)
+    gridflock_filament: str = "pla"
+    # Quotes: the price model (none: quotes answer 409), and the storefront origins allowed to
+    # call the quote endpoint from a browser besides the Shopify integration's shop domain.
+    gridflock_pricing: GridPricing | None = None
+    gridflock_storefront_origins: list[str] = Field(default_factory=list, max_length=16)
     # Stock Management (inventory). Off by default: with it on, orders take available units
     # from stock before anything is printed, and the replenishment scheduler prints products
     # below their minimum in the quiet hours (local time in `stock_time_zone`, may wrap over
@@ -81,6 +116,29 @@ class TenantSettings(BaseModel):
                 raise ValueError(f"checkout rate {rule.checkout!r} is mapped twice")
             seen.add(key)
         return value
+
+    @field_validator("gridflock_filament")
+    @classmethod
+    def _filament(cls, value: str) -> str:
+        if value.lower() not in FILAMENTS:
+            raise ValueError(f"unknown filament {value!r} (known: {', '.join(FILAMENTS)})")
+        return value.lower()
+
+    @field_validator("gridflock_storefront_origins")
+    @classmethod
+    def _origins(cls, values: list[str]) -> list[str]:
+        out = [v.strip().lower().rstrip("/") for v in values]
+        for origin in out:
+            if not _ORIGIN.match(origin):
+                raise ValueError(f"{origin!r} is not an origin like https://shop.example.com")
+        return out
+
+    @model_validator(mode="after")
+    def _gridflock_range(self) -> Self:
+        if self.gridflock_min_mm > self.gridflock_max_mm:
+            raise ValueError(f"gridflock_min_mm {self.gridflock_min_mm:g} is above "
+                             f"gridflock_max_mm {self.gridflock_max_mm:g}")
+        return self
 
     @field_validator("stock_quiet_start", "stock_quiet_end")
     @classmethod

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from forma3d.domain.gridflock.planner import Plate
-from forma3d.domain.gridflock.profiles import PrinterProfile
+from forma3d.domain.gridflock.profiles import DEFAULT_SLICING, PrinterProfile, SliceSettings
 from forma3d.domain.tenants import GridflockEngine
 from forma3d.gridflock.cache import ArtifactCache, content_key, file_digest
 from forma3d.gridflock.slicing import GcodeStats, PrusaSlicer, SlicerBackend, choose_backend
@@ -96,29 +96,36 @@ class PlateArtifacts:
         )
         return PlateStl(e.path, key, mesh, float(e.meta["seconds"]), e.hit, self.engine)
 
-    def backend_for(self, profile: PrinterProfile) -> SlicerBackend:
-        return self.backend or choose_backend(profile)
+    def backend_for(self, profile: PrinterProfile,
+                    settings: SliceSettings = DEFAULT_SLICING) -> SlicerBackend:
+        return self.backend or choose_backend(profile, settings)
 
-    async def gcode(self, plate: Plate, profile: PrinterProfile) -> PlateGcode:
-        """Slice the plate for `profile` (generating its STL first if needed)."""
+    async def gcode(self, plate: Plate, profile: PrinterProfile,
+                    settings: SliceSettings = DEFAULT_SLICING) -> PlateGcode:
+        """Slice the plate for `profile` with `settings` (generating its STL first if needed).
+
+        The key holds everything that changes the gcode: the STL, the slicer and its version,
+        the profile files, the bed size and the slice settings (brim, filament)."""
         stl = await self.stl(plate)
-        backend = self.backend_for(profile)
+        backend = self.backend_for(profile, settings)
         version = await backend.version()
-        profile_files = await asyncio.to_thread(_profile_files, backend, profile)
-        key = content_key(
-            "gcode",
-            {
-                "stl": stl.key,
-                "slicer": backend.name,
-                "slicer_version": version,
-                "profile": profile.slicer_profile,
-                "profile_files": profile_files,
-            },
-        )
+        profile_files = await asyncio.to_thread(_profile_files, backend, profile,
+                                                settings.filament)
+        parts: dict[str, object] = {
+            "stl": stl.key,
+            "slicer": backend.name,
+            "slicer_version": version,
+            "profile": profile.slicer_profile,
+            "profile_files": profile_files,
+            "bed_mm": [profile.bed_x_mm, profile.bed_y_mm],
+            "brim_mm": settings.brim_mm,
+            "filament": settings.filament,
+        }
+        key = content_key("gcode", parts)
         suffix = ".gcode" if backend.name == "prusaslicer" else ".gcode.3mf"
 
         async def produce(path: Path) -> dict[str, object]:
-            r = await backend.slice(stl.path, profile, path)
+            r = await backend.slice(stl.path, profile, path, settings=settings)
             return {
                 "print_seconds": r.stats.print_seconds,
                 "filament_g": r.stats.filament_g,
@@ -140,9 +147,9 @@ class PlateArtifacts:
         )
 
 
-def _profile_files(backend: SlicerBackend, profile: PrinterProfile) -> str:
+def _profile_files(backend: SlicerBackend, profile: PrinterProfile, filament: str) -> str:
     if isinstance(backend, PrusaSlicer):
-        return file_digest(*backend.ini_files(profile))
+        return file_digest(*backend.ini_files(profile, filament))
     d = getattr(backend, "profiles_dir", None)
     if isinstance(d, Path):
         folder = d / profile.slicer_profile

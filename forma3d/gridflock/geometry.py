@@ -27,6 +27,7 @@ PROFILE_H = 4.65
 PROFILE = ((0.0, 2.85), (0.7, 2.15), (2.5, 2.15), (4.65, 0.0))
 """[height above the socket floor, inset from the cell edge], bottom to top."""
 MAGNET_D = 6.5
+"""Default magnet hole; a plate's own (`PlateSpec.magnet_d`, `magnet_depth`) is a parameter."""
 MAGNET_DEPTH = 2.4
 MAGNET_INSET = 8.0
 MAGNET_FN = 24
@@ -65,6 +66,8 @@ class PlateSpec:
     conn_s: tuple[float, ...]
     conn_w: tuple[float, ...]
     plate_number: int
+    magnet_d: float = MAGNET_D
+    magnet_depth: float = MAGNET_DEPTH
 
     @classmethod
     def from_scad(cls, params: Mapping[str, str]) -> PlateSpec:
@@ -84,7 +87,9 @@ class PlateSpec:
             num("cells_x"), num("cells_y"), num("pad_n"), num("pad_e"), num("pad_s"),
             num("pad_w"), num("floor_mm"), flag("magnets"), flag("round_sw"),
             flag("round_se"), flag("round_ne"), flag("round_nw"), nums("conn_n"),
-            nums("conn_e"), nums("conn_s"), nums("conn_w"), int(params["plate_number"]))
+            nums("conn_e"), nums("conn_s"), nums("conn_w"), int(params["plate_number"]),
+            float(params.get("magnet_d", MAGNET_D)),
+            float(params.get("magnet_depth", MAGNET_DEPTH)))
 
     @property
     def width(self) -> float:
@@ -147,7 +152,8 @@ def _prism(points: list[Point], z0: float, height: float) -> Manifold:
 # --- 3D parts -----------------------------------------------------------------------------------
 
 @lru_cache(maxsize=64)
-def _cell_cut(sx: float, sy: float, floor_mm: float, magnets: bool) -> Manifold:
+def _cell_cut(sx: float, sy: float, floor_mm: float, magnets: bool,
+              magnet_d: float = MAGNET_D, magnet_depth: float = MAGNET_DEPTH) -> Manifold:
     """One cell's socket, at the origin: the loft as one hull per profile band (each band joins
     two rounded rectangles of equal point count whose arcs share centres, so it is convex and its
     hull is exactly the `.scad`'s polyhedron), plus the magnet holes of a whole cell."""
@@ -158,10 +164,10 @@ def _cell_cut(sx: float, sy: float, floor_mm: float, magnets: bool) -> Manifold:
     ]
     cut = Manifold.batch_boolean(bands, OpType.Add)
     if magnets and sx == PITCH and sy == PITCH:
-        r = MAGNET_D / 2
+        r = magnet_d / 2
         angles = [2 * math.pi * i / MAGNET_FN for i in range(MAGNET_FN)]
         circle = [(r * math.cos(a), r * math.sin(a)) for a in angles]
-        hole = _prism(circle, floor_mm - MAGNET_DEPTH, MAGNET_DEPTH + 1)
+        hole = _prism(circle, floor_mm - magnet_depth, magnet_depth + 1)
         holes = [hole.translate((dx, dy, 0.0)) for dx in (MAGNET_INSET, PITCH - MAGNET_INSET)
                  for dy in (MAGNET_INSET, PITCH - MAGNET_INSET)]
         cut = Manifold.batch_boolean([cut, *holes], OpType.Add)
@@ -214,7 +220,8 @@ def plate_solid(spec: PlateSpec) -> Manifold:
         for j in range(math.ceil(spec.cells_y)):
             sx = PITCH if i < whole_x else PITCH / 2
             sy = PITCH if j < whole_y else PITCH / 2
-            cuts.append(_cell_cut(sx, sy, spec.floor_mm, spec.magnets).translate(
+            cuts.append(_cell_cut(sx, sy, spec.floor_mm, spec.magnets, spec.magnet_d,
+                                  spec.magnet_depth).translate(
                 (spec.pad_w + i * PITCH, spec.pad_s + j * PITCH, 0.0)))
     socket_h = spec.floor_mm + TAB_TOP + CLEARANCE + 1
     for side, positions in ((2, spec.conn_s), (3, spec.conn_w)):

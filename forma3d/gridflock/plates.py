@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from forma3d.domain.gridflock.errors import Step, StepFailed
 from forma3d.domain.gridflock.planner import Plate
-from forma3d.domain.gridflock.profiles import PrinterProfile
+from forma3d.domain.gridflock.profiles import DEFAULT_SLICING, PrinterProfile, SliceSettings
 from forma3d.domain.tenants import GridflockEngine
 from forma3d.gridflock.artifacts import PlateArtifacts
 from forma3d.gridflock.cache import ArtifactCache
@@ -56,7 +56,8 @@ class PlateResult:
 
 
 async def make_plate(kind: Kind, plate: Plate, profile: PrinterProfile | None,
-                     cache_root: Path, engine: GridflockEngine = "manifold") -> PlateResult:
+                     cache_root: Path, engine: GridflockEngine = "manifold",
+                     slicing: SliceSettings = DEFAULT_SLICING) -> PlateResult:
     """The STL (and for `gcode` the sliced file) of one plate, through the content-hash cache."""
     artifacts = PlateArtifacts(ArtifactCache(cache_root), engine=engine)
     step = Step.GENERATING_STL
@@ -68,7 +69,7 @@ async def make_plate(kind: Kind, plate: Plate, profile: PrinterProfile | None,
             return result
         assert profile is not None
         step = Step.SLICING
-        gcode = await artifacts.gcode(plate, profile)
+        gcode = await artifacts.gcode(plate, profile, slicing)
         return PlateResult(
             plate.number, result.stl_path, result.stl_key, result.stl_generated,
             result.stl_seconds, str(gcode.path), gcode.key, not gcode.cached, gcode.seconds,
@@ -90,10 +91,12 @@ class LocalSlicer:
         self.slots = asyncio.Semaphore(workers or os.cpu_count() or 1)
 
     async def run(self, kind: Kind, plates: Sequence[Plate], profile: PrinterProfile | None,
-                  engine: GridflockEngine = "manifold") -> list[PlateResult]:
-        return list(await asyncio.gather(*(self._one(kind, p, profile, engine) for p in plates)))
+                  engine: GridflockEngine = "manifold",
+                  slicing: SliceSettings = DEFAULT_SLICING) -> list[PlateResult]:
+        return list(await asyncio.gather(
+            *(self._one(kind, p, profile, engine, slicing) for p in plates)))
 
     async def _one(self, kind: Kind, plate: Plate, profile: PrinterProfile | None,
-                   engine: GridflockEngine) -> PlateResult:
+                   engine: GridflockEngine, slicing: SliceSettings) -> PlateResult:
         async with self.slots:
-            return await make_plate(kind, plate, profile, self.cache_root, engine)
+            return await make_plate(kind, plate, profile, self.cache_root, engine, slicing)

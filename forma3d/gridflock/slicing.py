@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Protocol
 
 from forma3d.domain.gridflock.errors import Step, StepFailed
-from forma3d.domain.gridflock.profiles import PrinterProfile
+from forma3d.domain.gridflock.profiles import DEFAULT_SLICING, PrinterProfile, SliceSettings
 from forma3d.domain.printing import gcode
 from forma3d.gridflock.tools import SLICER_DIR, resolve_binary, run_tool
 
@@ -84,7 +84,8 @@ class SlicerBackend(Protocol):
     async def version(self) -> str: ...
 
     async def slice(
-        self, stl: Path, profile: PrinterProfile, out_path: Path, *, timeout_s: float = ...
+        self, stl: Path, profile: PrinterProfile, out_path: Path, *, timeout_s: float = ...,
+        settings: SliceSettings = ...,
     ) -> SliceResult: ...
 
 
@@ -124,11 +125,11 @@ class PrusaSlicer:
             _versions[binary] = m.group(1) if m else "unknown"
         return _versions[binary]
 
-    def ini_files(self, profile: PrinterProfile) -> list[Path]:
+    def ini_files(self, profile: PrinterProfile, filament: str = "pla") -> list[Path]:
         files = [
             self.profiles_dir / f"{profile.slicer_profile}.ini",
             self.profiles_dir / "process_gridflock.ini",
-            self.profiles_dir / "filament_pla.ini",
+            self.profiles_dir / f"filament_{filament}.ini",
         ]
         for f in files:
             if not f.is_file():
@@ -142,21 +143,32 @@ class PrusaSlicer:
         out_path: Path,
         *,
         timeout_s: float = DEFAULT_TIMEOUT_S,
+        settings: SliceSettings = DEFAULT_SLICING,
     ) -> SliceResult:
         binary = self.binary()
         version = await self.version()
-        inis = await asyncio.to_thread(self.ini_files, profile)
+        inis = await asyncio.to_thread(self.ini_files, profile, settings.filament)
         tmp = await asyncio.to_thread(_temp_beside, out_path, ".gcode")
         try:
             argv = [binary, "--export-gcode"]
             for ini in inis:
                 argv += ["--load", str(ini)]
+            argv += self.overrides(profile, settings)
             argv += ["--loglevel", "1", "--output", str(tmp), str(stl)]
             run = await run_tool(Step.SLICING, argv, timeout_s=timeout_s)
             stats = await asyncio.to_thread(_stats_and_publish, tmp, out_path)
         finally:
             await asyncio.to_thread(tmp.unlink, missing_ok=True)
         return SliceResult(out_path, stats, self.name, version, run.seconds)
+
+
+    @staticmethod
+    def overrides(profile: PrinterProfile, settings: SliceSettings) -> list[str]:
+        """Command-line settings over the loaded .ini files: the profile's bed (the size the
+        planner split for) and the brim."""
+        x, y = f"{profile.bed_x_mm:g}", f"{profile.bed_y_mm:g}"
+        return ["--bed-shape", f"0x0,{x}x0,{x}x{y},0x{y}",
+                "--brim-width", f"{settings.brim_mm:g}"]
 
 
 class BambuStudio:
@@ -201,7 +213,11 @@ class BambuStudio:
         out_path: Path,
         *,
         timeout_s: float = DEFAULT_TIMEOUT_S,
+        settings: SliceSettings = DEFAULT_SLICING,
     ) -> SliceResult:
+        if settings != DEFAULT_SLICING:
+            raise StepFailed(Step.SLICING, "the BambuStudio profiles take no brim or filament "
+                             "choice; slice with PrusaSlicer")
         binary = self.binary()
         version = await self.version()
         d = self.profiles_dir / profile.slicer_profile
@@ -252,9 +268,11 @@ def _bambu_publish(three_mf: Path, out_path: Path) -> GcodeStats:
     return stats
 
 
-def choose_backend(profile: PrinterProfile) -> SlicerBackend:
-    """BambuStudio for printers it has profiles for, when installed; PrusaSlicer otherwise."""
+def choose_backend(profile: PrinterProfile,
+                   settings: SliceSettings = DEFAULT_SLICING) -> SlicerBackend:
+    """BambuStudio for printers it has profiles for, when installed and nothing but the
+    defaults is asked (its presets carry no brim or filament choice); PrusaSlicer otherwise."""
     bambu = BambuStudio()
-    if bambu.available() and bambu.supports(profile):
+    if settings == DEFAULT_SLICING and bambu.available() and bambu.supports(profile):
         return bambu
     return PrusaSlicer()

@@ -112,6 +112,8 @@ def scad_parameters(plate: Plate) -> dict[str, str]:
         "pad_w": p.west,
         "floor_mm": round(plate.height_mm - PROFILE_HEIGHT_MM, 3),
         "magnets": plate.magnets,
+        "magnet_d": plate.magnet_diameter_mm,
+        "magnet_depth": plate.magnet_depth_mm,
         "round_sw": r.south_west,
         "round_se": r.south_east,
         "round_ne": r.north_east,

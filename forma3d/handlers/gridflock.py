@@ -26,12 +26,13 @@ from typing import Any
 
 from forma3d import logs
 from forma3d.db.pool import Connection, Pool
-from forma3d.domain.gridflock.planner import PlateSet
+from forma3d.domain.gridflock.planner import Plate, PlateSet
 from forma3d.domain.gridflock.profiles import PrinterProfile
 from forma3d.domain.gridflock.sku import GridRequest, parse_sku
 from forma3d.domain.gridflock.states import GRIDFLOCK_JOB_MACHINE, GridflockStep, failed_step
 from forma3d.domain.gridflock.states import GridflockJobStatus as S
 from forma3d.domain.statemachine import IllegalTransition
+from forma3d.domain.tenants import GridflockEngine
 from forma3d.gridflock.plates import Kind, PlateResult, SlicerUnavailable
 from forma3d.handlers import farm
 from forma3d.handlers.registry import EntitySpec, Handlers
@@ -125,10 +126,17 @@ class Run:
     request: GridRequest
     plan: PlateSet
     plates: dict[int, dict[str, Any]] = field(default_factory=dict)
+    slicing: dict[int, asyncio.Task[list[PlateResult]]] = field(default_factory=dict)
+    """Slices submitted while the STL step still ran, by plate number."""
 
     @property
     def services(self) -> Services:
         return self.state.services
+
+    def drop_slicing(self) -> None:
+        for task in self.slicing.values():
+            task.cancel()
+        self.slicing.clear()
 
     def remember(self, results: Sequence[PlateResult]) -> list[dict[str, Any]]:
         """Merge the results into the plates (by number); all plates, in order."""
@@ -147,6 +155,7 @@ async def pipeline(state: Gridflock) -> None:
     """Run the job's remaining steps; a failure is recorded at the step it happened in."""
     token = logs.correlation_id.set(f"gridflock:{state.job_id}")
     job: store.GridflockJob | None = None
+    run_: Run | None = None
     try:
         job = await _job(state)
         request = parse_sku(state.sku)
@@ -165,6 +174,8 @@ async def pipeline(state: Gridflock) -> None:
         log.exception("gridflock %s failed at %s", state.key, job and job.status)
         await _fail(state, job, _step_of(job), str(error) or type(error).__name__)
     finally:
+        if run_ is not None:
+            run_.drop_slicing()  # slices of a pipeline that stopped early are not waited for
         state.services.tasks.pop(state.key, None)
         logs.correlation_id.reset(token)
 
@@ -181,13 +192,40 @@ async def _start(run: Run, job: store.GridflockJob) -> store.GridflockJob:
 
 
 async def _generate(run: Run, job: store.GridflockJob) -> store.GridflockJob:
-    results = await _make(run, "stl", GridflockStep.GENERATING_STL, None)
+    """Every plate's geometry; each plate's slice is submitted the moment its STL exists, so
+    slicing starts with the first plate, not after the last. The step ends when every plate has
+    its STL; SLICING then waits for the slices already under way."""
+    slicer, engine = await _slicer(run)
+    profile, slicing = run.request.profile, run.request.options.slicing
+
+    async def one(plate: Plate) -> PlateResult:
+        [made] = await slicer.run("stl", [plate], None, engine)
+        if not made.failed_step:
+            run.slicing[plate.number] = asyncio.create_task(
+                slicer.run("gcode", [plate], profile, engine, slicing),
+                name=f"gridflock {run.state.key} slice {plate.number}")
+        return made
+
+    largest_first = sorted(run.plan.plates, key=lambda p: -p.width_mm * p.depth_mm)
+    results = _checked(list(await asyncio.gather(*(one(p) for p in largest_first))),
+                       GridflockStep.GENERATING_STL)
     return await _advance(run, job, plates=run.remember(results),
                           stl_runs=sum(r.stl_generated for r in results))
 
 
 async def _slice(run: Run, job: store.GridflockJob) -> store.GridflockJob:
-    results = await _make(run, "gcode", GridflockStep.SLICING, run.request.profile)
+    """The slices the STL step submitted, and (on a resumed run) the rest."""
+    started, run.slicing = run.slicing, {}
+    missing = [p for p in run.plan.plates if p.number not in started]
+    try:
+        results = [r for made in await asyncio.gather(*started.values()) for r in made]
+    except BaseException:
+        for task in started.values():
+            task.cancel()
+        raise
+    if missing:
+        results += await _make(run, "gcode", GridflockStep.SLICING, run.request.profile)
+    results = _checked(results, GridflockStep.SLICING)
     return await _advance(run, job, plates=run.remember(results),
                           stl_runs=sum(r.stl_generated for r in results),
                           slice_runs=sum(r.sliced for r in results))
@@ -262,12 +300,22 @@ async def _mapping_of(db: Pool | Connection, tenant_id: uuid.UUID, sku: str) -> 
 async def _make(run: Run, kind: Kind, step: GridflockStep,
                 profile: PrinterProfile | None) -> list[PlateResult]:
     """Every plate through the slicer; the first plate that failed fails the step it names."""
+    slicer, engine = await _slicer(run)
+    plates = run.plan.plates
+    return _checked(await slicer.run(kind, plates, profile, engine, run.request.options.slicing),
+                    step)
+
+
+async def _slicer(run: Run) -> tuple[Slicer, GridflockEngine]:
     slicer: Slicer | None = run.services.slicer
     if slicer is None:
         raise SlicerUnavailable("this host has no slicer")
     settings = await tenant_settings(run.services.pool, run.state.tenant_id)
-    results = await slicer.run(kind, run.plan.plates, profile, settings.gridflock_engine)
-    failed = next((r for r in results if r.failed_step), None)
+    return slicer, settings.gridflock_engine
+
+
+def _checked(results: list[PlateResult], step: GridflockStep) -> list[PlateResult]:
+    failed = next((r for r in sorted(results, key=lambda r: r.number) if r.failed_step), None)
     if failed is not None:
         raise StepFailedAt(GridflockStep(failed.failed_step or step.value),
                            f"plate {failed.number}: {failed.error}")

@@ -8,6 +8,7 @@ for one new size start exactly one pipeline, and none is lost to a crash.
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any
 
@@ -22,9 +23,13 @@ from forma3d.domain.gridflock.intake import (
     decide,
     read_request,
     switched_off,
+    unknown_preset,
 )
+from forma3d.domain.gridflock.presets import PRESET_NAME
+from forma3d.domain.gridflock.sku import GridRequest, preset_name
 from forma3d.domain.orders.states import LineItemStatus
-from forma3d.store import gridflock, orders
+from forma3d.domain.tenants import TenantSettings
+from forma3d.store import gridflock, gridflock_presets, orders
 from forma3d.store.tenants import tenant_settings
 
 Row = dict[str, Any]
@@ -39,7 +44,7 @@ async def intake(conn: Connection, tenant_id: uuid.UUID, item: Row) -> str | Non
         raw = await orders.load_mapping(conn, tenant_id, item["sku"], item["variant_id"])
         decision = switched_off(str(item["sku"]), mapping_exists=raw is not None)
     else:
-        request = read_request(item["properties"], settings)
+        request = await _read(conn, tenant_id, item, settings)
         if isinstance(request, Hold):
             decision = request
         else:
@@ -51,6 +56,19 @@ async def intake(conn: Connection, tenant_id: uuid.UUID, item: Row) -> str | Non
                 job = await gridflock.request_job(conn, tenant_id, decision.request)
                 decision = decide(request, mapping_exists=False, job=_facts(job))
     return await _apply(conn, item, decision)
+
+
+async def _read(conn: Connection, tenant_id: uuid.UUID, item: Row,
+                settings: TenantSettings) -> GridRequest | Hold:
+    """The request, with the preset the line item names (by SKU or property), if any."""
+    name = preset_name(item["sku"], item["properties"])
+    if name is None:
+        return read_request(item["properties"], settings)
+    preset = (await gridflock_presets.find_preset(conn, tenant_id, name)
+              if re.match(PRESET_NAME, name) else None)  # a customer's typing, not a query
+    if preset is None:
+        return unknown_preset(name, await gridflock_presets.preset_names(conn, tenant_id))
+    return read_request(item["properties"], settings, preset)
 
 
 def _facts(job: gridflock.GridflockJob | None) -> JobFacts | None:

@@ -21,7 +21,7 @@ import httpx
 
 from forma3d.db.pool import Pool
 from forma3d.domain.gridflock.planner import Plate
-from forma3d.domain.gridflock.profiles import PrinterProfile
+from forma3d.domain.gridflock.profiles import DEFAULT_SLICING, PrinterProfile, SliceSettings
 from forma3d.domain.tenants import GridflockEngine
 from forma3d.gridflock.plates import Kind, PlateResult
 from forma3d.integrations.settings import SimplyPrintSettings
@@ -53,7 +53,8 @@ class Slicer(Protocol):
     `LocalSlicer` in this process; raises `SlicerUnavailable` when it went away itself."""
 
     async def run(self, kind: Kind, plates: Sequence[Plate], profile: PrinterProfile | None,
-                  engine: GridflockEngine = "manifold") -> list[PlateResult]: ...
+                  engine: GridflockEngine = "manifold",
+                  slicing: SliceSettings = DEFAULT_SLICING) -> list[PlateResult]: ...
 
 
 class Live:

@@ -25,6 +25,7 @@ from forma3d.http.problems import EXCEPTION_HANDLERS
 from forma3d.http.routes import health
 from forma3d.http.routes.api import API_PREFIX, api
 from forma3d.http.routing import PROBLEM_RESPONSE, path_parameter
+from forma3d.http.storefront import StorefrontCors
 from forma3d.http.webhooks import routes as webhook_routes
 from forma3d.integrations import signatures
 
@@ -118,6 +119,8 @@ def build_app(deps: Deps | None = None, config: Settings | None = None) -> Starl
                         exception_handlers=EXCEPTION_HANDLERS)
     api_app.add_middleware(AuthMiddleware, deps=current,
                            public=(("GET", OPENAPI_PATH), *api.public_routes()))
+    # Outside the key check: a storefront's CORS preflight carries no key.
+    api_app.add_middleware(StorefrontCors, pool_of=lambda: current().pool)
     app = Starlette(
         routes=[Route("/", dashboard), Route("/health/live", health.live),
                 Route("/health/ready", health.ready),

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 import ray
 
@@ -151,6 +152,53 @@ async def test_demo_drawer_goes_from_order_to_fulfilled(gridflock_farm: Farm,
         assert stl.status_code == 200 and len(stl.content) > 10_000
         gcode = await api.get(f"/gridflock/jobs/{job['id']}/plates/1/gcode")
         assert gcode.status_code == 200 and b"; filament used [g]" in gcode.content
+
+
+# --- a preset -------------------------------------------------------------------------------
+
+
+async def test_a_preset_order_is_made_by_manifold_and_sliced_with_its_brim(
+        gridflock_farm: Farm, ingress: str) -> None:
+    """The shop's SKU names a preset (Prusa MK4, 8 x 3 mm magnets, 3 mm brim): the new size is
+    planned for the MK4 bed less the brim, made by the manifold engine with the larger holes,
+    sliced with the brim, and the order is fulfilled."""
+    farm = gridflock_farm
+    async with await api_client(farm, ingress) as api:
+        created = await api.post("/gridflock/presets", json={
+            "name": "mk4_magnets", "printer_profile": "prusa-mk4", "magnets": True,
+            "magnet_diameter_mm": 8, "magnet_depth_mm": 3, "brim_mm": 3})
+        assert created.status_code == 201, created.text
+    options = PlanOptions(magnets=True, magnet_diameter_mm=8, magnet_depth_mm=3, brim_mm=3)
+    plan = plan_plates(300, 180, get_profile("prusa-mk4"), options)
+    order = farm.shopify.create_order(OrderSpec(line_items=[LineItemSpec(
+        sku="GRID-CUSTOM-MK4_MAGNETS", quantity=1, title="Custom Gridfinity baseplate",
+        properties=[{"name": "Width (mm)", "value": "300"},
+                    {"name": "Depth (mm)", "value": "180"}])]))
+    shopify_id = int(order["id"])
+    sku = "GRID-300x180-MAG8x3-PUZZLE-MK4-B3"
+
+    job = await wait_job(farm, sku, {"COMPLETED", "FAILED"}, timeout=480)
+    assert job["status"] == "COMPLETED", job
+    assert job["printer_profile"] == "prusa-mk4" and job["plan"]["brim_mm"] == 3
+    assert {p["stl_engine"] for p in job["plates"]} == {"manifold"}
+    assert job["stl_runs"] == job["slice_runs"] == len(plan.plates)
+    final = await farm.wait([shopify_id], DONE, timeout=180)
+    assert final == {shopify_id: "FULFILLED"}
+    row = await order_row(farm, shopify_id)
+    assert row is not None and row["mapping_sku"] == sku
+
+    async with await api_client(farm, ingress) as api:
+        for plate in plan.plates:
+            gcode = await api.get(f"/gridflock/jobs/{job['id']}/plates/{plate.number}/gcode")
+            assert gcode.status_code == 200
+            assert b"; brim_width = 3\n" in gcode.content
+            assert b"; bed_shape = 0x0,250x0,250x210,0x210\n" in gcode.content
+        stl = await api.get(f"/gridflock/jobs/{job['id']}/plates/1/stl")
+    assert stl.status_code == 200 and stl.content.startswith(b"forma3d gridflock plate (manifold")
+    corners = np.frombuffer(stl.content[84:], dtype=np.dtype([
+        ("n", "<f4", (3,)), ("v", "<f4", (3, 3)), ("a", "<u2")]))["v"].reshape(-1, 3)
+    height = float(corners[:, 2].max() - corners[:, 2].min())
+    assert height == pytest.approx(3.6 + 4.65, abs=0.01)  # the floor holds 3 mm deep magnets
 
 
 # --- single flight --------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from forma3d.domain.gridflock.errors import GridflockError
-from forma3d.domain.gridflock.profiles import get_profile
+from forma3d.domain.gridflock.presets import PresetSpec, choices
 from forma3d.domain.gridflock.sku import GridRequest, SizeLimits, parse_line_item
 from forma3d.domain.gridflock.states import GridflockJobStatus, GridflockStep
 from forma3d.domain.tenants import TenantSettings
@@ -68,12 +68,20 @@ def switched_off(sku: str, *, mapping_exists: bool) -> MapThrough | Hold:
     return MapThrough(sku) if mapping_exists else Hold(SWITCHED_OFF)
 
 
-def read_request(properties: Properties | None, settings: TenantSettings) -> GridRequest | Hold:
-    """The drawer the line item asks for, within the tenant's profile and size limits."""
+def unknown_preset(name: str, known: Iterable[str]) -> Hold:
+    listed = ", ".join(sorted(known)) or "none"
+    return Hold(f"GridFlock: unknown preset {name!r} (this shop's presets: {listed})")
+
+
+def read_request(properties: Properties | None, settings: TenantSettings,
+                 preset: PresetSpec | None = None) -> GridRequest | Hold:
+    """The drawer the line item asks for, made with the preset's choices (or the tenant's),
+    within the tenant's size limits."""
     try:
+        profile, options = choices(settings, preset)
         return parse_line_item(
-            properties or {}, get_profile(settings.gridflock_printer_profile),
-            SizeLimits(settings.gridflock_min_mm, settings.gridflock_max_mm))
+            properties or {}, profile,
+            SizeLimits(settings.gridflock_min_mm, settings.gridflock_max_mm), options)
     except GridflockError as error:  # bad properties, size outside the limits, unknown profile
         return Hold(f"GridFlock: {error}")
 

@@ -21,19 +21,26 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import lru_cache
 from typing import Any, Literal
 
 from forma3d.domain.gridflock.errors import PlanError
-from forma3d.domain.gridflock.profiles import PrinterProfile
-from forma3d.domain.tenants import GRIDFLOCK_CEILING_MM
+from forma3d.domain.gridflock.profiles import PrinterProfile, SliceSettings
+from forma3d.domain.tenants import (
+    GRIDFLOCK_CEILING_MM,
+    MAGNET_DEPTH_MM,
+    MAGNET_DIAMETER_MM,
+    MARGIN_MM,
+)
 
 PITCH_MM = 42.0
 HALF_MM = PITCH_MM / 2
-CONNECTOR_MARGIN_MM = 3.5
-"""Kept off the bed size on each axis: room for the male tabs (see `CONNECTOR_DEPTH_MM`)."""
+CONNECTOR_MARGIN_MM = MARGIN_MM
+"""Kept off the bed size on each axis by default: room for the male tabs (see
+`CONNECTOR_DEPTH_MM`); a tenant or preset may keep more (`PlanOptions.margin_mm`)."""
 CONNECTOR_DEPTH_MM = 1.8
 """How far a male tab sticks out of its edge: it must sit inside the neighbour's 2.15 mm wall."""
 PROFILE_HEIGHT_MM = 4.65
@@ -41,6 +48,8 @@ FLOOR_MM = 1.2
 """Solid floor under the sockets: carries the embossed plate number and stiffens the plate."""
 MAGNET_FLOOR_MM = 3.0
 """With magnets the floor must hold 2.4 mm deep holes and still leave a skin below them."""
+MAGNET_SKIN_MM = MAGNET_FLOOR_MM - MAGNET_DEPTH_MM
+"""Solid left below a magnet hole: deeper magnets make a thicker floor."""
 
 MIN_USABLE_MM = 3 * PITCH_MM
 """Two cells, a half cell and both paddings: with less, a drawer of two and a half cells needs two
@@ -60,12 +69,43 @@ class ConnectorStyle(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class PlanOptions:
+    """Everything chosen about a plate set besides its size and printer: the magnets (with
+    their hole), the connectors, the bed margin and brim (both shrink the usable bed), and the
+    filament it is sliced for."""
+
     magnets: bool = False
     connector: ConnectorStyle = ConnectorStyle.PUZZLE
+    magnet_diameter_mm: float = MAGNET_DIAMETER_MM
+    magnet_depth_mm: float = MAGNET_DEPTH_MM
+    margin_mm: float = MARGIN_MM
+    brim_mm: float = 0.0
+    filament: str = "pla"
+
+    def __post_init__(self) -> None:
+        if not self.magnets:  # without magnets their hole is no choice: one canonical form
+            object.__setattr__(self, "magnet_diameter_mm", MAGNET_DIAMETER_MM)
+            object.__setattr__(self, "magnet_depth_mm", MAGNET_DEPTH_MM)
 
     @property
     def floor_mm(self) -> float:
-        return MAGNET_FLOOR_MM if self.magnets else FLOOR_MM
+        if not self.magnets:
+            return FLOOR_MM
+        return round(max(MAGNET_FLOOR_MM, self.magnet_depth_mm + MAGNET_SKIN_MM), 3)
+
+    @property
+    def custom_magnet(self) -> bool:
+        """A magnet hole other than the default 6.5 x 2.4 mm (it then names itself in keys)."""
+        return self.magnets and (self.magnet_diameter_mm, self.magnet_depth_mm) != (
+            MAGNET_DIAMETER_MM, MAGNET_DEPTH_MM)
+
+    @property
+    def slicing(self) -> SliceSettings:
+        return SliceSettings(brim_mm=self.brim_mm, filament=self.filament)
+
+    @property
+    def bed_loss_mm(self) -> float:
+        """Kept off each bed axis: the margin plus a brim on both sides of the plate."""
+        return self.margin_mm + 2 * self.brim_mm
 
     @property
     def height_mm(self) -> float:
@@ -120,6 +160,8 @@ class Plate:
     height_mm: float
     count: int
     key: str
+    magnet_diameter_mm: float = MAGNET_DIAMETER_MM
+    magnet_depth_mm: float = MAGNET_DEPTH_MM
 
     @property
     def width_mm(self) -> float:
@@ -182,7 +224,12 @@ class PlateSet:
             "depth_mm": self.depth_mm,
             "printer_profile": self.profile.id,
             "magnets": self.options.magnets,
+            "magnet_diameter_mm": self.options.magnet_diameter_mm,
+            "magnet_depth_mm": self.options.magnet_depth_mm,
             "connector": self.options.connector.value,
+            "margin_mm": self.options.margin_mm,
+            "brim_mm": self.options.brim_mm,
+            "filament": self.options.filament,
             "cells_x": self.cells_x,
             "cells_y": self.cells_y,
             "padding": _padding_dict(self.padding),
@@ -313,9 +360,8 @@ def _staggered(axis: _Axis, usable: float, base: list[int]) -> list[int]:
         for slack in (1, 2):
             lo, hi = max(1, math.floor(mean) - slack), min(most, math.ceil(mean) + slack)
             best: tuple[float, list[int]] | None = None
-            for cells in _compositions(axis.whole, count, lo, hi):
-                if _seams(cells) & forbidden or not _fits(axis, cells, usable):
-                    continue
+            for cells in _compositions(axis.whole, count, lo, hi,
+                                       _stagger_rule(axis, count, usable, forbidden)):
                 spans = [axis.span(i, count, c) for i, c in enumerate(cells)]
                 spread = max(spans) - min(spans)
                 if best is None or spread < best[0] - 1e-9:
@@ -325,8 +371,28 @@ def _staggered(axis: _Axis, usable: float, base: list[int]) -> list[int]:
     raise PlanError("cannot stagger the row seams for this drawer and bed")
 
 
-def _compositions(total: int, count: int, lo: int, hi: int) -> list[list[int]]:
-    """All ways to write `total` as `count` ordered parts in [lo, hi], in lexicographic order."""
+PartRule = Callable[[int, int, int], bool]
+"""(index of the part, the part, the sum up to and including it) -> may the part stand there."""
+
+
+def _stagger_rule(axis: _Axis, count: int, usable: float,
+                  forbidden: frozenset[int]) -> PartRule:
+    """A row fits the bed, and no seam (the sum after a row that is not the last) is one of the
+    other row plan's."""
+
+    def allowed(index: int, part: int, upto: int) -> bool:
+        if index < count - 1 and upto in forbidden:
+            return False
+        return axis.span(index, count, part) <= usable + 1e-9
+
+    return allowed
+
+
+def _compositions(total: int, count: int, lo: int, hi: int,
+                  rule: PartRule | None = None) -> list[list[int]]:
+    """All ways to write `total` as `count` ordered parts in [lo, hi] whose every part the
+    `rule` allows, in lexicographic order. The rule prunes while walking, so a drawer pays for
+    the row plans that could be chosen, not for every composition."""
     out: list[list[int]] = []
     prefix: list[int] = []
 
@@ -338,9 +404,12 @@ def _compositions(total: int, count: int, lo: int, hi: int) -> list[list[int]]:
                     raise PlanError(f"the drawer needs more than {COMPOSITION_BUDGET} row "
                                     "plans to stagger its seams: too large to plan")
             return
+        index = count - left
         for part in range(lo, hi + 1):
             rest = remaining - part
             if rest < lo * (left - 1) or rest > hi * (left - 1):
+                continue
+            if rule is not None and not rule(index, part, total - rest):
                 continue
             prefix.append(part)
             walk(rest, left - 1)
@@ -369,9 +438,11 @@ def _plate_key(
         for side, e in _edges(connectors)
     )
     rounded = "".join("1" if on else "0" for _, on in _corners(corners))
+    magnet = (f"|magnet:{options.magnet_diameter_mm:g}x{options.magnet_depth_mm:g}"
+              if options.custom_magnet else "")
     return (
         f"v1|cells:{cells_x:g}x{cells_y:g}|pad:{pad}|{edges}|round:{rounded}"
-        f"|mag:{int(options.magnets)}|conn:{options.connector.value}"
+        f"|mag:{int(options.magnets)}|conn:{options.connector.value}{magnet}"
     )
 
 
@@ -395,12 +466,13 @@ def _plan(width: float, depth: float, profile: PrinterProfile, options: PlanOpti
         raise PlanError(f"a drawer side of {max(width, depth):g} mm is above the platform's "
                         f"limit of {GRIDFLOCK_CEILING_MM:g} mm")
     ax, ay = _axis(width, "width"), _axis(depth, "depth")
-    usable_x = profile.bed_x_mm - CONNECTOR_MARGIN_MM
-    usable_y = profile.bed_y_mm - CONNECTOR_MARGIN_MM
+    usable_x = profile.bed_x_mm - options.bed_loss_mm
+    usable_y = profile.bed_y_mm - options.bed_loss_mm
     if min(usable_x, usable_y) < MIN_USABLE_MM:
         raise PlanError(
             f"the bed of {profile.name} is too small: staggered seams need "
-            f"{MIN_USABLE_MM + CONNECTOR_MARGIN_MM:g} mm on each axis"
+            f"{MIN_USABLE_MM + options.bed_loss_mm:g} mm on each axis (with a margin of "
+            f"{options.margin_mm:g} mm and a brim of {options.brim_mm:g} mm)"
         )
     columns = _fewest(ax, usable_x, "along X")
     rows_a = _fewest(ay, usable_y, "along Y")
@@ -472,6 +544,8 @@ def _plan(width: float, depth: float, profile: PrinterProfile, options: PlanOpti
             height_mm=round(options.height_mm, 3),
             count=counts[key],
             key=key,
+            magnet_diameter_mm=options.magnet_diameter_mm,
+            magnet_depth_mm=options.magnet_depth_mm,
         )
         for key, (cx, cy, pad, conn, corn) in shapes.items()
     )

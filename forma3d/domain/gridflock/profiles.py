@@ -23,6 +23,17 @@ class PrinterProfile:
     slicer_profile: str
 
 
+@dataclass(frozen=True, slots=True)
+class SliceSettings:
+    """What a slicer run takes besides the printer: the brim around each plate and the
+    filament profile (`slicer/profiles/prusaslicer/filament_<filament>.ini`)."""
+
+    brim_mm: float = 0.0
+    filament: str = "pla"
+
+
+DEFAULT_SLICING = SliceSettings()
+
 PROFILES: dict[str, PrinterProfile] = {
     p.id: p
     for p in (

@@ -5,6 +5,7 @@ from forma3d.http.routes import (
     events,
     files,
     gridflock,
+    gridflock_shop,
     live,
     mappings,
     orders,
@@ -18,5 +19,6 @@ from forma3d.http.routes import (
     webhooks,
 )
 
-__all__ = ["access", "events", "files", "gridflock", "live", "mappings", "orders", "people",
+__all__ = ["access", "events", "files", "gridflock", "gridflock_shop", "live", "mappings", "orders",
+           "people",
            "print_jobs", "printers", "queue", "shipments", "stock", "tenant", "webhooks"]

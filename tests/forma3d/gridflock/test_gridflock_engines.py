@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -78,6 +79,25 @@ async def test_manifold_plates_equal_openscad_on_random_plates(tmp_path: Path) -
     failures = [f for f in await asyncio.gather(*(both(i, p) for i, p in enumerate(plates)))
                 if f is not None]
     assert failures == []
+
+
+async def test_both_engines_cut_the_chosen_magnet_hole(tmp_path: Path) -> None:
+    """Magnet diameter and depth are parameters of both engines (a preset's 8 x 3 mm, and
+    others): the meshes still agree."""
+    rng = random.Random(SEED + 1)
+    plates = []
+    for n, (diameter, depth) in enumerate(((8.0, 3.0), (5.2, 2.0), (10.2, 2.4))):
+        plate = random_plate(rng, n + 1)
+        plates.append(replace(plate, magnets=True, magnet_diameter_mm=diameter,
+                              magnet_depth_mm=depth, height_mm=max(MAGNET_FLOOR_MM, depth + 0.6)
+                              + PROFILE_HEIGHT_MM))  # every plate has a whole cell
+    for i, plate in enumerate(plates):
+        fast = await generate_plate(plate, tmp_path / f"{i}-manifold.stl", "manifold")
+        ref = await generate_plate(plate, tmp_path / f"{i}-openscad.stl", "openscad")
+        d = await asyncio.to_thread(compare_meshes, fast.path, ref.path)
+        assert d.closed_a and d.closed_b, d
+        assert d.volume_diff_pct <= 0.5 and d.bbox_diff_mm <= 0.05, d
+        assert d.surface_distance_mm <= 0.1, d
 
 
 def test_random_plates_cover_the_variations() -> None:

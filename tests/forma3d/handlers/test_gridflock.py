@@ -5,9 +5,10 @@ shortcut through an in-process entity host."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -18,9 +19,11 @@ from starlette.applications import Starlette
 
 from actors.host import EntityHostCore
 from forma3d.db.pool import Pool
-from forma3d.domain.gridflock import PlanOptions, get_profile, plan_plates
+from forma3d.domain.gridflock import PlanOptions, Plate, PrinterProfile, get_profile, plan_plates
+from forma3d.domain.gridflock.profiles import DEFAULT_SLICING, SliceSettings
 from forma3d.domain.orders.shopify_order import ShopifyOrder
-from forma3d.gridflock.plates import LocalSlicer
+from forma3d.domain.tenants import GridflockEngine
+from forma3d.gridflock.plates import Kind, LocalSlicer, PlateResult
 from forma3d.handlers import gridflock
 from forma3d.handlers.order import expand
 from forma3d.handlers.services import FarmSessions, Services
@@ -254,3 +257,60 @@ async def test_a_mapping_made_while_the_job_waited_completes_it_at_once(
         await expand(conn, tenant_id, order_id)
     item = await line_item(db_pool, order_id)
     assert item["status"] == "PRINTING" and item["mapping_id"] == mapping_id
+
+
+class RecordingSlicer:
+    """The local slicer, recording the order of its calls; every STL after the first waits
+    (bounded) for a slice to be submitted, so a pipeline that slices only after the last STL
+    is caught waiting."""
+
+    def __init__(self, inner: LocalSlicer) -> None:
+        self.inner = inner
+        self.log: list[tuple[str, tuple[int, ...]]] = []
+        self.sliced = asyncio.Event()
+        self.stl_calls = 0
+        self.slicing: list[SliceSettings] = []
+
+    async def run(self, kind: Kind, plates: Sequence[Plate], profile: PrinterProfile | None,
+                  engine: GridflockEngine = "manifold",
+                  slicing: SliceSettings = DEFAULT_SLICING) -> list[PlateResult]:
+        numbers = tuple(p.number for p in plates)
+        if kind == "stl":
+            self.stl_calls += 1
+            if self.stl_calls > 1:
+                try:
+                    await asyncio.wait_for(self.sliced.wait(), timeout=20)
+                except TimeoutError:
+                    self.log.append(("no slice started while STLs were made", numbers))
+        else:
+            self.log.append(("gcode submitted", numbers))
+            self.slicing.append(slicing)
+            self.sliced.set()
+        made = await self.inner.run(kind, plates, profile, engine, slicing)
+        self.log.append((f"{kind} done", numbers))
+        return made
+
+
+async def test_slicing_starts_as_soon_as_the_first_plate_exists(
+        gridflock_services: Services, db_pool: Pool, tenant_id: uuid.UUID,
+        tmp_path: Path) -> None:
+    sku = "GRID-300x200-NOMAG-PUZZLE-A1"
+    plan = plan_plates(300, 200, get_profile("bambu-a1"), PlanOptions(magnets=False))
+    assert len(plan.plates) == 2
+    recorder = RecordingSlicer(LocalSlicer(tmp_path / "cache2"))
+    gridflock_services.slicer = recorder
+    await order(db_pool, tenant_id, {"Width (mm)": "300", "Depth (mm)": "200", "Magnets": "no"})
+    state = await gridflock.load(gridflock_services, f"{tenant_id}:{sku}")
+
+    assert await settle(state) == "COMPLETED"
+
+    log = [event for event, _ in recorder.log]
+    assert "no slice started while STLs were made" not in log, recorder.log
+    first_slice = log.index("gcode submitted")
+    last_stl = max(i for i, event in enumerate(log) if event == "stl done")
+    assert first_slice < last_stl, recorder.log  # a slice began before the last STL was made
+    assert sorted(n for event, ns in recorder.log if event == "gcode submitted"
+                  for n in ns) == [1, 2]  # each plate sliced once
+    assert recorder.slicing == [SliceSettings(), SliceSettings()]
+    job = await db_pool.fetchrow("SELECT * FROM gridflock_jobs WHERE id = $1", state.job_id)
+    assert job is not None and job["slice_runs"] == 2 and job["stl_runs"] == 2
