@@ -11,6 +11,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from forma3d import logs
 from forma3d.http.problems import Problem, problem_response
+from forma3d.store.apikeys import hash_key
 
 REQUEST_ID = "x-request-id"
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -77,5 +78,7 @@ class ApiKeyMiddleware:
                 Problem(401, detail, headers={"WWW-Authenticate": "Bearer"}), request)
             await response(scope, receive, send)
             return
-        scope.setdefault("state", {})["tenant_id"] = tenant_id
+        state = scope.setdefault("state", {})
+        state["tenant_id"] = tenant_id
+        state["api_key_hash"] = hash_key(key)  # who acted, for the audit trail (never the key)
         await self.app(scope, receive, send)

@@ -47,3 +47,9 @@ async def tenant_for_key(db: Pool | Connection, key: str) -> uuid.UUID | None:
         hash_key(key),
     )
     return tenant_id
+
+
+async def key_identity(db: Pool | Connection, key_hash: str) -> tuple[uuid.UUID, str] | None:
+    """The id and name of the key with this hash (revoked or not), for the audit trail."""
+    row = await db.fetchrow("SELECT id, name FROM api_keys WHERE key_hash = $1", key_hash)
+    return (row["id"], row["name"]) if row else None
