@@ -48,6 +48,9 @@ class TenantSettings(BaseModel):
     stock_quiet_end: str = "06:00"
     stock_time_zone: str = "UTC"
     stock_cancelled_parts: Literal["STOCK", "SCRAP"] = "STOCK"
+    # Outgoing webhooks go to public https addresses only, unless the tenant explicitly allows
+    # private ones (its own network: private ranges and loopback) knowing what it exposes.
+    webhooks_allow_private: bool = False
 
     @field_validator("stock_quiet_start", "stock_quiet_end")
     @classmethod

@@ -14,8 +14,10 @@ from forma3d.http.routes import (
     shipments,
     stock,
     tenant,
+    webhook_subscriptions,
     webhooks,
 )
 
 __all__ = ["audit", "events", "files", "gridflock", "live", "mappings", "orders", "print_jobs",
-           "printers", "queue", "shipments", "stock", "tenant", "webhooks"]
+           "printers", "queue", "shipments", "stock", "tenant", "webhook_subscriptions",
+           "webhooks"]

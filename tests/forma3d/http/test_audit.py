@@ -4,6 +4,7 @@ the trail is listed through the query language and cannot be changed."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -101,6 +102,21 @@ async def test_every_write_leaves_one_audit_row_naming_its_actor(
         assert refused.status_code in (404, 409, 422), (path, refused.text)
     invalid = await call.write("POST", "/printers", "/printers", json={"name": ""})
     assert invalid.status_code == 422
+    # outgoing webhook subscriptions
+    private = await call.write("POST", "/webhook-subscriptions", "/webhook-subscriptions",
+                               json={"url": "https://10.1.2.3/hook", "event_types": ["*"]})
+    assert private.status_code == 422
+    subscription = await call.write("POST", "/webhook-subscriptions", "/webhook-subscriptions",
+                                    json={"url": "https://93.184.216.34/hook",
+                                          "event_types": ["order.created"]})
+    assert subscription.status_code == 201, subscription.text
+    secret = subscription.json()["secret"]
+    subscription_id = subscription.json()["id"]
+    route = "/webhook-subscriptions/{subscription_id}"
+    await call.write("PATCH", f"/webhook-subscriptions/{subscription_id}", route,
+                     json={"enabled": False})
+    await call.write("DELETE", f"/webhook-subscriptions/{subscription_id}", route)
+
     # reads, including POSTs that only read, leave no row
     await call.read("GET", "/printers")
     await call.read("POST", "/printers/search", json={"filter": {"name": "P1b"}})
@@ -128,7 +144,10 @@ async def test_every_write_leaves_one_audit_row_naming_its_actor(
     assert patch_row["before"]["name"] == "P1" and patch_row["after"]["name"] == "P1b"
     create_row = rows[call.writes[1].request_id]
     assert create_row["target_id"] == printer_id  # a creation names what it created
-    assert rows[invalid.request.headers["x-request-id"]]["after"]["status"] == 422
+    sub_row = rows[subscription.request.headers["x-request-id"]]
+    assert sub_row["after"]["secret"] == "[redacted]"
+    assert secret not in json.dumps([dict(r) for r in rows.values()], default=str)
+    assert rows[private.request.headers["x-request-id"]]["after"]["status"] == 422
 
     listed = await call.read("GET", "/audit", params={
         "route": "/printers/{printer_id}", "method": "PATCH"})
