@@ -128,6 +128,7 @@ def _run(operation: Any, mode: GenerationMode, key: str,
     return statuses, failures
 
 
+@pytest.mark.timeout(600)  # ~64 operations x 2 modes x EXAMPLES: over 300 s on a busy machine
 def test_fuzz_the_api_by_its_own_document(fuzzed_app: AppWithDeps, api_key: str,
                                           existing: dict[str, str]) -> None:
     schema = schemathesis.openapi.from_asgi("/api/v1/openapi.json", fuzzed_app)
