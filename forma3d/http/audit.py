@@ -41,8 +41,9 @@ async def actor_of(request: Request) -> Actor:
     the key middleware resolved (by its hash), else anonymous."""
     principal = getattr(request.state, "principal", None)
     if principal is not None:
-        return Actor(kind=str(principal.kind), id=str(principal.id),  # type: ignore[arg-type]
-                     name=principal.name)
+        found_id = getattr(principal, "id", None)
+        return Actor(kind=str(principal.kind),  # type: ignore[arg-type]
+                     id=None if found_id is None else str(found_id), name=principal.name)
     key_hash = request.scope.get("state", {}).get("api_key_hash")
     found = await key_identity(deps(request).pool, key_hash) if key_hash else None
     if found is None:

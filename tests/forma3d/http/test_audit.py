@@ -176,3 +176,22 @@ async def test_the_trail_is_append_only_and_has_no_write_route(
     assert audit_routes == {("GET", "/audit"), ("POST", "/audit/search")}
     assert all(e.permission == "audit.read" for e in router.endpoints
                if e.path.startswith("/audit"))
+
+
+async def test_the_actor_is_the_principal_when_one_is_set() -> None:
+    from starlette.requests import Request
+
+    from forma3d.http.audit import actor_of
+
+    @dataclass
+    class Principal:
+        kind: str
+        id: uuid.UUID | None
+        name: str
+
+    user = uuid.uuid4()
+    for principal, expected in [(Principal("user", user, "Ada"), Actor("user", str(user), "Ada")),
+                                (Principal("platform", None, "platform"),
+                                 Actor("platform", None, "platform"))]:
+        request = Request({"type": "http", "state": {"principal": principal}, "headers": []})
+        assert await actor_of(request) == expected
