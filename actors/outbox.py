@@ -18,6 +18,7 @@ from typing import Any
 
 import ray
 
+from actors import webhooks
 from actors.loops import Heartbeat, Lazy, Loop, Loops
 from actors.router import EntityRouter
 from forma3d import logs
@@ -27,6 +28,7 @@ from forma3d.messaging.envelope import Envelope, Reply
 from forma3d.messaging.live import relay
 from forma3d.retry import backoff_delay
 from forma3d.store import outbox
+from forma3d.store import webhooks as webhook_store
 from forma3d.store.outbox import CHANNEL
 
 log = logging.getLogger(__name__)
@@ -154,7 +156,9 @@ class OutboxDispatcher:
         self.host_count = host_count
         self.batch_size = batch_size
         self.dispatcher = Lazy(self._make_dispatcher)
-        loops = [Loop("dispatch", self._dispatch, stale_after=DISPATCH_STALE_SECONDS)]
+        self.sender = Lazy(self._make_sender)
+        loops = [Loop("dispatch", self._dispatch, stale_after=DISPATCH_STALE_SECONDS),
+                 Loop("webhooks", self._webhooks, stale_after=webhooks.STALE_SECONDS)]
         if self.config.redis_url:  # the same process relays committed events to dashboards
             loops.append(Loop("relay", self._relay, stale_after=RELAY_STALE_SECONDS))
         self.loops = Loops("outbox-dispatcher", loops)
@@ -173,6 +177,22 @@ class OutboxDispatcher:
         if released:
             log.warning("took over %d outbox rows claimed before a restart", released)
         return Dispatcher(pool, router, batch_size=self.batch_size)
+
+    async def _make_sender(self) -> webhooks.WebhookSender:
+        pool = await create_pool(self.database_url, max_size=4)
+        try:
+            # The cluster's only sender: its previous incarnation's leases are taken over now.
+            released = await webhook_store.release_claims(pool)
+        except BaseException:
+            await pool.close()
+            raise
+        if released:
+            log.warning("took over %d webhook deliveries claimed before a restart", released)
+        return webhooks.WebhookSender(pool, webhooks.SenderConfig.of(self.config))
+
+    async def _webhooks(self, heartbeat: Heartbeat) -> None:
+        sender = await self.sender.get()
+        await sender.run(self.database_url, heartbeat=heartbeat)
 
     async def _dispatch(self, heartbeat: Heartbeat) -> None:
         dispatcher = await self.dispatcher.get()
@@ -196,4 +216,8 @@ class OutboxDispatcher:
                           dead=dispatcher.dead)
             with contextlib.suppress(Exception):
                 result["pending"] = await asyncio.wait_for(dispatcher.pending(), 2.0)
+        sender = self.sender.value
+        if sender is not None:
+            result.update(webhooks_sent=sender.sent, webhooks_failed=sender.failures,
+                          webhooks_disabled=sender.disabled)
         return result

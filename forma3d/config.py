@@ -40,6 +40,18 @@ class Settings(BaseSettings):
     # tenant named by X-Forma3d-Tenant, every such write recorded). Unset: no platform access.
     platform_key: str | None = Field(default=None, alias="FORMA3D_PLATFORM_KEY")
     sandbox: bool = Field(default=True, alias="FORMA3D_SANDBOX")
+    # Outgoing webhooks: the disable rule, the retry backoff, the timeout of one attempt, and
+    # loopback targets (development only; a tenant may also allow its private addresses).
+    webhook_max_failures: int = Field(default=10, ge=1, alias="FORMA3D_WEBHOOK_MAX_FAILURES")
+    webhook_max_failing_hours: float = Field(default=24.0, gt=0,
+                                             alias="FORMA3D_WEBHOOK_MAX_FAILING_HOURS")
+    webhook_retry_base_seconds: float = Field(default=1.0, gt=0,
+                                              alias="FORMA3D_WEBHOOK_RETRY_BASE_SECONDS")
+    webhook_retry_cap_seconds: float = Field(default=3600.0, gt=0,
+                                             alias="FORMA3D_WEBHOOK_RETRY_CAP_SECONDS")
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0,
+                                           alias="FORMA3D_WEBHOOK_TIMEOUT_SECONDS")
+    webhook_allow_loopback: bool = Field(default=False, alias="FORMA3D_WEBHOOK_ALLOW_LOOPBACK")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", alias="FORMA3D_LOG_LEVEL"
     )

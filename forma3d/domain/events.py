@@ -71,6 +71,10 @@ class EventType(StrEnum):
     WEBHOOK_DEAD_LETTERED = "webhook.dead-lettered"
     WEBHOOK_RETRIED = "webhook.retried"
     GRIDFLOCK_PRESET_CHANGED = "gridflock.preset-changed"
+    ORDER_PRINTING = "order.printing"
+    ORDER_SHIPPED = "order.shipped"
+    ORDER_DELIVERED = "order.delivered"
+    WEBHOOK_SUBSCRIPTION_DISABLED = "webhook-subscription.disabled"
 
 
 class UnknownEventType(ValueError):
@@ -565,6 +569,48 @@ class WebhookRetried(EventPayload):
     inbox_id: int
     source: str
     topic: str
+
+
+# --- order milestones for shops' automation (outgoing webhooks) ----------------------------
+
+
+@_register(EventType.ORDER_PRINTING, "0.0.1",
+           "The order's parts are being printed (the order entered PROCESSING).")
+class OrderPrinting(EventPayload):
+    order_id: Id
+    shopify_order_id: str | None = None
+    previous_status: OrderStatus
+
+
+@_register(EventType.ORDER_SHIPPED, "0.0.1",
+           "The carrier has the order's parcel (its first scan in transit, or delivered).")
+class OrderShipped(EventPayload):
+    order_id: Id
+    shipment_id: Id
+    carrier: str | None = None
+    tracking_number: str | None = None
+    tracking_url: str | None = None
+
+
+@_register(EventType.ORDER_DELIVERED, "0.0.1", "The order's parcel was delivered.")
+class OrderDelivered(EventPayload):
+    order_id: Id
+    shipment_id: Id
+    carrier: str | None = None
+    tracking_number: str | None = None
+    tracking_url: str | None = None
+
+
+# --- outgoing webhooks ----------------------------------------------------------------------
+
+
+@_register(EventType.WEBHOOK_SUBSCRIPTION_DISABLED, "0.0.1",
+           "An outgoing webhook subscription kept failing and was switched off.")
+class WebhookSubscriptionDisabled(EventPayload):
+    subscription_id: Id
+    url: str
+    reason: str
+    consecutive_failures: int = Field(ge=0)
 
 
 # --- envelope -------------------------------------------------------------------------------

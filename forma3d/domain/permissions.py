@@ -48,6 +48,8 @@ PERMISSIONS: dict[str, str] = {
     "gridflock.write": "create, change and delete GridFlock presets",
     "webhooks.read": "read dead-lettered webhook deliveries",
     "webhooks.retry": "retry a dead-lettered webhook delivery",
+    "webhook_subscriptions.read": "list outgoing webhook subscriptions and their deliveries",
+    "webhook_subscriptions.write": "create, change, delete and redeliver outgoing webhooks",
     "integrations.read": "read the tenant's integration settings",
     "integrations.write": "change the tenant's integrations",
     "users.read": "list users",

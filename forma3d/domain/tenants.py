@@ -84,6 +84,9 @@ class TenantSettings(BaseModel):
     stock_quiet_end: str = "06:00"
     stock_time_zone: str = "UTC"
     stock_cancelled_parts: Literal["STOCK", "SCRAP"] = "STOCK"
+    # Outgoing webhooks go to public https addresses only, unless the tenant explicitly allows
+    # private ones (its own network: private ranges and loopback) knowing what it exposes.
+    webhooks_allow_private: bool = False
     # Rate limits of each API key and each signed-in user (a burst and a sustained bucket, as
     # Printago has two), and the ceiling on inbound provider webhooks, which retry after a 429.
     api_requests_per_second: int = Field(default=50, ge=1, le=100_000)

@@ -16,6 +16,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from forma3d.domain.permissions import SELF, is_permission
+from forma3d.http.audit import WriteTrail, answer_of, audited, status_of
 from forma3d.http.principal import require_principal
 from forma3d.http.problems import MEDIA_TYPE, Problem, validation_problem
 
@@ -42,6 +43,7 @@ class Endpoint:
     public: bool = False
     example: Any = None  # a request body this endpoint accepts, for the OpenAPI document
     permission: str | None = None  # `resource.action` the caller must hold (None: not yet declared)
+    audit: bool | None = None  # recorded in the audit trail (None: every write method)
 
 
 class UndeclaredPermission(RuntimeError):
@@ -150,13 +152,13 @@ class ApiRouter:
     def route(self, method: str, path: str, summary: str, *, body: type[BaseModel] | None = None,
               response: Any = None, status: int = 200, tags: tuple[str, ...] = (),
               query: tuple[str | dict[str, Any], ...] = (), public: bool = False,
-              example: Any = None, permission: str | None = None,
+              example: Any = None, permission: str | None = None, audit: bool | None = None,
               ) -> Callable[[Handler], Handler]:
         def register(fn: Handler) -> Handler:
             if permission:
                 DECLARED.add(permission)
             self.endpoints.append(Endpoint(method, path, fn, summary, body, response, status,
-                                           tags, query, public, example, permission))
+                                           tags, query, public, example, permission, audit))
             return fn
         return register
 
@@ -279,17 +281,36 @@ def _dispatcher(methods: dict[str, Endpoint]) -> Callable[[Request], Awaitable[R
         e = methods[request.method if request.method != "HEAD" else "GET"]
         if not e.public:
             authorize(request, e)
-        args: list[Any] = [request]
-        if e.body is not None:
-            try:
-                args.append(e.body.model_validate(await read_json(request)))
-            except ValidationError as error:
-                raise validation_problem(error) from None
-        result = await e.fn(*args)
-        if isinstance(result, Response):
-            return result
-        if e.response is not None and not isinstance(e.response, Listing):
-            adapter = TypeAdapter(e.response)
-            result = adapter.dump_python(adapter.validate_python(result), mode="json")
-        return json_response(result, e.status)
+        if not audited(e.method, e.path, e.audit):
+            return await _answer(e, request, None)
+        # The entity as it was: the same path's GET, for a change of one thing (not a list's).
+        reader = methods.get("GET") if e.method in ("PUT", "PATCH", "DELETE") else None
+        trail = WriteTrail(request, e.method, e.path, reader.fn if reader else None)
+        await trail.start()
+        try:
+            response = await _answer(e, request, trail)
+        except BaseException as error:
+            await trail.finish(status_of(error),
+                               error.body() if isinstance(error, Problem) else None)
+            raise
+        await trail.finish(response.status_code, answer_of(response))
+        return response
     return endpoint
+
+
+async def _answer(e: Endpoint, request: Request, trail: WriteTrail | None) -> Response:
+    args: list[Any] = [request]
+    if e.body is not None:
+        try:
+            args.append(e.body.model_validate(await read_json(request)))
+        except ValidationError as error:
+            raise validation_problem(error) from None
+        if trail is not None:
+            trail.command = args[-1].model_dump(mode="json", exclude_unset=True)
+    result = await e.fn(*args)
+    if isinstance(result, Response):
+        return result
+    if e.response is not None and not isinstance(e.response, Listing):
+        adapter = TypeAdapter(e.response)
+        result = adapter.dump_python(adapter.validate_python(result), mode="json")
+    return json_response(result, e.status)

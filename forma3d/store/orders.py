@@ -198,6 +198,10 @@ async def set_order_status(conn: Connection, order: OrderRow, status: OrderStatu
     await record(conn, EventType.ORDER_STATUS_CHANGED, order.tenant_id, {
         "order_id": str(order.id), "previous_status": current.value,
         "new_status": status.value, "reason": row["reason"]}, subject=subject)
+    if status == OrderStatus.PROCESSING:
+        await record(conn, EventType.ORDER_PRINTING, order.tenant_id, {
+            "order_id": str(order.id), "shopify_order_id": str(order.shopify_order_id),
+            "previous_status": current.value}, subject=subject)
     milestone = _ORDER_MILESTONES.get(status)
     if milestone is not None:
         data: dict[str, Any] = {"order_id": str(order.id),

@@ -122,7 +122,31 @@ async def set_shipment_status(conn: Connection, shipment: ShipmentRow, status: S
         "previous_status": current.value, "new_status": status.value,
         "tracking_number": shipment.tracking_number, "tracking_url": shipment.tracking_url,
         **(detail or {})}, subject=("order", shipment.order_id))
+    await _order_milestones(conn, shipment, status)
     return True
+
+
+_SHIPPED = frozenset({ShipmentStatus.IN_TRANSIT, ShipmentStatus.DELIVERED})
+
+
+async def _order_milestones(conn: Connection, shipment: ShipmentRow,
+                            status: ShipmentStatus) -> None:
+    """`order.shipped` once, at the parcel's first move with the carrier (a skipped transit
+    counts), and `order.delivered` at its delivery: the milestones shops automate on."""
+    if status not in _SHIPPED:
+        return
+    subject = ("order", shipment.order_id)
+    data = {"order_id": str(shipment.order_id), "shipment_id": str(shipment.id),
+            "carrier": shipment.carrier, "tracking_number": shipment.tracking_number,
+            "tracking_url": shipment.tracking_url}
+    shipped = await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM event_log WHERE tenant_id = $1 AND subject_type = 'order'"
+        " AND subject_id = $2 AND type = $3)", shipment.tenant_id, str(shipment.order_id),
+        EventType.ORDER_SHIPPED.value)
+    if not shipped:
+        await record(conn, EventType.ORDER_SHIPPED, shipment.tenant_id, data, subject=subject)
+    if status == ShipmentStatus.DELIVERED:
+        await record(conn, EventType.ORDER_DELIVERED, shipment.tenant_id, data, subject=subject)
 
 
 async def record_parcel(conn: Connection, shipment: ShipmentRow, parcel: Parcel,

@@ -92,7 +92,7 @@ async def test_ready_is_503_while_a_loop_is_stuck_and_200_when_it_ticks_again(
     actors = body["checks"]["loops"]["actors"]
     assert set(actors) == {"outbox_dispatcher", "scheduler", "fleet_clock", "slicer_pool",
                            "pulse"}
-    assert set(actors["outbox_dispatcher"]["loops"]) == {"dispatch", "relay"}
+    assert set(actors["outbox_dispatcher"]["loops"]) == {"dispatch", "relay", "webhooks"}
     assert set(actors["scheduler"]["loops"]) == {"tenant.reconcile", "tenant.backfill",
                                                  "stock.replenish",
                                                  "tenant.reconcile_shipments"}
@@ -124,6 +124,7 @@ async def _restarts(actor: Any, loop: str) -> int:
 @pytest.mark.parametrize(("singleton", "loop", "channel"), [
     ("outbox_dispatcher", "dispatch", "forma3d_outbox"),
     ("outbox_dispatcher", "relay", "forma3d_events"),
+    ("outbox_dispatcher", "webhooks", "forma3d_webhooks"),
     ("fleet_clock", "wake", "forma3d_queue"),
 ])
 async def test_a_loop_whose_connection_is_cut_is_restarted(

@@ -2,6 +2,7 @@
 
 from forma3d.http.routes import (
     access,
+    audit,
     events,
     files,
     gridflock,
@@ -16,9 +17,10 @@ from forma3d.http.routes import (
     shipments,
     stock,
     tenant,
+    webhook_subscriptions,
     webhooks,
 )
 
-__all__ = ["access", "events", "files", "gridflock", "gridflock_shop", "live", "mappings", "orders",
-           "people",
-           "print_jobs", "printers", "queue", "shipments", "stock", "tenant", "webhooks"]
+__all__ = ["access", "audit", "events", "files", "gridflock", "gridflock_shop", "live", "mappings",
+           "orders", "people", "print_jobs", "printers", "queue", "shipments", "stock", "tenant",
+           "webhook_subscriptions", "webhooks"]

@@ -105,7 +105,7 @@ JOBS = QuerySpec(
 @api.route("POST", "/gridflock/preview", "Plan a drawer: the plates as JSON and an SVG drawing "
            "(cheap enough for every keystroke); sizes outside the tenant's GridFlock limits "
            "get 422 naming the limit", body=PreviewIn, response=PreviewOut, tags=(TAG,),
-           permission="gridflock.preview")
+           permission="gridflock.preview", audit=False)
 async def preview(request: Request, body: PreviewIn) -> dict[str, Any]:
     settings = await tenant_settings(deps(request).pool, tenant_of(request))
     limits = SizeLimits(settings.gridflock_min_mm, settings.gridflock_max_mm)
