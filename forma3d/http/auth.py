@@ -37,9 +37,8 @@ from forma3d.domain.permissions import (
     builtin_permissions,
     known_permissions,
 )
-from forma3d.http.principal import Principal
+from forma3d.http.principal import DECLARED, Principal
 from forma3d.http.problems import Problem
-from forma3d.http.routing import DECLARED
 from forma3d.store.apikeys import KeyRecord, key_for_secret, touch_key
 from forma3d.store.users import SignInUser, user_for_auth
 

@@ -14,6 +14,8 @@ from starlette.requests import HTTPConnection
 from forma3d.http.problems import Problem
 
 PrincipalKind = Literal["user", "key", "platform"]
+DECLARED: set[str] = set()
+"""Every permission a route declares (filled as route modules register): the grantable ones."""
 
 
 @dataclass(frozen=True)

@@ -17,15 +17,13 @@ from starlette.routing import Route
 
 from forma3d.domain.permissions import SELF, is_permission
 from forma3d.http.audit import WriteTrail, answer_of, audited, status_of
-from forma3d.http.principal import require_principal
+from forma3d.http.principal import DECLARED, require_principal
 from forma3d.http.problems import MEDIA_TYPE, Problem, validation_problem
 
 MAX_BODY_BYTES = 1 << 20
 MAX_JSON_DEPTH = 64  # our deepest body, a search filter, nests about 15 levels
 MAX_NUMBER_CHARS = 64  # an int8 has 20 characters; no column holds more than this
 REF = "#/components/schemas/{model}"
-DECLARED: set[str] = set()
-"""Every permission a registered route declares (with the catalog: what a role can hold)."""
 Handler = Callable[..., Awaitable[Any]]
 
 

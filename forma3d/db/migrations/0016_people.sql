@@ -44,17 +44,3 @@ CREATE TABLE user_tokens (
     created_at  timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX user_tokens_user ON user_tokens (user_id);
-
--- Sign-in failures, lockouts, key and role changes, and every action of the platform
--- administrator across tenants (tenant_id is the tenant acted on, NULL for none).
-CREATE TABLE security_events (
-    id          bigserial PRIMARY KEY,
-    tenant_id   uuid REFERENCES tenants (id) ON DELETE CASCADE,
-    actor       text NOT NULL,
-    kind        text NOT NULL,
-    detail      jsonb NOT NULL DEFAULT '{}',
-    client      text,
-    request_id  text,
-    created_at  timestamptz NOT NULL DEFAULT now()
-);
-CREATE INDEX security_events_tenant ON security_events (tenant_id, created_at);

@@ -21,6 +21,12 @@ from forma3d.http.auth import AuthState, SessionPolicy
 from forma3d.http.deps import Deps
 from tests.polling import eventually
 
+# Security events are the audit trail's `security` rows, seen here as (kind, actor, detail).
+SECURITY_EVENTS = """(SELECT id, tenant_id, action AS kind, after AS detail,
+                             CASE WHEN actor_id IS NULL THEN actor_kind
+                                  ELSE actor_kind || ':' || actor_id END AS actor
+                        FROM audit_log WHERE category = 'security') AS security_events"""
+
 PASSWORD = "correct horse battery staple"
 PLATFORM_KEY = "platform-" + uuid.uuid4().hex
 
@@ -203,7 +209,7 @@ async def test_lockout_grows_and_ends(web: httpx.AsyncClient, api_key: str, slug
     assert await db_pool.fetchval(
         "SELECT failed_signins FROM users WHERE tenant_id = $1", tenant_id) == 0
     kinds = {r["kind"] for r in await db_pool.fetch(
-        "SELECT kind FROM security_events WHERE tenant_id = $1", tenant_id)}
+        f"SELECT kind FROM {SECURITY_EVENTS} WHERE tenant_id = $1", tenant_id)}
     assert {"signin.failed", "signin.lockout", "signin.locked", "user.invited"} <= kinds
 
 
@@ -257,13 +263,13 @@ async def test_platform_creates_a_tenant_and_its_owner(web: httpx.AsyncClient, a
     assert (await web.post("/api/v1/printers", headers=acting, json={"name": "P1"})
             ).status_code == 201
     recorded = await db_pool.fetch(
-        "SELECT kind, actor, detail FROM security_events WHERE tenant_id = $1 ORDER BY id",
+        f"SELECT kind, actor, detail FROM {SECURITY_EVENTS} WHERE tenant_id = $1 ORDER BY id",
         uuid.UUID(tenant_id))
     assert [r["kind"] for r in recorded if r["actor"] == "platform"] == [
         "tenant.created", "platform.request"]
     assert recorded[-1]["detail"] == {"method": "POST", "path": "/api/v1/printers",
                                       "status": 201}
     outside = await db_pool.fetch(
-        """SELECT detail FROM security_events WHERE tenant_id IS NULL AND actor = 'platform'
+        f"""SELECT detail FROM {SECURITY_EVENTS} WHERE tenant_id IS NULL AND actor = 'platform'
              AND detail->>'path' = '/api/v1/tenants' ORDER BY id DESC LIMIT 2""")
     assert [r["detail"]["status"] for r in outside] == [409, 201]
