@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from typing import Any, ClassVar, Self, TypeVar
 
@@ -26,6 +27,7 @@ from forma3d.integrations.errors import (
     UnexpectedResponseError,
 )
 from forma3d.integrations.retry import RetryPolicy, Sleep, parse_retry_after, retry_call
+from forma3d.platform import metrics
 
 T = TypeVar("T")
 M = TypeVar("M", bound="ApiModel")
@@ -176,8 +178,35 @@ class BaseClient:
         ok_statuses: Collection[int] = (),
         timeout: float | None = None,
     ) -> httpx.Response:
-        """Exactly one HTTP exchange: 2xx (or an `ok_statuses` code) returns, all else raises."""
+        """Exactly one HTTP exchange: 2xx (or an `ok_statuses` code) returns, all else raises.
+        Its latency, and its error if any, go to the integration metrics."""
         await self._pause_if_asked()
+        started = time.perf_counter()
+        try:
+            return await self._exchange(method, url, params=params, json=json, data=data,
+                                        files=files, headers=headers, ok_statuses=ok_statuses,
+                                        timeout=timeout)
+        except IntegrationError as error:
+            metrics.inc("forma3d_integration_errors", service=self.service,
+                        error=type(error).__name__)
+            raise
+        finally:
+            metrics.observe("forma3d_integration_call_seconds", time.perf_counter() - started,
+                            service=self.service)
+
+    async def _exchange(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Params | None,
+        json: Any,
+        data: Mapping[str, str] | None,
+        files: Mapping[str, tuple[str, bytes, str]] | None,
+        headers: Mapping[str, str] | None,
+        ok_statuses: Collection[int],
+        timeout: float | None,
+    ) -> httpx.Response:
         clean_params = {k: _param(v) for k, v in (params or {}).items() if v is not None}
         try:
             response = await self._http.request(
