@@ -93,8 +93,8 @@ async def fetch_related(conn: Conn, spec: QuerySpec, tenant_id: Any, field: str,
 
 def list_routes(path: str, spec: QuerySpec, *, name: str, item: type[BaseModel], tag: str,
                 expand: Expander | None = None, always: tuple[str, ...] = (),
-                narrow: Narrow | None = None) -> None:
-    """Registers `GET path` and `POST path/search` for `spec`.
+                narrow: Narrow | None = None, permission: str | None = None) -> None:
+    """Registers `GET path` and `POST path/search` for `spec` (both need `permission`).
 
     `expand` attaches the relations named by `include=` (plus `always`) to the page's rows;
     `narrow` adds a server-side condition from the path (and raises 404 for a missing parent).
@@ -122,7 +122,7 @@ def list_routes(path: str, spec: QuerySpec, *, name: str, item: type[BaseModel],
 
     list_.__name__, search.__name__ = f"list_{name}", f"search_{name}"
     api.route("GET", path, f"List {noun} (filter, sort, page, fields, include)",
-              response=response, tags=(tag,), query=params)(list_)
+              response=response, tags=(tag,), query=params, permission=permission)(list_)
     api.route("POST", f"{path}/search", f"Search {noun} with an AND/OR filter",
               body=SearchBody, response=response, tags=(tag,),
-              example=search_example(spec))(search)
+              example=search_example(spec), permission=permission)(search)
