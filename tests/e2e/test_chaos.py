@@ -10,32 +10,18 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from forma3d.chaos import FAULTS
+from tests.e2e.test_demo import free_port_block
+
+pytestmark = pytest.mark.ray
 
 ORDERS = 15
-
-
-def free_port_block(size: int = 4) -> int:
-    """A port whose next `size - 1` neighbours are free too (API and the three sandboxes)."""
-    for _ in range(50):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            base = int(probe.getsockname()[1])
-        if base + size >= 65535:
-            continue
-        try:
-            for port in range(base, base + size):
-                with socket.socket() as check:
-                    check.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        return base
-    raise AssertionError("no block of free ports")
 
 
 def test_a_chaos_run_fulfils_every_order_once(tmp_path: Path) -> None:
