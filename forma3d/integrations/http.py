@@ -8,7 +8,9 @@ typed errors of forma3d.integrations.errors, and lets a subclass pace its calls 
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
+import ssl
 import time
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from typing import Any, ClassVar, Self, TypeVar
@@ -38,6 +40,14 @@ Params = Mapping[str, str | int | float | bool | None]
 # 408 and 503 ("offline for maintenance") mean the request was not processed; other 5xx may
 # have been.
 _UNPROCESSED = frozenset({408, 503})
+
+
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    """One TLS context per process, shared by every client: building one loads the CA bundle,
+    tens of milliseconds of CPU (far more on a loaded machine), and handlers make a client per
+    call (a backlog of SimplyPrint webhooks spent most of the tenant entity's time on it)."""
+    return httpx.create_ssl_context()
 
 
 class ApiModel(BaseModel):
@@ -101,6 +111,7 @@ class BaseClient:
             timeout=httpx.Timeout(timeout),
             transport=transport,
             follow_redirects=False,
+            verify=tls_context(),
         )
 
     async def __aenter__(self) -> Self:
