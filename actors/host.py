@@ -29,6 +29,7 @@ from forma3d.integrations.errors import TransientError
 from forma3d.integrations.settings import IntegrationMissing
 from forma3d.messaging.envelope import Envelope, Reply, delivery_id
 from forma3d.messaging.message import parse
+from forma3d.platform import metrics
 from forma3d.store import handled
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,9 @@ class EntityHostCore:
         self.slots: dict[str, Slot] = {}
         self.handled = 0
         self.activations = 0
+        self.in_flight = 0  # messages in this host: waiting for their entity or being handled
+        self._tag = str(index)
+        self._gauges_at = 0.0
         self._pool: Pool | None = None
         self._services: Services | None = None
         self._start_lock = asyncio.Lock()
@@ -101,6 +105,23 @@ class EntityHostCore:
         return slot
 
     async def deliver(self, envelope: Envelope) -> Reply:
+        self.in_flight += 1
+        metrics.observe("forma3d_entity_mailbox_depth", self.in_flight, host=self._tag)
+        try:
+            return await self._deliver(envelope)
+        finally:
+            self.in_flight -= 1
+            self._report_active()
+
+    def _report_active(self, every: float = 1.0) -> None:
+        """The active-entities gauge, at most once a second (it counts every slot)."""
+        now = time.monotonic()
+        if now - self._gauges_at >= every:
+            self._gauges_at = now
+            metrics.set_gauge("forma3d_entities_active",
+                              sum(s.active for s in self.slots.values()), host=self._tag)
+
+    async def _deliver(self, envelope: Envelope) -> Reply:
         services = await self.services()
         try:
             slot = self._slot(envelope)
@@ -144,6 +165,7 @@ class EntityHostCore:
             slot.state = await slot.spec.load(services, slot.key)
             slot.active = True
             self.activations += 1
+            metrics.inc("forma3d_entity_activations", host=self._tag)
         pool = services.pool
         if handler.kind == HandlerKind.QUERY:
             return Reply(await handler.fn(slot.state, message))
@@ -172,6 +194,7 @@ class EntityHostCore:
                     del self.slots[address]
                     if slot.active:
                         await slot.spec.unload(slot.state)
+            self._report_active(every=0.0)
 
     def status(self) -> dict[str, Any]:
         return {"index": self.index, "pid": os.getpid(), "entities": len(self.slots),

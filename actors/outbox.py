@@ -24,10 +24,13 @@ from actors.router import EntityRouter
 from forma3d import logs
 from forma3d.config import settings
 from forma3d.db.pool import Pool, connect, create_pool
+from forma3d.domain.orders.states import OrderStatus
+from forma3d.domain.printing.states import PrintJobStatus
 from forma3d.messaging.envelope import Envelope, Reply
 from forma3d.messaging.live import relay
+from forma3d.platform import metrics
 from forma3d.retry import backoff_delay
-from forma3d.store import outbox
+from forma3d.store import census, outbox
 from forma3d.store import webhooks as webhook_store
 from forma3d.store.outbox import CHANNEL
 
@@ -36,6 +39,26 @@ DISPATCHER_NAME = "forma3d-outbox-dispatcher"
 # A round delivers up to a batch, each message bounded by the ask timeout (30 s by default).
 DISPATCH_STALE_SECONDS = 120.0
 RELAY_STALE_SECONDS = 30.0  # a round is one Redis publish
+METRICS_SECONDS = 5.0  # how often the cluster-wide gauges are read from PostgreSQL
+METRICS_STALE_SECONDS = 60.0
+
+
+async def sample_gauges(pool: Pool) -> None:
+    """The cluster-wide gauges (outbox backlog, its oldest age and dead letters; orders and
+    print jobs by status), read from PostgreSQL. Every status is set, so one that empties
+    reads 0, not its last count."""
+    backlog = await outbox.backlog(pool)
+    metrics.set_gauge("forma3d_outbox_backlog", backlog.pending)
+    metrics.set_gauge("forma3d_outbox_oldest_pending_seconds", backlog.oldest_pending_seconds)
+    metrics.set_gauge("forma3d_outbox_dead_letters", backlog.dead_letters)
+    orders = await census.orders_by_status(pool)
+    for order_status in OrderStatus:
+        metrics.set_gauge("forma3d_orders", orders.get(order_status.value, 0),
+                          status=order_status.value)
+    jobs = await census.print_jobs_by_status(pool)
+    for job_status in PrintJobStatus:
+        metrics.set_gauge("forma3d_print_jobs", jobs.get(job_status.value, 0),
+                          status=job_status.value)
 
 
 def _envelope(row: Any) -> Envelope:
@@ -158,7 +181,8 @@ class OutboxDispatcher:
         self.dispatcher = Lazy(self._make_dispatcher)
         self.sender = Lazy(self._make_sender)
         loops = [Loop("dispatch", self._dispatch, stale_after=DISPATCH_STALE_SECONDS),
-                 Loop("webhooks", self._webhooks, stale_after=webhooks.STALE_SECONDS)]
+                 Loop("webhooks", self._webhooks, stale_after=webhooks.STALE_SECONDS),
+                 Loop("metrics", self._metrics, stale_after=METRICS_STALE_SECONDS)]
         if self.config.redis_url:  # the same process relays committed events to dashboards
             loops.append(Loop("relay", self._relay, stale_after=RELAY_STALE_SECONDS))
         self.loops = Loops("outbox-dispatcher", loops)
@@ -197,6 +221,16 @@ class OutboxDispatcher:
     async def _dispatch(self, heartbeat: Heartbeat) -> None:
         dispatcher = await self.dispatcher.get()
         await dispatcher.run(self.database_url, heartbeat=heartbeat)
+
+    async def _metrics(self, heartbeat: Heartbeat) -> None:
+        dispatcher = await self.dispatcher.get()
+        while True:
+            heartbeat.beat()
+            try:
+                await sample_gauges(dispatcher.pool)
+            except Exception as error:  # PostgreSQL away: the next round tries again
+                log.warning("metrics not sampled: %s", error)
+            await heartbeat.sleep(METRICS_SECONDS)
 
     async def _relay(self, heartbeat: Heartbeat) -> None:
         await relay(self.database_url, self.config.redis_url or "", heartbeat.beat)

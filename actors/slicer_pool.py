@@ -31,6 +31,7 @@ from forma3d.domain.gridflock.planner import Plate
 from forma3d.domain.gridflock.profiles import DEFAULT_SLICING, PrinterProfile, SliceSettings
 from forma3d.domain.tenants import GridflockEngine
 from forma3d.gridflock.plates import Kind, PlateResult, SlicerUnavailable, make_plate
+from forma3d.platform import metrics
 
 POOL_NAME = "forma3d-slicer-pool"
 CACHE_ENV = "FORMA3D_GRIDFLOCK_CACHE"
@@ -122,6 +123,7 @@ class SlicerPoolCore:
     async def _one(self, kind: Kind, plate: Plate, profile: PrinterProfile | None,
                    engine: GridflockEngine = "manifold",
                    slicing: SliceSettings = DEFAULT_SLICING) -> PlateResult:
+        metrics.observe("forma3d_slicer_queue_depth", self.waiting + self.running + 1)
         self.waiting += 1
         try:
             await self.slots.acquire()
@@ -137,8 +139,10 @@ class SlicerPoolCore:
             self.running -= 1
             self.finished += 1
             self.slots.release()
+        took = time.perf_counter() - started
+        metrics.observe("forma3d_slicer_tool_seconds", took, kind=kind)
         self.stats["tasks"] += 1
-        self.stats["task_seconds_ms"] += int((time.perf_counter() - started) * 1000)
+        self.stats["task_seconds_ms"] += int(took * 1000)
         if result.failed_step:
             self.stats[f"failed.{result.failed_step}"] += 1
         self.stats["stl.miss" if result.stl_generated else "stl.hit"] += result.stl_key is not None

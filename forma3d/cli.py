@@ -321,7 +321,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     logs.configure("WARNING")
     options = DemoOptions(orders=args.orders, failure_rate=args.failure_rate,
                           timeout=args.timeout, speedup=args.speedup, api=args.api,
-                          stock_ratio=args.stock_ratio)
+                          stock_ratio=args.stock_ratio, chaos=args.chaos, seed=args.seed)
     # Ray writes its own notices to stdout while a stack starts and stops in this process; they
     # go to stderr so stdout carries only the report (one JSON object with --json).
     with contextlib.redirect_stdout(sys.stderr):
@@ -424,6 +424,11 @@ def _demo_parser(sub: Any) -> None:
     demo.add_argument("--api", help="base URL of a running stack (default: the configured "
                       "port, else start one in-process)")
     demo.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    demo.add_argument("--chaos", action="store_true",
+                      help="kill an entity host, the outbox dispatcher, the scheduler and a Serve "
+                           "replica, and restart PostgreSQL and Redis, at seeded random moments "
+                           "(needs the stack the demo starts itself)")
+    demo.add_argument("--seed", type=int, default=1, help="the chaos run's seed (default 1)")
     demo.set_defaults(run=cmd_demo)
 
 

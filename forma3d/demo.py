@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import asyncpg
 import httpx
 
 from forma3d.config import Settings
@@ -33,6 +34,11 @@ MIX: tuple[tuple[tuple[str, int], ...], ...] = (
 )
 
 
+# What a query raises while PostgreSQL restarts; the demo's pool reconnects on the next one.
+DATABASE_AWAY: tuple[type[BaseException], ...] = (OSError, asyncpg.PostgresError,
+                                                  asyncpg.InterfaceError)
+
+
 class DemoError(RuntimeError):
     """The demo cannot run (no stack, no sandbox); the message says what to do."""
 
@@ -47,6 +53,8 @@ class DemoOptions:
     api: str | None = None
     shopify_url: str | None = None
     simplyprint_url: str | None = None
+    chaos: bool = False  # inject faults (forma3d.chaos) into a stack started here
+    seed: int = 1  # the chaos run's seed: which faults hit when
 
 
 @dataclass(frozen=True)
@@ -57,6 +65,7 @@ class Target:
     database_url: str
     urls: dict[str, str]
     tenant_id: uuid.UUID
+    stack: Any = None  # the Stack, when the demo started it in-process
 
 
 def order_lines(index: int) -> list[dict[str, Any]]:
@@ -99,6 +108,10 @@ def target(options: DemoOptions, settings: Settings) -> Iterator[Target]:
 
     api = (options.api or f"http://{settings.http_host}:{settings.http_port}").rstrip("/")
     if options.api or ready(api):
+        if options.chaos:
+            raise DemoError(f"--chaos injects faults into a stack it starts itself, and one "
+                            f"answers at {api}: stop it, or set FORMA3D_HTTP_PORT to a free "
+                            "port")
         if not ready(api):
             raise DemoError(f"no ready stack at {api} (start one with `forma3d up`)")
         with _attached_database(settings) as database_url:
@@ -112,12 +125,16 @@ def target(options: DemoOptions, settings: Settings) -> Iterator[Target]:
 
     print(f"forma3d demo: no stack at {api}; starting one in-process ...", file=sys.stderr,
           flush=True)
+    if options.chaos and not settings.ray_address:
+        # Faults go only to a Ray cluster of this run's own, never to one found on the machine.
+        settings = settings.model_copy(update={"ray_address": "local"})
     stack = start_stack(settings, dashboard=False, sandbox_speedup=options.speedup)
     try:
         if stack.sandbox is None:
             raise DemoError(f"the in-process stack has no sandbox ({stack.sandbox_note})")
         _wait_ready(api)
-        yield Target(api, stack.services.database_url, stack.sandbox.urls, DEFAULT_TENANT_ID)
+        yield Target(api, stack.services.database_url, stack.sandbox.urls, DEFAULT_TENANT_ID,
+                     stack)
     finally:
         stack.stop()
 
@@ -222,7 +239,11 @@ async def _wait(conn: Any, t: Target, ids: list[int], timeout: float, show: bool
     with tqdm(total=len(ids), desc="orders done", unit="order", file=sys.stderr,
               disable=not show, dynamic_ncols=True) as bar:
         while True:
-            statuses = await _statuses(conn, t, ids)
+            try:
+                statuses = await _statuses(conn, t, ids)
+            except DATABASE_AWAY:  # restarting (a chaos run): ask again shortly
+                await asyncio.sleep(0.5)
+                continue
             done = sum(1 for s in statuses.values() if s in TERMINAL)
             bar.update(done - bar.n)
             counts = Counter(statuses.values())
@@ -251,13 +272,37 @@ async def _farm(client: httpx.AsyncClient, t: Target, keys: set[str]) -> dict[st
     jobs.raise_for_status()
     item_ids = {i["id"] for i in ours}
     farm_jobs = [j for j in jobs.json()["jobs"] if j.get("queue_item_id") in item_ids]
+    printed = Counter(j["queue_item_id"] for j in farm_jobs)
     return {"duplicates": sum(n - 1 for n in notes.values() if n > 1),
+            "duplicate_jobs": sum(n - 1 for n in printed.values() if n > 1),
             "queue_items": len(ours), "jobs": len(farm_jobs),
             "failed": sum(1 for j in farm_jobs if j.get("state") == "failed")}
 
 
+async def _parcels(client: httpx.AsyncClient, t: Target, names: set[str]) -> dict[str, int]:
+    """Sendcloud's side: parcels made for these orders (by order number), and how many of
+    them repeat an order's parcel."""
+    response = await client.get(f"{t.urls['sendcloud']}/_sandbox/parcels")
+    response.raise_for_status()
+    numbers = Counter(str(p.get("order_number")) for p in response.json()["parcels"]
+                      if str(p.get("order_number")) in names)
+    return {"parcels": sum(numbers.values()),
+            "duplicates": sum(n - 1 for n in numbers.values() if n > 1)}
+
+
+async def _dead_letters(conn: Any, t: Target, since: Any) -> dict[str, int]:
+    """Outbox messages refused for good and webhook deliveries dead-lettered during the run."""
+    outbox = await conn.fetchval(
+        "SELECT count(*) FROM outbox WHERE tenant_id = $1 AND created_at >= $2"
+        " AND done_at IS NOT NULL AND last_error IS NOT NULL", t.tenant_id, since)
+    webhooks = await conn.fetchval(
+        "SELECT count(*) FROM webhook_inbox WHERE tenant_id = $1 AND received_at >= $2"
+        " AND dead_lettered_at IS NOT NULL", t.tenant_id, since)
+    return {"outbox": int(outbox), "webhooks": int(webhooks)}
+
+
 async def _report(conn: Any, client: httpx.AsyncClient, t: Target,
-                  ids: list[int]) -> dict[str, Any]:
+                  ids: list[int], since: Any) -> dict[str, Any]:
     # Timed from the webhook's arrival (its first delivery stored in the inbox), not from the
     # order row, which the tenant entity inserts after the outbox has delivered the webhook.
     orders = await conn.fetch(
@@ -298,6 +343,9 @@ async def _report(conn: Any, client: httpx.AsyncClient, t: Target,
     listed.raise_for_status()
     ours = [o for o in listed.json()["orders"] if int(o["id"]) in set(ids)]
     farm = await _farm(client, t, keys)
+    names = {str(r["name"]) for r in await conn.fetch(
+        "SELECT name FROM orders WHERE tenant_id = $1 AND id = ANY($2)", t.tenant_id, order_ids)}
+    parcels = await _parcels(client, t, names)
     ledger = await conn.fetchrow(
         """SELECT coalesce(sum(quantity) FILTER (WHERE entry_type = 'RESERVED'), 0) AS reserved,
                   coalesce(sum(quantity) FILTER (WHERE entry_type = 'CONSUMED'), 0) AS consumed,
@@ -321,6 +369,9 @@ async def _report(conn: Any, client: httpx.AsyncClient, t: Target,
         "farm_queue_items": farm["queue_items"],
         "farm_prints": farm["jobs"],
         "farm_prints_failed": farm["failed"],
+        "duplicate_farm_jobs": farm["duplicate_jobs"],
+        "parcels": parcels["parcels"],
+        "duplicate_parcels": parcels["duplicates"],
         "shipments": int(shipments),
         "sendcloud_api": "+".join(apis) or configured,
         "units_ordered": int(demanded),
@@ -333,6 +384,10 @@ async def _report(conn: Any, client: httpx.AsyncClient, t: Target,
             1 for o in ours for f in o.get("fulfillments", []) if f.get("status") == "success"),
         "shopify_fulfilled_orders": sum(1 for o in ours if o.get("fulfillment_status")
                                         == "fulfilled"),
+        "duplicate_shopify_fulfillments": sum(
+            max(0, sum(1 for f in o.get("fulfillments", []) if f.get("status") == "success") - 1)
+            for o in ours),
+        "dead_letters": await _dead_letters(conn, t, since),
         "webhook_to_queued_ms": percentiles(
             [float(o["to_queued"]) for o in orders if o["to_queued"] is not None]),
         "webhook_to_fulfilled_ms": percentiles(
@@ -375,25 +430,56 @@ async def _diagnostics(conn: Any, t: Target, ids: list[int],
 
 
 async def drive(t: Target, options: DemoOptions, show_progress: bool) -> dict[str, Any]:
-    from forma3d.db.pool import connect
+    from forma3d.db.pool import create_pool
 
-    conn = await connect(t.database_url)
+    # A pool, not one connection: it reconnects after PostgreSQL restarts (a chaos run).
+    pool = await create_pool(t.database_url, min_size=1, max_size=2)
+    chaos: Any = None
     try:
         async with httpx.AsyncClient(timeout=30) as client:
             await _configure(client, t, options)
-            seeded = (await _seed_stock(conn, t, options.orders, options.stock_ratio)
-                      if options.stock_ratio > 0 else {})
+            seeded: dict[str, int] = {}
+            if options.stock_ratio > 0:
+                async with pool.acquire() as conn:
+                    seeded = await _seed_stock(conn, t, options.orders, options.stock_ratio)
+            since = await pool.fetchval("SELECT now()")
             started = time.monotonic()
-            ids = await _send(client, t, options.orders)
-            finished = await _wait(conn, t, ids, options.timeout, show_progress)
+            ids: list[int] = []
+            if options.chaos:
+                chaos = _start_chaos(pool, t, options, ids, started)
+            ids.extend(await _send(client, t, options.orders))
+            finished = await _wait(pool, t, ids, options.timeout, show_progress)
+            if chaos is not None:  # every fault is in before the results are read
+                await chaos.finish()
+                finished = await _wait(pool, t, ids, options.timeout, False)
             elapsed = time.monotonic() - started
-            report = await _report(conn, client, t, ids)
+            report = await _report(pool, client, t, ids, since)
     finally:
-        await conn.close()
+        if chaos is not None:
+            chaos.cancel()
+        await pool.close()
     report.update({"stock_ratio": options.stock_ratio, "stock_seeded": seeded,
                    "timed_out": not finished, "elapsed_s": round(elapsed, 1),
                    "failure_rate": options.failure_rate, "speedup": options.speedup})
+    if chaos is not None:
+        report["chaos"] = {"seed": options.seed, "faults": chaos.report()}
     return report
+
+
+def _start_chaos(pool: Any, t: Target, options: DemoOptions, ids: list[int],
+                 started: float) -> Any:
+    """Start injecting the seeded faults (a task on this loop); `ids` fills as orders go."""
+    from forma3d.chaos import Chaos, plan, window_for
+
+    async def done() -> int:
+        try:
+            return sum(s in TERMINAL for s in (await _statuses(pool, t, ids)).values())
+        except DATABASE_AWAY:
+            return -1
+
+    chaos = Chaos(t.stack, options.seed, plan(options.seed, window_for(options.orders)))
+    chaos.start(started, done)
+    return chaos
 
 
 def run_demo(options: DemoOptions, settings: Settings, *, show_progress: bool = True) -> dict[
@@ -425,8 +511,16 @@ def summary(report: dict[str, Any]) -> str:
         f"stock ({report['stock_units_consumed']} consumed on shipment)",
         f"latency     webhook->queued p50 {queued['p50']} ms p99 {queued['p99']} ms; "
         f"webhook->fulfilled p50 {fulfilled['p50']} ms p99 {fulfilled['p99']} ms",
+        f"duplicates  print jobs {report['duplicate_print_jobs']}, farm jobs "
+        f"{report['duplicate_farm_jobs']}, parcels {report['duplicate_parcels']} (of "
+        f"{report['parcels']}), Shopify fulfillments {report['duplicate_shopify_fulfillments']}; "
+        f"dead letters: outbox {report['dead_letters']['outbox']}, webhooks "
+        f"{report['dead_letters']['webhooks']}",
         f"run         {report['elapsed_s']} s at {report['speedup']:g}x simulated time, "
         f"farm failure rate {report['failure_rate']:g}"
         + ("  (TIMED OUT)" if report["timed_out"] else ""),
     ]
+    for fault in report.get("chaos", {}).get("faults", []):
+        lines.append(f"fault       {fault['at_s']:>7.2f} s  {fault['fault']:<18} "
+                     f"{fault['error'] or fault['detail']} ({fault['orders_done']} orders done)")
     return "\n".join(lines)

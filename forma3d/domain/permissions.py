@@ -50,6 +50,8 @@ PERMISSIONS: dict[str, str] = {
     "webhooks.retry": "retry a dead-lettered webhook delivery",
     "webhook_subscriptions.read": "list outgoing webhook subscriptions and their deliveries",
     "webhook_subscriptions.write": "create, change, delete and redeliver outgoing webhooks",
+    "dead_letters.read": "list messages the product refused for good",
+    "dead_letters.requeue": "deliver a dead-lettered message again",
     "integrations.read": "read the tenant's integration settings",
     "integrations.write": "change the tenant's integrations",
     "users.read": "list users",
@@ -77,6 +79,7 @@ OPERATOR_WRITES = frozenset({
     "orders.cancel", "print_jobs.retry", "print_jobs.cancel", "print_jobs.pause",
     "print_jobs.reorder", "print_jobs.clear", "printers.operate", "shipments.retry",
     "stock.adjust", "stock.print", "gridflock.retry", "gridflock.quote", "webhooks.retry",
+    "dead_letters.requeue",
     "files.write",
 })
 CATALOGUE_WRITES = frozenset({

@@ -51,6 +51,7 @@ from forma3d.messaging.printer import (
 )
 from forma3d.messaging.refusals import Conflict
 from forma3d.messaging.stock import StockJobReport
+from forma3d.platform import metrics
 from forma3d.retry import backoff_delay
 from forma3d.store import outbox, print_jobs, printers
 from forma3d.store.events import record
@@ -331,7 +332,9 @@ async def reconcile(printer: Printer, message: ReconcilePrinter) -> str:
 
 @HANDLERS.step(DispatchPrinter)
 async def dispatch(printer: Printer, message: DispatchPrinter) -> str:
-    return await _dispatch_now(printer)
+    decision = await _dispatch_now(printer)
+    metrics.inc("forma3d_dispatch_decisions", decision=decision.split(":", 1)[0])
+    return decision
 
 
 async def _dispatch_now(printer: Printer) -> str:

@@ -37,6 +37,7 @@ from forma3d.integrations.settings import (
 )
 from forma3d.integrations.webhooks import FarmWebhookPayload, SendcloudWebhookPayload
 from forma3d.messaging.tenant import WEBHOOK_MESSAGES
+from forma3d.platform import metrics
 from forma3d.store import inbox
 from forma3d.store.integrations import load_integration
 from forma3d.store.tenants import tenant_settings
@@ -168,6 +169,21 @@ def _writer(request: Request) -> inbox.GroupCommit | None:
 
 async def receive(request: Request) -> Response:
     source = request.path_params["source"]
+    try:
+        response = await _receive(request, source)
+    except Problem:
+        metrics.inc("forma3d_webhooks", source=source if source in SOURCES else "unknown",
+                    outcome="refused")
+        raise
+    except Exception:  # the database or the runtime failed us: the sender retries
+        metrics.inc("forma3d_webhooks", source=source, outcome="error")
+        raise
+    metrics.inc("forma3d_webhooks", source=source,
+                outcome="accepted" if response.body == ACCEPTED else "duplicate")
+    return response
+
+
+async def _receive(request: Request, source: str) -> Response:
     if source not in SOURCES:
         raise Problem(404, f"no webhook source {source!r}")
     tenant_id = parse_id(request.path_params["tenant_id"], "tenant")

@@ -8,7 +8,10 @@ typed errors of forma3d.integrations.errors, and lets a subclass pace its calls 
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
+import ssl
+import time
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from typing import Any, ClassVar, Self, TypeVar
 
@@ -26,6 +29,7 @@ from forma3d.integrations.errors import (
     UnexpectedResponseError,
 )
 from forma3d.integrations.retry import RetryPolicy, Sleep, parse_retry_after, retry_call
+from forma3d.platform import metrics
 
 T = TypeVar("T")
 M = TypeVar("M", bound="ApiModel")
@@ -36,6 +40,14 @@ Params = Mapping[str, str | int | float | bool | None]
 # 408 and 503 ("offline for maintenance") mean the request was not processed; other 5xx may
 # have been.
 _UNPROCESSED = frozenset({408, 503})
+
+
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    """One TLS context per process, shared by every client: building one loads the CA bundle,
+    tens of milliseconds of CPU (far more on a loaded machine), and handlers make a client per
+    call (a backlog of SimplyPrint webhooks spent most of the tenant entity's time on it)."""
+    return httpx.create_ssl_context()
 
 
 class ApiModel(BaseModel):
@@ -99,6 +111,7 @@ class BaseClient:
             timeout=httpx.Timeout(timeout),
             transport=transport,
             follow_redirects=False,
+            verify=tls_context(),
         )
 
     async def __aenter__(self) -> Self:
@@ -176,8 +189,35 @@ class BaseClient:
         ok_statuses: Collection[int] = (),
         timeout: float | None = None,
     ) -> httpx.Response:
-        """Exactly one HTTP exchange: 2xx (or an `ok_statuses` code) returns, all else raises."""
+        """Exactly one HTTP exchange: 2xx (or an `ok_statuses` code) returns, all else raises.
+        Its latency, and its error if any, go to the integration metrics."""
         await self._pause_if_asked()
+        started = time.perf_counter()
+        try:
+            return await self._exchange(method, url, params=params, json=json, data=data,
+                                        files=files, headers=headers, ok_statuses=ok_statuses,
+                                        timeout=timeout)
+        except IntegrationError as error:
+            metrics.inc("forma3d_integration_errors", service=self.service,
+                        error=type(error).__name__)
+            raise
+        finally:
+            metrics.observe("forma3d_integration_call_seconds", time.perf_counter() - started,
+                            service=self.service)
+
+    async def _exchange(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Params | None,
+        json: Any,
+        data: Mapping[str, str] | None,
+        files: Mapping[str, tuple[str, bytes, str]] | None,
+        headers: Mapping[str, str] | None,
+        ok_statuses: Collection[int],
+        timeout: float | None,
+    ) -> httpx.Response:
         clean_params = {k: _param(v) for k, v in (params or {}).items() if v is not None}
         try:
             response = await self._http.request(

@@ -8,6 +8,7 @@ under a lease, so a crash anywhere means redelivery (made harmless by handled_me
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from forma3d.db.pool import Connection, Pool
@@ -96,3 +97,41 @@ async def release_claims(pool: Pool) -> int:
         "UPDATE outbox SET claimed_until = NULL WHERE done_at IS NULL"
         " AND claimed_until IS NOT NULL")
     return int(result.split()[-1])
+
+
+# A dead letter: a message refused for good (done, with the refusal kept as its last error).
+DEAD = "done_at IS NOT NULL AND last_error IS NOT NULL"
+
+
+@dataclass(frozen=True)
+class Backlog:
+    """What the metrics report of the outbox: messages not yet delivered, the age of the oldest
+    of them (0 when none) and the dead letters."""
+
+    pending: int
+    oldest_pending_seconds: float
+    dead_letters: int
+
+
+async def backlog(pool: Pool) -> Backlog:
+    row = await pool.fetchrow(
+        f"""SELECT (SELECT count(*) FROM outbox WHERE done_at IS NULL) AS pending,
+                   (SELECT coalesce(extract(epoch FROM now() - min(created_at)), 0)
+                      FROM outbox WHERE done_at IS NULL) AS oldest,
+                   (SELECT count(*) FROM outbox WHERE {DEAD}) AS dead""")
+    assert row is not None
+    return Backlog(int(row["pending"]), float(row["oldest"]), int(row["dead"]))
+
+
+async def requeue(conn: Connection, tenant_id: uuid.UUID, row_id: int) -> bool:
+    """An operator's requeue of a dead letter: pending again, due now, its attempts counted
+    afresh; the last error stays until a delivery succeeds. False when the tenant has no such
+    dead letter. The entity never marked a refused message handled, so it is applied anew."""
+    found = await conn.fetchval(
+        f"""UPDATE outbox SET done_at = NULL, available_at = now(), claimed_until = NULL,
+                              attempts = 0
+             WHERE id = $1 AND tenant_id = $2 AND {DEAD} RETURNING id""", row_id, tenant_id)
+    if found is None:
+        return False
+    await conn.execute("SELECT pg_notify($1, '')", CHANNEL)
+    return True

@@ -92,7 +92,8 @@ async def test_ready_is_503_while_a_loop_is_stuck_and_200_when_it_ticks_again(
     actors = body["checks"]["loops"]["actors"]
     assert set(actors) == {"outbox_dispatcher", "scheduler", "fleet_clock", "slicer_pool",
                            "pulse"}
-    assert set(actors["outbox_dispatcher"]["loops"]) == {"dispatch", "relay", "webhooks"}
+    assert set(actors["outbox_dispatcher"]["loops"]) == {"dispatch", "relay", "webhooks",
+                                                         "metrics"}
     assert set(actors["scheduler"]["loops"]) == {"tenant.reconcile", "tenant.backfill",
                                                  "stock.replenish",
                                                  "tenant.reconcile_shipments"}

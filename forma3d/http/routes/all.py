@@ -3,6 +3,7 @@
 from forma3d.http.routes import (
     access,
     audit,
+    dead_letters,
     events,
     files,
     gridflock,
@@ -21,6 +22,6 @@ from forma3d.http.routes import (
     webhooks,
 )
 
-__all__ = ["access", "audit", "events", "files", "gridflock", "gridflock_shop", "live", "mappings",
-           "orders", "people", "print_jobs", "printers", "queue", "shipments", "stock", "tenant",
-           "webhook_subscriptions", "webhooks"]
+__all__ = ["access", "audit", "dead_letters", "events", "files", "gridflock", "gridflock_shop",
+           "live", "mappings", "orders", "people", "print_jobs", "printers", "queue", "shipments",
+           "stock", "tenant", "webhook_subscriptions", "webhooks"]

@@ -95,7 +95,7 @@ def list_routes(path: str, spec: QuerySpec, *, name: str, item: type[BaseModel],
                 permission: str,
                 expand: Expander | None = None, always: tuple[str, ...] = (),
                 narrow: Narrow | None = None) -> None:
-    """Registers `GET path` and `POST path/search` for `spec`.
+    """Registers `GET path` and `POST path/search` for `spec` (both need `permission`).
 
     `expand` attaches the relations named by `include=` (plus `always`) to the page's rows;
     `narrow` adds a server-side condition from the path (and raises 404 for a missing parent).
