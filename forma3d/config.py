@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     serve_replicas: int = Field(default=1, ge=1, le=64, alias="FORMA3D_SERVE_REPLICAS")
     secret_key: str | None = Field(default=None, alias="FORMA3D_SECRET_KEY")
     sandbox: bool = Field(default=True, alias="FORMA3D_SANDBOX")
+    # Where Shopify, SimplyPrint and Sendcloud reach this deployment: connecting an integration
+    # registers <public_url>/webhooks/<tenant>/<service> there. Unset: nothing is registered.
+    public_url: str | None = Field(default=None, alias="FORMA3D_PUBLIC_URL")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", alias="FORMA3D_LOG_LEVEL"
     )
@@ -54,6 +57,13 @@ class Settings(BaseSettings):
         if value and not value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must start with redis://, rediss:// or unix://")
         return value or None
+
+    @field_validator("public_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with https:// (or http:// for a local service)")
+        return value.rstrip("/") if value else None
 
     @field_validator("ray_address", mode="before")
     @classmethod

@@ -15,6 +15,7 @@ from forma3d.http.problems import Problem, refusal
 from forma3d.messaging.envelope import EntityError
 from forma3d.messaging.message import Message
 from forma3d.store.apikeys import tenant_for_key
+from forma3d.store.integrations import SettingsCache
 
 if TYPE_CHECKING:
     from actors.runtime import Runtime
@@ -34,6 +35,9 @@ class Deps:
     redis: Any
     runtime: Runtime | None = None
     entities: Entities | None = None  # default: the runtime's router
+    # Where the services reach us (FORMA3D_PUBLIC_URL): connecting registers webhooks there.
+    public_url: str | None = None
+    integrations: SettingsCache = field(default_factory=SettingsCache)
     _keys: dict[str, tuple[float, uuid.UUID | None]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

@@ -10,7 +10,6 @@ nothing and tells no one.
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,9 +36,7 @@ from forma3d.integrations.settings import (
 from forma3d.integrations.webhooks import FarmWebhookPayload, SendcloudWebhookPayload
 from forma3d.messaging.tenant import WEBHOOK_MESSAGES
 from forma3d.store import inbox
-from forma3d.store.integrations import load_integration
 
-SECRET_CACHE_SECONDS = 30.0
 ACCEPTED = b'{"status":"accepted"}'
 DUPLICATE = b'{"status":"duplicate"}'
 
@@ -124,16 +121,12 @@ SOURCES: dict[str, tuple[type[IntegrationSettings],
     "simplyprint": (SimplyPrintSettings, _simplyprint),
     "sendcloud": (SendcloudSettings, _sendcloud),
 }
-_secrets: dict[tuple[uuid.UUID, str], tuple[float, Any]] = {}
 
 
 async def _settings(request: Request, tenant_id: uuid.UUID, source: str) -> Any:
-    cached = _secrets.get((tenant_id, source))
-    if cached and cached[0] > time.monotonic():
-        return cached[1]
-    settings = await load_integration(deps(request).pool, tenant_id, SOURCES[source][0])
-    _secrets[(tenant_id, source)] = (time.monotonic() + SECRET_CACHE_SECONDS, settings)
-    return settings
+    """The tenant's settings from this process's cache, dropped as a change commits."""
+    found = deps(request)
+    return await found.integrations.get(found.pool, tenant_id, SOURCES[source][0])
 
 
 def _writer(request: Request) -> inbox.GroupCommit | None:

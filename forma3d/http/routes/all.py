@@ -4,6 +4,7 @@ from forma3d.http.routes import (
     events,
     files,
     gridflock,
+    integrations,
     live,
     mappings,
     orders,
@@ -16,5 +17,5 @@ from forma3d.http.routes import (
     webhooks,
 )
 
-__all__ = ["events", "files", "gridflock", "live", "mappings", "orders", "print_jobs", "printers",
-           "queue", "shipments", "stock", "tenant", "webhooks"]
+__all__ = ["events", "files", "gridflock", "integrations", "live", "mappings", "orders",
+           "print_jobs", "printers", "queue", "shipments", "stock", "tenant", "webhooks"]

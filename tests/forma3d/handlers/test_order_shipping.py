@@ -23,7 +23,7 @@ from forma3d.store import shipments
 from forma3d.store.integrations import load_integration, save_integration
 from forma3d.store.shipments import ShipmentRow
 from sandbox.server import serve_sandboxes
-from sandbox.tenant import connect_tenant, seed_catalog
+from sandbox.tenant import save_credentials, seed_catalog
 from tests.e2e.conftest import Farm, sandbox_config
 from tests.forma3d.handlers.test_order import (
     NOWHERE,
@@ -47,8 +47,8 @@ async def farm(db_pool: Pool, tenant_id: uuid.UUID, api: str,
     running = await serve_sandboxes(config)
     async with db_pool.acquire() as conn:
         parts = await seed_catalog(conn, tenant_id)
-    await connect_tenant(db_pool, tenant_id, running.urls, config, NOWHERE,
-                         sendcloud_api="v3" if api == "v3" else "v2")
+    await save_credentials(db_pool, tenant_id, running.urls, config,
+                           sendcloud_api="v3" if api == "v3" else "v2")
     yield Farm(tenant_id, db_pool, running, parts)
     await running.stop()
 
