@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from forma3d.domain.inventory.replenishment import parse_clock
 
@@ -19,35 +19,57 @@ GridflockEngine = Literal["manifold", "openscad"]
 
 
 class TenantSettings(BaseModel):
-    """Operational choices a tenant makes (stored in tenants.settings)."""
+    """Operational choices a tenant makes (stored in tenants.settings). Each setting's docstring
+    is its description in the API (GET/PATCH /api/v1/tenant/settings)."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True)
 
     # Five: at a 10 % failure rate a 140-job day loses no order in 99.9 % of days (three: 87 %).
     max_print_attempts: int = Field(default=5, ge=1, le=20)
+    """How often a failed print job is tried before its order is held for an operator."""
     cancel_printing_jobs: bool = True  # on order cancellation: stop prints, or let them finish
+    """On order cancellation: stop prints under way (true), or let them finish."""
     packaging_grams: int = Field(default=150, ge=0)
+    """Grams added to the printed parts' weight for the parcel."""
     stranded_job_seconds: float = Field(default=120.0, gt=0)
+    """Seconds a job queued at the farm may be missing from both its queue and its history
+    before reconciliation reports it stranded."""
     # A job PRINTING with no update for this long is checked against the farm's job history.
     stuck_job_seconds: float = Field(default=1800.0, gt=0)
+    """A job PRINTING with no update for this long is checked against the farm's job history."""
     # GridFlock (custom baseplates). Off by default: it spends cluster CPU minutes on OpenSCAD and
     # creates product mappings and farm files by itself, so a shop opts in; until then a
     # GRID-CUSTOM line item is held with a reason that names this flag.
     gridflock_enabled: bool = False
+    """Make custom Gridfinity baseplates (GRID-CUSTOM SKUs); off: such line items are held."""
     gridflock_min_mm: float = Field(default=100.0, gt=0)
+    """Smallest drawer side (mm) a GridFlock order may ask for."""
     gridflock_max_mm: float = Field(default=1000.0, gt=0, le=GRIDFLOCK_CEILING_MM)
+    """Largest drawer side (mm) a GridFlock order may ask for (at most the platform's
+    ceiling, 1200)."""
     gridflock_printer_profile: str = "bambu-a1"
+    """The printer profile GridFlock plates are sized and sliced for."""
     gridflock_required_tags: list[str] = Field(default_factory=list, max_length=32)
+    """Printer tags a GridFlock plate's print jobs require."""
     # Manifold by default: tests/forma3d/gridflock/test_gridflock_engines.py measures it equal
     # to the OpenSCAD reference on random plates.
     gridflock_engine: GridflockEngine = "manifold"
+    """How plate solids are made: manifold (in process) or openscad (the reference)."""
     # Stock Management (inventory). Off by default: with it on, orders take available units
     # from stock before anything is printed, and the replenishment scheduler prints products
     # below their minimum in the quiet hours (local time in `stock_time_zone`, may wrap over
     # midnight). Parts already printed for a cancelled order go to stock or to scrap.
     stock_management_enabled: bool = False
+    """Take ordered units from stock first, and print products below their minimum in the
+    quiet hours."""
     stock_quiet_start: str = "22:00"
+    """Start of the quiet hours (HH:MM, local time in stock_time_zone) for replenishment."""
     stock_quiet_end: str = "06:00"
+    """End of the quiet hours (HH:MM); may wrap over midnight."""
     stock_time_zone: str = "UTC"
+    """IANA time zone of the quiet hours, e.g. Europe/Amsterdam."""
     stock_cancelled_parts: Literal["STOCK", "SCRAP"] = "STOCK"
+    """Where parts already printed for a cancelled order go: STOCK or SCRAP."""
 
     @field_validator("stock_quiet_start", "stock_quiet_end")
     @classmethod
