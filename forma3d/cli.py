@@ -252,6 +252,7 @@ def cmd_sandbox(args: argparse.Namespace, settings: Settings) -> int:
     """The three simulators alone (no tenant wiring), on the ports `forma3d up` would use."""
     from sandbox.runner import SandboxThread, stack_config, write_state
     from sandbox.server import describe
+    from sandbox.tenant import connect_commands
 
     config = stack_config(settings.http_port, speedup=args.speedup, seed=args.seed)
     config.simplyprint.failure_rate = args.failure_rate
@@ -263,6 +264,10 @@ def cmd_sandbox(args: argparse.Namespace, settings: Settings) -> int:
     try:
         assert sandbox.running is not None
         print(describe(sandbox.running, config), flush=True)
+        print("connect a tenant (with FORMA3D_PUBLIC_URL set to where the API listens, so our "
+              "webhooks are registered here):", flush=True)
+        for line in connect_commands(urls, config):
+            print(f"  {line}", flush=True)
         print("sandbox is up; press Ctrl-C to stop", flush=True)
         _wait_for_signal()
     finally:

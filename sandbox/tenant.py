@@ -67,6 +67,22 @@ def sandbox_settings(urls: dict[str, str], config: SandboxConfig,
     }
 
 
+FLAGS = {"shop_domain": "--shop", "access_token": "--token", "company_id": "--company-id",
+         "secret_key": "--secret-key", "public_key": "--public-key", "api_key": "--api-key",
+         "webhook_secret": "--webhook-secret", "base_url": "--base-url",
+         "files_url": "--files-url", "api_version": "--api-version"}
+
+
+def connect_commands(urls: dict[str, str], config: SandboxConfig, tenant: str = "default"
+                     ) -> list[str]:
+    """The `forma3d integration set` commands that connect a tenant to these simulators."""
+    lines = []
+    for service, body in sandbox_settings(urls, config).items():
+        flags = " ".join(f"{FLAGS[k]} {v}" for k, v in body.items() if v is not None)
+        lines.append(f"forma3d integration set {service} --tenant {tenant} {flags}")
+    return lines
+
+
 async def connect_tenant(api_base: str, api_key: str, urls: dict[str, str],
                          config: SandboxConfig, sendcloud_api: Literal["v2", "v3"] = "v3",
                          ) -> dict[str, Any]:

@@ -141,3 +141,17 @@ def test_integration_verbs_connect_test_show_and_remove(
         assert "shopify is not connected" in error_line(capsys)
     finally:
         thread.stop()
+
+
+def test_the_sandbox_prints_integration_commands_the_cli_accepts() -> None:
+    from forma3d.cli import cmd_integration_set, parser
+    from sandbox.tenant import connect_commands
+
+    config = stack_config(8000, seed=1)
+    urls = {s: f"http://127.0.0.1:{8001 + i}"
+            for i, s in enumerate(("shopify", "simplyprint", "sendcloud"))}
+    lines = connect_commands(urls, config)
+    assert [line.split()[3] for line in lines] == ["shopify", "simplyprint", "sendcloud"]
+    for line in lines:
+        args = parser().parse_args(line.split()[1:])
+        assert args.run is cmd_integration_set and args.base_url == urls[args.service]
