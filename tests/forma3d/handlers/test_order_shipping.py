@@ -20,13 +20,12 @@ from forma3d.integrations.settings import SendcloudSettings
 from forma3d.messaging.order import CancelOrder, RetryShipment, ShipOrder
 from forma3d.messaging.refusals import Conflict
 from forma3d.store import shipments
-from forma3d.store.integrations import load_integration, save_integration
+from forma3d.store.integrations import connections, load_integration, save_integration
 from forma3d.store.shipments import ShipmentRow
 from sandbox.server import serve_sandboxes
 from sandbox.tenant import save_credentials, seed_catalog
 from tests.e2e.conftest import Farm, sandbox_config
 from tests.forma3d.handlers.test_order import (
-    NOWHERE,
     command,
     events,
     jobs,
@@ -37,6 +36,8 @@ from tests.forma3d.handlers.test_order import (
 )
 
 pytestmark = pytest.mark.db
+
+NOWHERE = "http://127.0.0.1:9"  # a Sendcloud that does not answer
 
 
 async def farm(db_pool: Pool, tenant_id: uuid.UUID, api: str,
@@ -200,3 +201,14 @@ async def test_retry_refuses_an_order_that_is_not_ready(v3shop: Farm) -> None:
     order = await started(v3shop, [("BENCHY-PLA-RED", 1)])
     with pytest.raises(Conflict, match="PROCESSING"):
         await retry(order)
+
+
+async def test_credentials_refused_during_fulfilment_mark_the_connection_failing(
+        v3shop: Farm) -> None:
+    order = await ready(v3shop)
+    v3shop.shopify.config.access_token = "shpat_revoked"  # the merchant uninstalled the app
+    assert await handlers.ship(order, ship_message(order)) == "fulfilment refused"
+    rows = {row.service: row for row in await connections(order.pool, order.tenant_id)}
+    assert rows["shopify"].last_error is not None
+    assert "Invalid API key" in rows["shopify"].last_error
+    assert rows["sendcloud"].last_error is None  # the label was made: its keys work
