@@ -25,12 +25,13 @@ from forma3d import logs
 from forma3d.db.pool import Pool, create_pool
 from forma3d.handlers.registry import EntitySpec, HandlerKind
 from forma3d.handlers.services import Live, Sender, Services, Slicer
-from forma3d.integrations.errors import TransientError
+from forma3d.integrations.errors import IntegrationError, TransientError
 from forma3d.integrations.settings import IntegrationMissing
 from forma3d.messaging.envelope import Envelope, Reply, delivery_id
 from forma3d.messaging.message import parse
 from forma3d.platform import metrics
 from forma3d.store import handled
+from forma3d.store.integrations import note_failure
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +83,7 @@ class EntityHostCore:
         self._services: Services | None = None
         self._start_lock = asyncio.Lock()
         self._reaper: asyncio.Task[None] | None = None
+        self._watcher: asyncio.Task[None] | None = None
 
     async def services(self) -> Services:
         if self._services is None:
@@ -93,6 +95,8 @@ class EntityHostCore:
                         sender=self.sender or RaySender(self.host_count),
                         live=Live(self.redis_url), slicer=self.slicer)
                     self._reaper = asyncio.create_task(self._reap_idle())
+                    self._watcher = asyncio.create_task(
+                        self._services.integrations.watch(self.database_url))
         return self._services
 
     def _slot(self, envelope: Envelope) -> Slot:
@@ -145,6 +149,8 @@ class EntityHostCore:
                     # Memory may now disagree with PostgreSQL: reload on the next message.
                     slot.active = False
                     transient = isinstance(error, TRANSIENT)
+                    if isinstance(error, IntegrationError):
+                        await _note(services, envelope, error)
                     if not transient:
                         log.warning("%s refused %s: %s", envelope.address, envelope.type, error)
                     return Reply(error=str(error) or type(error).__name__,
@@ -204,10 +210,22 @@ class EntityHostCore:
     async def close(self) -> None:
         if self._reaper is not None:
             self._reaper.cancel()
+        if self._watcher is not None:
+            self._watcher.cancel()
         if self._services is not None:
             self._services.live.close()
         if self._pool is not None:
             await self._pool.close()
+
+
+async def _note(services: Services, envelope: Envelope, error: IntegrationError) -> None:
+    """A refusal of a tenant's credentials is kept on its connection (GET /integrations)."""
+    try:
+        tenant_id = getattr(parse(envelope), "tenant_id", None)
+    except ValidationError:
+        return
+    if isinstance(tenant_id, uuid.UUID):
+        await note_failure(services.pool, tenant_id, error)
 
 
 @ray.remote(num_cpus=0)

@@ -110,6 +110,42 @@ def _in_database(settings: Settings, work: Callable[[Any], Awaitable[Any]]) -> A
     return _with_database(settings, run)
 
 
+# -- integrations: the same verbs as /api/v1/integrations, through the same code, without HTTP
+
+INTEGRATION_FLAGS: dict[str, dict[str, str]] = {
+    "shopify": {"shop": "shop_domain", "token": "access_token",
+                "webhook_secret": "webhook_secret", "api_version": "api_version",
+                "base_url": "base_url"},
+    "simplyprint": {"company_id": "company_id", "api_key": "api_key",
+                    "webhook_secret": "webhook_secret", "base_url": "base_url",
+                    "files_url": "files_url", "dispatch_mode": "dispatch_mode"},
+    "sendcloud": {"public_key": "public_key", "secret_key": "secret_key",
+                  "webhook_secret": "webhook_secret", "sender_address": "sender_address_id",
+                  "shipping_method": "shipping_method_id",
+                  "shipping_option": "shipping_option_code", "api_version": "api_version",
+                  "base_url": "base_url"},
+}
+
+
+def _secret_value(value: Any) -> Any:
+    """A value of "-" is read from standard input (keeps a secret out of the shell history)."""
+    return sys.stdin.readline().strip() if value == "-" else value
+
+
+def _integration_work(settings: Settings, tenant: str,
+                      work: Callable[[Any, Any], Awaitable[Any]]) -> Any:
+    from forma3d.db.pool import create_pool
+
+    async def run(url: str) -> Any:
+        pool = await create_pool(url, max_size=2)
+        try:
+            return await work(pool, await _tenant_id(pool, tenant))
+        finally:
+            await pool.close()
+
+    return _with_database(settings, run)
+
+
 def _roles_check(role: str) -> None:
     from forma3d.domain.permissions import BUILTIN_ROLES
 
@@ -214,6 +250,100 @@ def cmd_apikey_revoke(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _refusal(error: Exception) -> CliError:
+    from forma3d.integrations.errors import IntegrationError
+
+    if isinstance(error, IntegrationError):
+        return CliError(f"{error.service} refused: {error.message}")
+    return CliError(str(error))
+
+
+def cmd_integration_set(args: argparse.Namespace, settings: Settings) -> int:
+    from pydantic import ValidationError
+
+    from forma3d.handlers import connections
+    from forma3d.integrations.errors import IntegrationError
+
+    changes = {field: _secret_value(getattr(args, flag))
+               for flag, field in INTEGRATION_FLAGS[args.service].items()
+               if getattr(args, flag, None) is not None}
+
+    async def work(pool: Any, tenant_id: Any) -> Any:
+        try:
+            merged = await connections.merged(pool, tenant_id, args.service, changes)
+        except ValidationError as error:
+            raise CliError("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
+                                     for e in error.errors())) from None
+        try:
+            return await connections.connect(pool, tenant_id, merged, settings.public_url,
+                                             changed_by="cli")
+        except IntegrationError as error:
+            raise _refusal(error) from None
+
+    done = _integration_work(settings, args.tenant, work)
+    print(f"{args.service} connected ({done.settings.account or 'account not named'})")
+    if done.registration is None:
+        print("webhooks not registered: set FORMA3D_PUBLIC_URL to where the service reaches "
+              "this deployment, then run this again", file=sys.stderr)
+    else:
+        print(f"webhooks registered at {done.registration.url}: "
+              f"{', '.join(done.registration.subscriptions)}")
+    return 0
+
+
+def cmd_integration_show(args: argparse.Namespace, settings: Settings) -> int:
+    from forma3d.store.integrations import connections
+
+    async def work(pool: Any, tenant_id: Any) -> Any:
+        return await connections(pool, tenant_id)
+
+    rows = {row.service: row for row in _integration_work(settings, args.tenant, work)}
+    shown = []
+    for service in INTEGRATION_FLAGS:
+        if args.service and service != args.service:
+            continue
+        row = rows.get(service)
+        if row is None:
+            shown.append({"service": service, "state": "disconnected"})
+            continue
+        shown.append({"service": service, "state": "failing" if row.last_error else "connected",
+                      "config": row.config, "secrets": row.secrets,
+                      "last_error": row.last_error, "last_ok_at": row.last_ok_at,
+                      "updated_at": row.updated_at})
+    print(json.dumps(shown, indent=2, default=str, ensure_ascii=False))
+    return 0
+
+
+def cmd_integration_test(args: argparse.Namespace, settings: Settings) -> int:
+    from forma3d.handlers import connections
+    from forma3d.integrations.errors import IntegrationError
+
+    async def work(pool: Any, tenant_id: Any) -> Any:
+        try:
+            return await connections.test(pool, tenant_id, args.service)
+        except (IntegrationError, connections.NotConnected) as error:
+            raise _refusal(error) from None
+
+    said = _integration_work(settings, args.tenant, work)
+    print(f"{args.service}: {said.message}")
+    return 0
+
+
+def cmd_integration_remove(args: argparse.Namespace, settings: Settings) -> int:
+    from forma3d.handlers import connections
+
+    async def work(pool: Any, tenant_id: Any) -> None:
+        try:
+            await connections.disconnect(pool, tenant_id, args.service, settings.public_url,
+                                         changed_by="cli")
+        except (connections.NotConnected, connections.WebhooksLeft) as error:
+            raise CliError(str(error)) from None
+
+    _integration_work(settings, args.tenant, work)
+    print(f"{args.service} disconnected")
+    return 0
+
+
 def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
     from forma3d import logs
     from forma3d.stack import run_until_interrupted, start_stack
@@ -240,6 +370,7 @@ def cmd_sandbox(args: argparse.Namespace, settings: Settings) -> int:
     """The three simulators alone (no tenant wiring), on the ports `forma3d up` would use."""
     from sandbox.runner import SandboxThread, stack_config, write_state
     from sandbox.server import describe
+    from sandbox.tenant import connect_commands
 
     config = stack_config(settings.http_port, speedup=args.speedup, seed=args.seed)
     config.simplyprint.failure_rate = args.failure_rate
@@ -251,6 +382,10 @@ def cmd_sandbox(args: argparse.Namespace, settings: Settings) -> int:
     try:
         assert sandbox.running is not None
         print(describe(sandbox.running, config), flush=True)
+        print("connect a tenant (with FORMA3D_PUBLIC_URL set to where the API listens, so our "
+              "webhooks are registered here):", flush=True)
+        for line in connect_commands(urls, config):
+            print(f"  {line}", flush=True)
         print("sandbox is up; press Ctrl-C to stop", flush=True)
         _wait_for_signal()
     finally:
@@ -361,6 +496,7 @@ def parser() -> argparse.ArgumentParser:
     revoke.add_argument("key_id")
     revoke.set_defaults(run=cmd_apikey_revoke)
     _user_parser(sub)
+    _integration_parser(sub)
     _sandbox_parser(sub)
     _demo_parser(sub)
     return root
@@ -378,6 +514,58 @@ def _user_parser(sub: Any) -> None:
         command.add_argument("--name")
         command.add_argument("--role", default="viewer")
         command.set_defaults(run=run)
+
+
+def _integration_parser(sub: Any) -> None:
+    integration = sub.add_parser(
+        "integration", help="connect a tenant to Shopify, SimplyPrint and Sendcloud "
+        "(the verbs of /api/v1/integrations)").add_subparsers(dest="action", required=True)
+    secret = " (- reads it from standard input)"
+
+    def tenant(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        parser.add_argument("--tenant", default="default", help="tenant slug or id")
+        return parser
+
+    set_ = integration.add_parser("set", help="connect or change a service; registers our "
+                                  "webhooks there when FORMA3D_PUBLIC_URL is set; flags left "
+                                  "out keep their stored values").add_subparsers(
+        dest="service", required=True)
+    shop = tenant(set_.add_parser("shopify", help="a custom app's Admin API access"))
+    shop.add_argument("--shop", help="shop domain, e.g. my-farm.myshopify.com")
+    shop.add_argument("--token", help="Admin API access token (shpat_...)" + secret)
+    shop.add_argument("--webhook-secret", help="the app's client secret" + secret)
+    shop.add_argument("--api-version", help="Admin API version (default 2024-07)")
+    shop.add_argument("--base-url", help="instead of https://<shop> (a test service)")
+    farm = tenant(set_.add_parser("simplyprint", help="a SimplyPrint company's API key"))
+    farm.add_argument("--company-id", type=int)
+    farm.add_argument("--api-key", help="SimplyPrint API key" + secret)
+    farm.add_argument("--webhook-secret", help="secret we register with our webhook" + secret)
+    farm.add_argument("--dispatch-mode", choices=("simplyprint_queue", "smart"))
+    farm.add_argument("--base-url")
+    farm.add_argument("--files-url")
+    carrier = tenant(set_.add_parser("sendcloud", help="a Sendcloud API integration's keys"))
+    carrier.add_argument("--public-key")
+    carrier.add_argument("--secret-key", help="secret key" + secret)
+    carrier.add_argument("--webhook-secret", help="Webhook Signature Key, if set" + secret)
+    carrier.add_argument("--sender-address", type=int, help="sender address id")
+    carrier.add_argument("--shipping-method", type=int, help="v2: default shipping method id")
+    carrier.add_argument("--shipping-option", help="v3: default shipping option code")
+    carrier.add_argument("--api-version", choices=("v2", "v3"))
+    carrier.add_argument("--base-url")
+    for parser in (shop, farm, carrier):
+        parser.set_defaults(run=cmd_integration_set)
+    show = tenant(integration.add_parser("show", help="connections, secrets as last four "
+                                         "characters, and whether they work"))
+    show.add_argument("service", nargs="?", choices=tuple(INTEGRATION_FLAGS))
+    show.set_defaults(run=cmd_integration_show)
+    test = tenant(integration.add_parser("test", help="one live read call with the stored "
+                                         "credentials; prints what the service said"))
+    test.add_argument("service", choices=tuple(INTEGRATION_FLAGS))
+    test.set_defaults(run=cmd_integration_test)
+    remove = tenant(integration.add_parser("remove", help="disconnect: remove our webhooks "
+                                           "there and the stored credentials"))
+    remove.add_argument("service", choices=tuple(INTEGRATION_FLAGS))
+    remove.set_defaults(run=cmd_integration_remove)
 
 
 def _sandbox_parser(sub: Any) -> None:

@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     webhook_timeout_seconds: float = Field(default=10.0, gt=0,
                                            alias="FORMA3D_WEBHOOK_TIMEOUT_SECONDS")
     webhook_allow_loopback: bool = Field(default=False, alias="FORMA3D_WEBHOOK_ALLOW_LOOPBACK")
+    # Where Shopify, SimplyPrint and Sendcloud reach this deployment: connecting an integration
+    # registers <public_url>/webhooks/<tenant>/<service> there. Unset: nothing is registered.
+    public_url: str | None = Field(default=None, alias="FORMA3D_PUBLIC_URL")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", alias="FORMA3D_LOG_LEVEL"
     )
@@ -69,6 +72,13 @@ class Settings(BaseSettings):
         if value and not value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must start with redis://, rediss:// or unix://")
         return value or None
+
+    @field_validator("public_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with https:// (or http:// for a local service)")
+        return value.rstrip("/") if value else None
 
     @field_validator("ray_address", mode="before")
     @classmethod

@@ -12,6 +12,7 @@ import os
 import signal
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,6 +95,9 @@ def start_stack(settings: Settings, *, dashboard: bool = True,
         os.environ.update(env)
         if settings.sandbox:
             _start_sandbox(stack, sandbox_speedup)
+        if stack.sandbox is not None and not settings.public_url:
+            # The simulators reach this stack where it listens: connecting registers that.
+            env["FORMA3D_PUBLIC_URL"] = os.environ["FORMA3D_PUBLIC_URL"] = stack.api_base
         if not ray.is_initialized():
             for name, value in serve_environment(settings).items():
                 env[name] = os.environ.setdefault(name, value)
@@ -120,6 +124,8 @@ def start_stack(settings: Settings, *, dashboard: bool = True,
         stack.stops.append(serve.shutdown)
         serve.run(application(settings.serve_replicas, env), name="forma3d", route_prefix="/",
                   blocking=False)
+        if stack.sandbox is not None:
+            _wire_sandbox(stack)
     except BaseException:
         stack.stop()
         raise
@@ -150,14 +156,11 @@ def serve_environment(settings: Settings) -> dict[str, str]:
 
 
 def _start_sandbox(stack: Stack, speedup: float) -> None:
-    """Start the simulators and wire the default tenant to them, unless it has real credentials.
-
-    The simulators keep their state in memory, so the tenant is re-connected on every start;
-    the catalog is seeded only once.
-    """
+    """Start the simulators (the default tenant is connected to them once the API answers),
+    unless the default tenant has real credentials."""
     from forma3d.db.pool import connect
     from forma3d.store.tenants import DEFAULT_TENANT_ID
-    from sandbox.runner import has_real_credentials, stack_config, wire_tenant, write_state
+    from sandbox.runner import has_real_credentials, stack_config
 
     async def real() -> bool:
         conn = await connect(stack.services.database_url)
@@ -174,17 +177,43 @@ def _start_sandbox(stack: Stack, speedup: float) -> None:
     config = stack_config(stack.settings.http_port, speedup=speedup)
     stack.sandbox = SandboxThread(config)
     stack.stops.append(stack.sandbox.stop)
-    urls = stack.sandbox.start()
+    stack.sandbox.start()
+
+
+def _wire_sandbox(stack: Stack, ready_seconds: float = 180.0) -> None:
+    """Connect the default tenant to the simulators through the REST API (registering our
+    webhooks at each, as for a real shop), once the API answers; seed the catalog once.
+
+    The simulators keep their state in memory, so the tenant is re-connected on every start."""
+    import httpx
+
+    from forma3d.db.pool import connect
+    from forma3d.store.tenants import DEFAULT_TENANT_ID
+    from sandbox.runner import sandbox_key, wire_tenant, write_state
+
+    assert stack.sandbox is not None
+    deadline = time.monotonic() + ready_seconds
+    while True:
+        try:
+            if httpx.get(f"{stack.api_base}/health/live", timeout=5).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the API did not answer at {stack.api_base} in {ready_seconds}s")
+        time.sleep(0.5)
+    urls, config = stack.sandbox.urls, stack.sandbox.config
 
     async def wire() -> bool:
         conn = await connect(stack.services.database_url)
         try:
-            return await wire_tenant(conn, DEFAULT_TENANT_ID, urls, config, stack.api_base)
+            key = await sandbox_key(conn, stack.settings.data_dir, DEFAULT_TENANT_ID)
+            return await wire_tenant(conn, DEFAULT_TENANT_ID, urls, config, stack.api_base, key)
         finally:
             await conn.close()
 
     seeded = asyncio.run(wire())
-    stack.sandbox_note = ("default tenant connected to the sandbox"
+    stack.sandbox_note = ("default tenant connected to the sandbox through the API"
                           + ("; catalog seeded" if seeded else ""))
     state = write_state(stack.settings.data_dir, stack.api_base, urls)
     stack.stops.append(lambda: state.unlink(missing_ok=True))

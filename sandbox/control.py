@@ -29,12 +29,12 @@ def control_routes(
     clock: SimClock,
     dispatcher: WebhookDispatcher,
     get_targets: Callable[[], list[str]],
-    set_targets: Callable[[list[str]], None],
 ) -> list[Route]:
     """Routes shared by all three apps:
 
     - ``GET/POST /_sandbox/clock``: ``{"advance": s, "speedup": x}``
-    - ``GET/POST /_sandbox/webhooks``: ``{"targets": [urls], "loss_rate": 0.3}``
+    - ``GET/POST /_sandbox/webhooks``: ``{"loss_rate": 0.3}``; answers the registered targets
+      (webhooks are registered through each service's own API, as the product does)
     - ``GET /_sandbox/webhooks/deliveries?outcome=&topic=&since=<id>&limit=``
     - ``POST /_sandbox/webhooks/deliveries/{id}/replay``: same bytes again (a duplicate)
     """
@@ -57,8 +57,6 @@ def control_routes(
         if request.method == "POST":
             body = await read_json(request)
             try:
-                if "targets" in body:
-                    set_targets([str(url) for url in body["targets"]])
                 if "loss_rate" in body:
                     dispatcher.set_loss_rate(float(body["loss_rate"]))
             except ValueError as exc:

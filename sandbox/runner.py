@@ -17,11 +17,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from forma3d.store import files
+from forma3d.store.apikeys import create_api_key, tenant_for_key
 from sandbox.farm import PrinterSpec
 from sandbox.server import RunningSandboxes, SandboxConfig, serve_sandboxes
 from sandbox.tenant import CATALOG, connect_tenant, seed_catalog
 
 SERVICES = ("shopify", "simplyprint", "sendcloud")
+KEY_FILE = "sandbox.key"  # the API key `forma3d up` connects the sandbox tenant with
 STATE_FILE = "sandbox.json"  # in the data directory: where `forma3d sandbox shopify ...` looks
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 FARM_SIZE = 8
@@ -105,16 +107,41 @@ async def has_real_credentials(db: Any, tenant_id: uuid.UUID) -> bool:
     return False
 
 
+async def sandbox_key(db: Any, data_dir: Path, tenant_id: uuid.UUID) -> str:
+    """The API key the stack connects the tenant with (kept in the data directory, 0600, and
+    made again if it was revoked): the sandbox is connected through the REST API, as a shop is."""
+    key = _read_key(data_dir / KEY_FILE)
+    if key and await tenant_for_key(db, key) == tenant_id:
+        return key
+    created = await create_api_key(db, tenant_id, "sandbox")
+    _keep_key(data_dir / KEY_FILE, created.key)
+    return created.key
+
+
+def _read_key(path: Path) -> str | None:
+    try:
+        return path.read_text().strip() or None
+    except OSError:
+        return None
+
+
+def _keep_key(path: Path, key: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(key)
+    path.chmod(0o600)
+
+
 async def wire_tenant(db: Any, tenant_id: uuid.UUID, urls: dict[str, str],
-                      config: SandboxConfig, api_base: str) -> bool:
-    """Connect the tenant to the sandboxes; seed the catalog only the first time.
+                      config: SandboxConfig, api_base: str, api_key: str) -> bool:
+    """Connect the tenant to the sandboxes through the REST API (which registers our webhooks
+    at each); seed the catalog only the first time.
 
     Re-seeding would replace mapping parts that existing print jobs refer to, so it runs only
     when a catalog SKU has no mapping yet. A new sandbox is a new, empty SimplyPrint account:
     file ids uploaded to the previous one no longer exist there, so they are forgotten.
     Returns whether it seeded.
     """
-    await connect_tenant(db, tenant_id, urls, config, api_base)
+    await connect_tenant(api_base, api_key, urls, config)
     await files.forget_farm_files(db, tenant_id)
     mapped = await db.fetchval(
         "SELECT count(*) FROM product_mappings WHERE tenant_id = $1 AND sku = ANY($2)",

@@ -212,6 +212,15 @@ class SendcloudSandbox:
             connect_timeout=5.0,
         )
         self.targets = list(config.webhook_targets)
+        # The account's API integration: its webhook_url (set through /integrations/{id}) is
+        # where parcel webhooks go, as on Sendcloud.
+        now = clock.now().isoformat()
+        self.integration: dict[str, Any] = {
+            "id": config.integration_id, "shop_name": "Forma3D Sandbox", "shop_url": "",
+            "system": "api", "failing_since": None, "last_fetch": None,
+            "last_updated_at": now, "service_point_enabled": config.service_point_enabled,
+            "service_point_carriers": ["postnl", "dhl"] if config.service_point_enabled else [],
+            "webhook_active": False, "webhook_url": None}
         self.parcels: dict[int, ParcelRecord] = {}
         self._ids = itertools.count(self.rng.randrange(100_000, 200_000))
         self.limits_safe = Limits(WindowLimit(config.safe_per_minute, 60.0))
@@ -505,8 +514,32 @@ class SendcloudSandbox:
             "Content-Type": "application/json",
             SENDCLOUD_SIGNATURE_HEADER: sendcloud_signature(self.signing_key, body),
         }
-        for target in self.targets:
+        for target in self.subscribers():
             self.dispatcher.send(target, body, headers, "parcel_status_changed")
+
+    def subscribers(self) -> list[str]:
+        """Preset targets (simulator tests) and the integration's active webhook URL."""
+        hook = self.integration
+        active = [str(hook["webhook_url"])] if hook["webhook_active"] and hook[
+            "webhook_url"] else []
+        return list(dict.fromkeys([*self.targets, *active]))
+
+    def change_integration(self, change: dict[str, Any], *, full: bool) -> str | None:
+        """PUT (`full`: every field) or PATCH of the integration; the refusal's text, or None."""
+        fields = ("shop_name", "shop_url", "service_point_enabled", "service_point_carriers",
+                  "webhook_active", "webhook_url")
+        missing = [f"{name}: This field is required." for name in fields if name not in change]
+        if full and missing:
+            return f"{{'settings': {missing}}}"
+        merged = {**self.integration, **{k: v for k, v in change.items() if k in fields}}
+        if merged["webhook_active"] and not merged["webhook_url"]:
+            return "Webhook URL required when enable webhook is set to true"
+        url = merged["webhook_url"]
+        if url and not str(url).startswith(("http://", "https://")):
+            return "webhook_url: Enter a valid URL."
+        merged["last_updated_at"] = self.clock.now().isoformat()
+        self.integration = merged
+        return None
 
     async def aclose(self) -> None:
         for record in self.parcels.values():
@@ -834,8 +867,26 @@ def build_sendcloud_app(sandbox: SendcloudSandbox,
         sandbox.limits_unsafe.reset()
         return JSONResponse({"reset": True})
 
-    def set_targets(urls: list[str]) -> None:
-        sandbox.targets = urls
+    async def integrations(request: Request) -> Response:
+        if (denied := guard(request)) is not None:
+            return denied
+        return JSONResponse([sandbox.integration])
+
+    async def integration(request: Request) -> Response:
+        if (denied := guard(request)) is not None:
+            return denied
+        if int(request.path_params["integration_id"]) != sandbox.integration["id"]:
+            return JSONResponse(_error(404, "No Integration matches the given query.",
+                                       api_path(request)), status_code=404)
+        if request.method in ("PUT", "PATCH"):
+            body = await read_json(request)
+            refused = sandbox.change_integration(body if isinstance(body, dict) else {},
+                                                 full=request.method == "PUT")
+            if refused is not None:
+                return JSONResponse(_error(400, refused, api_path(request)), status_code=400)
+            return JSONResponse({k: v for k, v in sandbox.integration.items()
+                                 if k not in ("id", "system", "failing_since", "last_fetch")})
+        return JSONResponse(sandbox.integration)
 
     routes = [
         Route("/api/v2/parcels", parcels, methods=["GET", "POST", "PUT"]),
@@ -851,11 +902,14 @@ def build_sendcloud_app(sandbox: SendcloudSandbox,
         Route("/api/v2/user/addresses/sender", senders, methods=["GET"]),
         Route("/api/v2/user/addresses/sender/{sender_id:int}", sender, methods=["GET"]),
         Route("/api/v2/tracking/{number}", tracking, methods=["GET"]),
+        Route("/api/v2/integrations", integrations, methods=["GET"]),
+        Route("/api/v2/integrations/{integration_id:int}", integration,
+              methods=["GET", "PUT", "PATCH"]),
         *extra_routes,
         Route("/_sandbox/parcels", sandbox_parcels, methods=["GET"]),
         Route("/_sandbox/parcels/{parcel_id:int}/status", sandbox_status, methods=["POST"]),
         Route("/_sandbox/rate_limit/reset", sandbox_rate_limit, methods=["POST"]),
-        *control_routes(sandbox.clock, sandbox.dispatcher, lambda: sandbox.targets, set_targets),
+        *control_routes(sandbox.clock, sandbox.dispatcher, sandbox.subscribers),
     ]
     app = Starlette(routes=routes)
     app.state.sandbox = sandbox

@@ -407,7 +407,40 @@ def v3_routes(sandbox: SendcloudSandbox) -> list[BaseRoute]:
         return JSONResponse({"data": {"user_id": config.user_id,
                                       "integration_id": config.integration_id}})
 
+    def v3_integration() -> dict[str, Any]:
+        hook = sandbox.integration
+        return {"id": hook["id"], "shop_name": hook["shop_name"], "shop_url": hook["shop_url"],
+                "type": "api", "started_failing_at": None, "last_fetched_at": None,
+                "created_at": hook["last_updated_at"], "updated_at": hook["last_updated_at"],
+                "service_point_enabled": hook["service_point_enabled"],
+                "service_point_carriers": hook["service_point_carriers"],
+                "webhook_active": hook["webhook_active"], "webhook_url": hook["webhook_url"],
+                "feedback_type": "none"}
+
+    async def integrations(request: Request) -> Response:
+        if (denied := guard(request)) is not None:
+            return denied
+        return JSONResponse({"data": [v3_integration()]})
+
+    async def integration(request: Request) -> Response:
+        if (denied := guard(request)) is not None:
+            return denied
+        if int(request.path_params["integration_id"]) != sandbox.integration["id"]:
+            return Refusal(404, "The Integration could not be found with the search criteria "
+                           "given", code="not_found").response()
+        if request.method == "PATCH":
+            body = await read_json(request)
+            refused = sandbox.change_integration(body if isinstance(body, dict) else {},
+                                                 full=False)
+            if refused is not None:
+                return Refusal(400, refused).response()
+            return Response(status_code=204)
+        return JSONResponse({"data": v3_integration()})
+
     return [
+        Route("/api/v3/integrations", integrations, methods=["GET"]),
+        Route("/api/v3/integrations/{integration_id:int}", integration,
+              methods=["GET", "PATCH"]),
         Route("/api/v3/shipments", shipments, methods=["GET"]),
         Route("/api/v3/shipments/announce", announce_sync, methods=["POST"]),
         Route("/api/v3/shipments/announce-with-shipping-rules", announce_rules,

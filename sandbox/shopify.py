@@ -37,6 +37,11 @@ CANCEL_REASONS = ("customer", "fraud", "inventory", "declined", "other", "staff"
 ORDER_STATUSES = ("open", "closed", "cancelled", "any")
 # Shopify's 8 retries over about 4 hours (changelog 2024-09-10), in simulated seconds.
 SHOPIFY_RETRY_DELAYS = [60.0, 120.0, 240.0, 480.0, 960.0, 1920.0, 3600.0, 7200.0]
+# Topics a subscription may name (the store's app holds read_orders and read_fulfillments).
+WEBHOOK_TOPICS = ("orders/create", "orders/updated", "orders/paid", "orders/cancelled",
+                  "orders/fulfilled", "orders/partially_fulfilled", "orders/edited",
+                  "orders/delete", "refunds/create", "fulfillments/create",
+                  "fulfillments/update", "fulfillment_events/create", "app/uninstalled")
 INVALID_TOKEN = "[API] Invalid API key or access token (unrecognized login or wrong password)"
 THROTTLED = (
     "Exceeded 2 calls per second for api client. Reduce request rates to resume uninterrupted "
@@ -71,6 +76,8 @@ class ShopifyConfig(BaseModel):
     access_token: str = "shpat_sandbox_token"
     webhook_secret: str = "shopify-sandbox-secret"
     webhook_api_version: str = "2024-07"
+    # Addresses subscribed to every topic before the simulation starts (simulator tests); an
+    # app subscribes through the Admin API (`webhooks.json`), and only subscribers get webhooks.
     webhook_targets: list[str] = Field(default_factory=list)
     webhook_topics: list[str] | None = None  # None: every topic
     loss_rate: float = Field(default=0.0, ge=0.0, le=1.0)
@@ -159,6 +166,8 @@ class ShopifySandbox:
             timeout=5.0,
         )
         self.targets = list(config.webhook_targets)
+        self.subscriptions: dict[int, dict[str, Any]] = {}
+        self._subscription_ids = itertools.count(4759306)
         self.bucket = LeakyBucket(config.bucket_size, config.leak_rate)
         self.orders: dict[int, dict[str, Any]] = {}
         self.fulfillment_orders: dict[int, dict[str, Any]] = {}
@@ -429,7 +438,9 @@ class ShopifySandbox:
         event_id = self._uuid()
         moment = self.clock.now().astimezone(UTC)
         triggered = moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond:06d}000Z"
-        for target in self.targets:
+        subscribed = [hook["address"] for hook in self.subscriptions.values()
+                      if hook["topic"] == topic]
+        for target in [*self.targets, *subscribed]:
             headers = {
                 "Content-Type": "application/json",
                 "X-Shopify-Topic": topic,
@@ -441,6 +452,38 @@ class ShopifySandbox:
                 "X-Shopify-Triggered-At": triggered,
             }
             self.dispatcher.send(target, body, headers, topic)
+
+    def subscribers(self) -> list[str]:
+        """Every address that receives webhooks (preset or subscribed), once each."""
+        return list(dict.fromkeys(
+            [*self.targets, *(h["address"] for h in self.subscriptions.values())]))
+
+    def subscribe(self, spec: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """POST /webhooks.json semantics; returns (HTTP status, body)."""
+        topic, address = str(spec.get("topic") or ""), str(spec.get("address") or "").strip()
+        errors: dict[str, list[str]] = {}
+        if not topic:
+            errors["topic"] = ["can't be blank"]
+        elif topic not in WEBHOOK_TOPICS:
+            errors["topic"] = [f"Invalid topic specified. Topics allowed: "
+                               f"{', '.join(WEBHOOK_TOPICS)}"]
+        if not address:
+            errors["address"] = ["can't be blank"]
+        elif not address.startswith(("http://", "https://")):
+            errors["address"] = ["protocol is not supported"]
+        elif any(h["topic"] == topic and h["address"] == address
+                 for h in self.subscriptions.values()):
+            errors["address"] = ["for this topic has already been taken"]
+        if errors:
+            return 422, {"errors": errors}
+        now, hook_id = _iso(self.clock.now()), next(self._subscription_ids)
+        hook = {"id": hook_id, "address": address, "topic": topic,
+                "created_at": now, "updated_at": now, "format": str(spec.get("format", "json")),
+                "fields": list(spec.get("fields") or []), "metafield_namespaces": [],
+                "api_version": self.config.webhook_api_version,
+                "private_metafield_namespaces": []}
+        self.subscriptions[hook_id] = hook
+        return 201, {"webhook": hook}
 
     # -- fulfilments ----------------------------------------------------------------------
 
@@ -949,8 +992,55 @@ def build_shopify_app(sandbox: ShopifySandbox) -> Starlette:
                 return reply(400, {"error": str(exc)})
         return reply(200, {"orders_per_hour": sandbox.config.orders_per_hour})
 
-    def set_targets(urls: list[str]) -> None:
-        sandbox.targets = urls
+    async def shop(request: Request) -> Response:
+        if (denied := guard(request)) is not None:
+            return denied
+        config = sandbox.config
+        return with_limit(reply(200, {"shop": {
+            "id": sandbox.shop_id, "name": "Forma3D Sandbox", "domain": config.shop_domain,
+            "myshopify_domain": config.shop_domain, "currency": config.currency,
+            "plan_name": "partner_test"}}))
+
+    async def webhooks(request: Request) -> Response:
+        if (denied := guard(request)) is not None:
+            return denied
+        if request.method == "POST":
+            body = await read_json(request)
+            spec = body.get("webhook") if isinstance(body, dict) else None
+            status, answer = sandbox.subscribe(spec if isinstance(spec, dict) else {})
+            return with_limit(reply(status, answer))
+        params = request.query_params
+        rows = [h for h in sandbox.subscriptions.values()
+                if h["topic"] == params.get("topic", h["topic"])
+                and h["address"] == params.get("address", h["address"])
+                and h["id"] > int(params.get("since_id", "0") or 0)]
+        return with_limit(reply(200, {"webhooks": rows[: int(params.get("limit", "50"))]}))
+
+    async def count_webhooks(request: Request) -> Response:
+        if (denied := guard(request)) is not None:
+            return denied
+        params = request.query_params
+        rows = [h for h in sandbox.subscriptions.values()
+                if h["topic"] == params.get("topic", h["topic"])
+                and h["address"] == params.get("address", h["address"])]
+        return with_limit(reply(200, {"count": len(rows)}))
+
+    async def webhook(request: Request) -> Response:
+        if (denied := guard(request)) is not None:
+            return denied
+        hook = sandbox.subscriptions.get(request.path_params["webhook_id"])
+        if hook is None:
+            return with_limit(reply(404, {"errors": "Not Found"}))
+        if request.method == "DELETE":
+            del sandbox.subscriptions[hook["id"]]
+            return with_limit(reply(200, {}))
+        if request.method == "PUT":
+            body = await read_json(request)
+            change = body.get("webhook") if isinstance(body, dict) else None
+            if isinstance(change, dict) and change.get("address"):
+                hook["address"] = str(change["address"])
+                hook["updated_at"] = _iso(sandbox.clock.now())
+        return with_limit(reply(200, {"webhook": hook}))
 
     prefix = "/admin/api/{version}"
     routes = [
@@ -969,6 +1059,11 @@ def build_shopify_app(sandbox: ShopifySandbox) -> Starlette:
             methods=["GET"],
         ),
         Route(f"{prefix}/fulfillments.json", create_fulfillment, methods=["POST"]),
+        Route(f"{prefix}/shop.json", shop, methods=["GET"]),
+        Route(f"{prefix}/webhooks.json", webhooks, methods=["GET", "POST"]),
+        Route(f"{prefix}/webhooks/count.json", count_webhooks, methods=["GET"]),
+        Route(f"{prefix}/webhooks/{{webhook_id:int}}.json", webhook,
+              methods=["GET", "PUT", "DELETE"]),
         Route(
             f"{prefix}/orders/{{order_id:int}}/fulfillments/{{fulfillment_id:int}}/events.json",
             fulfillment_events,
@@ -988,7 +1083,7 @@ def build_shopify_app(sandbox: ShopifySandbox) -> Starlette:
         Route("/_sandbox/orders/{order_id:int}/cancel", sandbox_cancel, methods=["POST"]),
         Route("/_sandbox/rate_limit", sandbox_rate_limit, methods=["GET", "POST"]),
         Route("/_sandbox/order_stream", sandbox_order_stream, methods=["GET", "POST"]),
-        *control_routes(sandbox.clock, sandbox.dispatcher, lambda: sandbox.targets, set_targets),
+        *control_routes(sandbox.clock, sandbox.dispatcher, sandbox.subscribers),
     ]
     app = Starlette(routes=routes)
     app.state.sandbox = sandbox

@@ -841,7 +841,8 @@ def build_simplyprint_app(sandbox: SimplyPrintSandbox) -> Starlette:
         Route("/_sandbox/farm", sb_farm, methods=["GET", "POST"]),
         Route("/_sandbox/jobs", sb_jobs, methods=["GET"]),
         Route("/_sandbox/jobs/{uid}/fail", sb_fail_job, methods=["POST"]),
-        *control_routes(sandbox.clock, sandbox.dispatcher, sandbox.targets, sandbox.set_targets),
+        *control_routes(sandbox.clock, sandbox.dispatcher,
+                        lambda: [w.url for w in sandbox.webhooks if w.enabled]),
         Route(f"{cid}/{{rest:path}}", endpoint(not_found), methods=any_method),
     ]
     app = Starlette(routes=routes)

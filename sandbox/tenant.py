@@ -1,11 +1,12 @@
-"""Point a tenant at running sandboxes: integration settings, webhook targets and a catalog of
-product mappings for the Shopify sandbox's SKUs (single-part, multi-part and assemblies)."""
+"""Point a tenant at running sandboxes (through the product's REST API, as a shop owner would)
+and a catalog of product mappings for the Shopify sandbox's SKUs (single-part, multi-part and
+assemblies)."""
 
 from __future__ import annotations
 
 import uuid
 from decimal import Decimal
-from typing import Literal
+from typing import Any, Literal
 
 import httpx
 
@@ -49,30 +50,63 @@ async def seed_catalog(conn: Connection, tenant_id: uuid.UUID) -> dict[str, int]
     return parts_per_unit
 
 
-def webhook_url(base: str, tenant_id: uuid.UUID | str, source: str) -> str:
-    """Where a service delivers a tenant's webhooks: the product's public address scheme
-    (README, "Webhook URLs"), as a shop owner would paste it into the service."""
-    return f"{base.rstrip('/')}/webhooks/{tenant_id}/{source}"
-
-
-async def connect_tenant(db: Pool | Connection, tenant_id: uuid.UUID, urls: dict[str, str],
-                         config: SandboxConfig, api_base: str,
-                         sendcloud_api: Literal["v2", "v3"] = "v3") -> None:
-    """Save sandbox credentials for the tenant and aim each sandbox's webhooks at our ingress;
-    Sendcloud is connected in `sendcloud_api` (v3, as any new connection, unless asked)."""
+def sandbox_settings(urls: dict[str, str], config: SandboxConfig,
+                     sendcloud_api: Literal["v2", "v3"] = "v3") -> dict[str, dict[str, Any]]:
+    """The body of `PUT /api/v1/integrations/<service>` that connects each simulator, as a shop
+    owner would fill it in (plus the simulator's address instead of the real service's)."""
     shop, sp, sc = config.shopify, config.simplyprint, config.sendcloud
-    await save_integration(db, tenant_id, ShopifySettings(
-        shop_domain=shop.shop_domain, access_token=shop.access_token,
-        webhook_secret=shop.webhook_secret, base_url=urls["shopify"]))
-    await save_integration(db, tenant_id, SimplyPrintSettings(
-        company_id=sp.company_id, api_key=sp.api_key, webhook_secret=sp.webhook_secret,
-        base_url=urls["simplyprint"], files_url=urls["simplyprint"]))
-    await save_integration(db, tenant_id, SendcloudSettings(
-        public_key=sc.public_key, secret_key=sc.secret_key,
-        webhook_secret=sc.webhook_signature_key, base_url=urls["sendcloud"],
-        api_version=sendcloud_api))
-    async with httpx.AsyncClient(timeout=10) as client:
-        for source, base in urls.items():
-            response = await client.post(f"{base}/_sandbox/webhooks", json={
-                "targets": [webhook_url(api_base, tenant_id, source)]})
-            response.raise_for_status()
+    return {
+        "shopify": {"shop_domain": shop.shop_domain, "access_token": shop.access_token,
+                    "webhook_secret": shop.webhook_secret, "base_url": urls["shopify"]},
+        "simplyprint": {"company_id": sp.company_id, "api_key": sp.api_key,
+                        "webhook_secret": sp.webhook_secret, "base_url": urls["simplyprint"],
+                        "files_url": urls["simplyprint"]},
+        "sendcloud": {"public_key": sc.public_key, "secret_key": sc.secret_key,
+                      "webhook_secret": sc.webhook_signature_key, "base_url": urls["sendcloud"],
+                      "api_version": sendcloud_api},
+    }
+
+
+FLAGS = {"shop_domain": "--shop", "access_token": "--token", "company_id": "--company-id",
+         "secret_key": "--secret-key", "public_key": "--public-key", "api_key": "--api-key",
+         "webhook_secret": "--webhook-secret", "base_url": "--base-url",
+         "files_url": "--files-url", "api_version": "--api-version"}
+
+
+def connect_commands(urls: dict[str, str], config: SandboxConfig, tenant: str = "default"
+                     ) -> list[str]:
+    """The `forma3d integration set` commands that connect a tenant to these simulators."""
+    lines = []
+    for service, body in sandbox_settings(urls, config).items():
+        flags = " ".join(f"{FLAGS[k]} {v}" for k, v in body.items() if v is not None)
+        lines.append(f"forma3d integration set {service} --tenant {tenant} {flags}")
+    return lines
+
+
+async def connect_tenant(api_base: str, api_key: str, urls: dict[str, str],
+                         config: SandboxConfig, sendcloud_api: Literal["v2", "v3"] = "v3",
+                         ) -> dict[str, Any]:
+    """Connect the key's tenant to the running simulators through the product's REST API, as a
+    shop owner does: each PUT registers our webhooks at that simulator, which from then on
+    delivers to them (and only to them). Returns the answers by service."""
+    answers: dict[str, Any] = {}
+    async with httpx.AsyncClient(timeout=30, headers={
+            "Authorization": f"Bearer {api_key}"}) as client:
+        for service, body in sandbox_settings(urls, config, sendcloud_api).items():
+            response = await client.put(f"{api_base.rstrip('/')}/api/v1/integrations/{service}",
+                                        json=body)
+            if response.status_code != 200:
+                raise RuntimeError(f"connecting {service} failed: {response.status_code} "
+                                   f"{response.text}")
+            answers[service] = response.json()
+    return answers
+
+
+async def save_credentials(db: Pool | Connection, tenant_id: uuid.UUID, urls: dict[str, str],
+                           config: SandboxConfig,
+                           sendcloud_api: Literal["v2", "v3"] = "v3") -> None:
+    """Store the simulators' credentials for a tenant without connecting (no webhooks are
+    registered, so the simulators deliver none): for tests that drive the handlers directly."""
+    bodies = sandbox_settings(urls, config, sendcloud_api)
+    for model in (ShopifySettings, SimplyPrintSettings, SendcloudSettings):
+        await save_integration(db, tenant_id, model.model_validate(bodies[model.service]))

@@ -60,6 +60,7 @@ class EventType(StrEnum):
     INTEGRATION_SHOPIFY_CHANGED = "integration.shopify-changed"
     INTEGRATION_SIMPLYPRINT_CHANGED = "integration.simplyprint-changed"
     INTEGRATION_SENDCLOUD_CHANGED = "integration.sendcloud-changed"
+    TENANT_SETTINGS_CHANGED = "tenant.settings-changed"
     PRINTER_CHANGED = "printer.changed"
     PRINT_JOB_QUEUE_CHANGED = "print-job.queue-changed"
     PRINT_JOB_RECONCILED = "print-job.reconciled"
@@ -439,6 +440,14 @@ class StockSettingsChanged(EventPayload):
     product_mapping_id: str | None = None
     before: dict[str, Any]
     after: dict[str, Any]
+
+
+@_register(EventType.TENANT_SETTINGS_CHANGED, "0.0.1",
+           "The tenant's settings changed (PATCH /api/v1/tenant/settings).")
+class TenantSettingsChanged(EventPayload):
+    before: dict[str, Any]
+    after: dict[str, Any]
+    changed_by: str | None = None
 
 
 # --- integrations ---------------------------------------------------------------------------

@@ -16,6 +16,7 @@ PERMISSION = re.compile(r"^[a-z][a-z_]*\.[a-z][a-z_]*$")
 
 PERMISSIONS: dict[str, str] = {
     "tenant.read": "see the tenant itself",
+    "tenant.configure": "change the tenant's settings",
     "tenant.manage": "change the tenant's ownership and delete it",
     "events.read": "read the event log and the live stream",
     "orders.read": "list and read orders",

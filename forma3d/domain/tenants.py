@@ -45,53 +45,87 @@ class GridPricing(BaseModel):
 
 
 class TenantSettings(BaseModel):
-    """Operational choices a tenant makes (stored in tenants.settings)."""
+    """Operational choices a tenant makes (stored in tenants.settings). Each setting's docstring
+    is its description in the API (GET/PATCH /api/v1/tenant/settings)."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True)
 
     # Five: at a 10 % failure rate a 140-job day loses no order in 99.9 % of days (three: 87 %).
     max_print_attempts: int = Field(default=5, ge=1, le=20)
+    """How often a failed print job is tried before its order is held for an operator."""
     cancel_printing_jobs: bool = True  # on order cancellation: stop prints, or let them finish
+    """On order cancellation: stop prints under way (true), or let them finish."""
     packaging_grams: int = Field(default=150, ge=0)
+    """Grams added to the printed parts' weight for the parcel."""
     stranded_job_seconds: float = Field(default=120.0, gt=0)
+    """Seconds a job queued at the farm may be missing from both its queue and its history
+    before reconciliation reports it stranded."""
     # A job PRINTING with no update for this long is checked against the farm's job history.
     stuck_job_seconds: float = Field(default=1800.0, gt=0)
+    """A job PRINTING with no update for this long is checked against the farm's job history."""
     # GridFlock (custom baseplates). Off by default: it spends cluster CPU minutes on OpenSCAD and
     # creates product mappings and farm files by itself, so a shop opts in; until then a
     # GRID-CUSTOM line item is held with a reason that names this flag.
     gridflock_enabled: bool = False
+    """Make custom Gridfinity baseplates (GRID-CUSTOM SKUs); off: such line items are held."""
     gridflock_min_mm: float = Field(default=100.0, gt=0)
+    """Smallest drawer side (mm) a GridFlock order may ask for."""
     gridflock_max_mm: float = Field(default=1000.0, gt=0, le=GRIDFLOCK_CEILING_MM)
+    """Largest drawer side (mm) a GridFlock order may ask for (at most the platform's
+    ceiling, 1200)."""
     gridflock_printer_profile: str = "bambu-a1"
+    """The printer profile GridFlock plates are sized and sliced for."""
     gridflock_required_tags: list[str] = Field(default_factory=list, max_length=32)
+    """Printer tags a GridFlock plate's print jobs require."""
     # Manifold by default: tests/forma3d/gridflock/test_gridflock_engines.py measures it equal
     # to the OpenSCAD reference on random plates.
     gridflock_engine: GridflockEngine = "manifold"
+    """How plate solids are made: manifold (in process) or openscad (the reference)."""
     # What a plate is made with when no preset says otherwise (a preset names each of them).
     gridflock_magnet_diameter_mm: float = Field(default=MAGNET_DIAMETER_MM, ge=3.0, le=12.0)
+    """Magnet hole diameter (mm) when no preset names one."""
     gridflock_magnet_depth_mm: float = Field(default=MAGNET_DEPTH_MM, ge=1.0, le=5.0)
+    """Magnet hole depth (mm); a deeper hole makes a thicker floor."""
     gridflock_brim_mm: float = Field(default=0.0, ge=0.0, le=10.0)
+    """Brim width (mm) the slicer adds around each plate; 0 for none."""
     gridflock_margin_mm: float = Field(default=MARGIN_MM, ge=2.0, le=20.0)
+    """Margin (mm) kept free at the bed's edges when plates are sized."""
     gridflock_filament: str = "pla"
+    """Filament the plates are sliced for (pla or petg)."""
     # Quotes: the price model (none: quotes answer 409), and the storefront origins allowed to
     # call the quote endpoint from a browser besides the Shopify integration's shop domain.
     gridflock_pricing: GridPricing | None = None
+    """The quote price model (base, per cell, per plate, per magnet, minimum, currency); none:
+    quotes answer 409."""
     gridflock_storefront_origins: list[str] = Field(default_factory=list, max_length=16)
+    """Browser origins allowed to call the quote endpoint, besides the Shopify shop domain."""
     # Stock Management (inventory). Off by default: with it on, orders take available units
     # from stock before anything is printed, and the replenishment scheduler prints products
     # below their minimum in the quiet hours (local time in `stock_time_zone`, may wrap over
     # midnight). Parts already printed for a cancelled order go to stock or to scrap.
     stock_management_enabled: bool = False
+    """Take ordered units from stock first, and print products below their minimum in the
+    quiet hours."""
     stock_quiet_start: str = "22:00"
+    """Start of the quiet hours (HH:MM, local time in stock_time_zone) for replenishment."""
     stock_quiet_end: str = "06:00"
+    """End of the quiet hours (HH:MM); may wrap over midnight."""
     stock_time_zone: str = "UTC"
+    """IANA time zone of the quiet hours, e.g. Europe/Amsterdam."""
     stock_cancelled_parts: Literal["STOCK", "SCRAP"] = "STOCK"
+    """Where parts already printed for a cancelled order go: STOCK or SCRAP."""
     # Outgoing webhooks go to public https addresses only, unless the tenant explicitly allows
     # private ones (its own network: private ranges and loopback) knowing what it exposes.
     webhooks_allow_private: bool = False
+    """Allow outgoing webhooks to private addresses (this tenant's own network)."""
     # Rate limits of each API key and each signed-in user (a burst and a sustained bucket, as
     # Printago has two), and the ceiling on inbound provider webhooks, which retry after a 429.
     api_requests_per_second: int = Field(default=50, ge=1, le=100_000)
+    """Burst limit of each API key and each signed-in user (requests per second)."""
     api_requests_per_minute: int = Field(default=3000, ge=1, le=6_000_000)
+    """Sustained limit of each API key and each signed-in user (requests per minute)."""
     webhook_requests_per_second: int = Field(default=2000, ge=1, le=100_000)
+    """Ceiling on inbound provider webhooks for this tenant (they retry after a 429)."""
     # Shipping. Checkout rates (Shopify shipping line code or title) -> Sendcloud method; a rate
     # no rule names ships with the Sendcloud integration's default method.
     shipping_methods: list[ShippingMethodRule] = Field(

@@ -67,7 +67,7 @@ from forma3d.messaging.refusals import Conflict, NotFound
 from forma3d.store import orders as store
 from forma3d.store import print_jobs, shipments, stock
 from forma3d.store.events import record
-from forma3d.store.integrations import load_integration
+from forma3d.store.integrations import load_integration, note_failure
 from forma3d.store.outbox import send
 from forma3d.store.shipments import Parcel, ShipmentRow
 from forma3d.store.tenants import tenant_settings
@@ -410,6 +410,7 @@ async def _create_parcel(order: Order, shipment: ShipmentRow) -> None:
         async with sc.shipping() as carrier:
             created = await carrier.create(request)
     except PermanentError as error:
+        await note_failure(order.pool, order.tenant_id, error)
         await _shipment_failed(order, shipment, f"Sendcloud refused the shipment: {error}",
                                _action(order, error), sc.api_version)
         return
@@ -481,6 +482,7 @@ async def _fulfil(order: Order, shipment: ShipmentRow) -> bool:
                 found = await client.find_fulfillment(shopify_id, number)
                 fulfillment_id = found.id if found else None
     except PermanentError as error:
+        await note_failure(order.pool, order.tenant_id, error)
         reason = f"Shopify refused the fulfilment: {error}"
         async with order.pool.acquire() as conn, conn.transaction():
             locked = await shipments.get_shipment(conn, order.tenant_id, order.order_id,

@@ -55,13 +55,12 @@ from forma3d.platform import metrics
 from forma3d.retry import backoff_delay
 from forma3d.store import outbox, print_jobs, printers
 from forma3d.store.events import record
-from forma3d.store.integrations import load_integration
+from forma3d.store.integrations import note_failure
 from forma3d.store.print_jobs import PrinterBusy
 
 log = logging.getLogger(__name__)
 
 Reported = Literal["PRINTING", "COMPLETED", "FAILED", "CANCELLED"]  # JobStatusReport.status
-SETTINGS_TTL = 30.0
 BUSY_ATTEMPTS = 6  # dispatch retries before the active job is looked up again
 P = TypeVar("P", bound=PrinterMessage)
 
@@ -82,8 +81,6 @@ class Printer:
     busy_attempts: int = 0
     checked_farm: bool = False  # memory came from PostgreSQL; SimplyPrint not asked yet
     rng: random.Random = field(default_factory=random.Random)
-    settings: SimplyPrintSettings | None = None
-    settings_at: float = float("-inf")
 
     @property
     def farm_id(self) -> int | None:
@@ -388,6 +385,7 @@ async def _start(printer: Printer, job: dict[str, Any]) -> str:
                 await client.create_job(farm_id, file_id=file_id)
                 seen = await client.get_printer(farm_id)
     except PermanentError as error:
+        await note_failure(printer.services.pool, printer.tenant_id, error)
         return await _release(printer, job, f"SimplyPrint refused the start: {error}")
     except TransientError:
         printer.services.sender.tell_later(
@@ -464,11 +462,9 @@ async def control(printer: Printer, message: ControlPrinter) -> str:
 
 
 async def _simplyprint(printer: Printer) -> SimplyPrintSettings | None:
-    if printer.settings is None or time.monotonic() - printer.settings_at > SETTINGS_TTL:
-        printer.settings = await load_integration(printer.services.pool, printer.tenant_id,
-                                                  SimplyPrintSettings)
-        printer.settings_at = time.monotonic()
-    return printer.settings
+    """The tenant's SimplyPrint settings from the host's cache (dropped as a change commits)."""
+    services = printer.services
+    return await services.integrations.get(services.pool, printer.tenant_id, SimplyPrintSettings)
 
 
 ENTITY = EntitySpec("printer", load, HANDLERS)

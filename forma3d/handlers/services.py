@@ -28,6 +28,7 @@ from forma3d.integrations.settings import SimplyPrintSettings
 from forma3d.integrations.simplyprint import SimplyPrintClient
 from forma3d.messaging.live import live_channel
 from forma3d.messaging.message import Message
+from forma3d.store.integrations import SettingsCache
 
 log = logging.getLogger(__name__)
 
@@ -153,5 +154,7 @@ class Services:
     farm: FarmSessions = field(default_factory=FarmSessions)
     slicer: Slicer | None = None
     observations: Observations = field(default_factory=Observations)
+    # The tenants' integration settings, dropped as a change commits (the host watches).
+    integrations: SettingsCache = field(default_factory=SettingsCache)
     # Long-running work an entity started in this host (GridFlock pipelines), by entity key.
     tasks: dict[str, asyncio.Task[None]] = field(default_factory=dict)

@@ -19,8 +19,10 @@ from typing import Any, cast
 from pydantic import ValidationError
 
 from forma3d.db.pool import Connection, record_to_dict
+from forma3d.domain.events import EventType
 from forma3d.domain.orders.shopify_order import ORDER_TOPICS, ShopifyOrder
 from forma3d.domain.printing.reconcile import JobUpdate, reconcile
+from forma3d.domain.tenants import TenantSettings
 from forma3d.handlers import catalog, queue, stock
 from forma3d.handlers.registry import EntitySpec, Handlers
 from forma3d.handlers.services import Services
@@ -32,7 +34,7 @@ from forma3d.integrations.webhooks import FarmWebhookPayload, SendcloudWebhookPa
 from forma3d.messaging.message import Message
 from forma3d.messaging.order import CancelOrder, JobStatusReport, ShipmentStatusReport, StartOrder
 from forma3d.messaging.printer import FarmEvent
-from forma3d.messaging.refusals import NotFound
+from forma3d.messaging.refusals import Invalid, NotFound
 from forma3d.messaging.stock import StockJobReport
 from forma3d.messaging.tenant import (
     WEBHOOK_MESSAGES,
@@ -45,12 +47,14 @@ from forma3d.messaging.tenant import (
     RetryDeadLetter,
     SendcloudWebhook,
     ShopifyWebhook,
+    UpdateTenantSettings,
 )
 from forma3d.store import inbox
 from forma3d.store import orders as store_orders
+from forma3d.store.events import record
 from forma3d.store.integrations import load_integration
 from forma3d.store.outbox import send, send_many
-from forma3d.store.tenants import tenant_settings
+from forma3d.store.tenants import change_settings, tenant_settings
 
 log = logging.getLogger(__name__)
 BACKFILL_LOOKBACK = timedelta(days=2)
@@ -80,6 +84,26 @@ async def get(tenant: Tenant, message: GetTenant) -> dict[str, Any]:
 
 
 # --- Shopify ----------------------------------------------------------------------------
+
+
+@HANDLERS.command(UpdateTenantSettings)
+async def update_settings(tenant: Tenant, message: UpdateTenantSettings,
+                          conn: Connection) -> dict[str, Any]:
+    """Change settings, checked as a whole (a bad value is refused naming its field), with a
+    `tenant.settings-changed` event of what changed; answers every setting."""
+    current = await tenant_settings(conn, tenant.tenant_id)
+    try:
+        merged = TenantSettings.model_validate(current.model_dump() | message.changes)
+    except ValidationError as error:
+        raise Invalid([(".".join(str(p) for p in e["loc"]), e["msg"])
+                       for e in error.errors()]) from None
+    changes = {k: v for k, v in merged.model_dump(mode="json").items() if k in message.changes}
+    before = await change_settings(conn, tenant.tenant_id, changes)
+    if before:
+        await record(conn, EventType.TENANT_SETTINGS_CHANGED, tenant.tenant_id, {
+            "before": before, "after": {k: changes[k] for k in before},
+            "changed_by": message.by}, subject=("tenant", tenant.tenant_id))
+    return merged.model_dump(mode="json")
 
 
 @HANDLERS.command(ShopifyWebhook)

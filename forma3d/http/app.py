@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -103,11 +104,16 @@ def build_app(deps: Deps | None = None, config: Settings | None = None) -> Starl
         assert cfg.database_url and cfg.redis_url, "DATABASE_URL and REDIS_URL must be resolved"
         pool = await create_pool(cfg.database_url, max_size=10)
         redis = aioredis.from_url(cfg.redis_url)
-        app.state.deps = Deps(pool, redis, _connect_runtime(cfg),
-                              auth=AuthState(platform_key=cfg.platform_key))
+        app.state.deps = found = Deps(pool, redis, _connect_runtime(cfg),
+                                      auth=AuthState(platform_key=cfg.platform_key),
+                                      public_url=cfg.public_url)
+        watcher = asyncio.create_task(found.integrations.watch(cfg.database_url))
         try:
             yield
         finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
             await pool.close()
             await redis.aclose()
 

@@ -15,6 +15,7 @@ from forma3d.http.problems import Problem, refusal
 from forma3d.http.ratelimit import RateLimits
 from forma3d.messaging.envelope import EntityError
 from forma3d.messaging.message import Message
+from forma3d.store.integrations import SettingsCache
 
 if TYPE_CHECKING:
     from actors.runtime import Runtime
@@ -34,6 +35,9 @@ class Deps:
     entities: Entities | None = None  # default: the runtime's router
     auth: AuthState = field(default_factory=AuthState)  # key/user caches, session policy
     limits: RateLimits = field(init=False)
+    # Where the services reach us (FORMA3D_PUBLIC_URL): connecting registers webhooks there.
+    public_url: str | None = None
+    integrations: SettingsCache = field(default_factory=SettingsCache)
 
     def __post_init__(self) -> None:
         if self.entities is None and self.runtime is not None:

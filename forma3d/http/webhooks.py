@@ -39,10 +39,8 @@ from forma3d.integrations.webhooks import FarmWebhookPayload, SendcloudWebhookPa
 from forma3d.messaging.tenant import WEBHOOK_MESSAGES
 from forma3d.platform import metrics
 from forma3d.store import inbox
-from forma3d.store.integrations import load_integration
 from forma3d.store.tenants import tenant_settings
 
-SECRET_CACHE_SECONDS = 30.0
 ACCEPTED = b'{"status":"accepted"}'
 DUPLICATE = b'{"status":"duplicate"}'
 
@@ -127,18 +125,15 @@ SOURCES: dict[str, tuple[type[IntegrationSettings],
     "simplyprint": (SimplyPrintSettings, _simplyprint),
     "sendcloud": (SendcloudSettings, _sendcloud),
 }
-_secrets: dict[tuple[uuid.UUID, str], tuple[float, Any]] = {}
 
 
 async def _settings(request: Request, tenant_id: uuid.UUID, source: str) -> Any:
-    cached = _secrets.get((tenant_id, source))
-    if cached and cached[0] > time.monotonic():
-        return cached[1]
-    settings = await load_integration(deps(request).pool, tenant_id, SOURCES[source][0])
-    _secrets[(tenant_id, source)] = (time.monotonic() + SECRET_CACHE_SECONDS, settings)
-    return settings
+    """The tenant's settings from this process's cache, dropped as a change commits."""
+    found = deps(request)
+    return await found.integrations.get(found.pool, tenant_id, SOURCES[source][0])
 
 
+LIMITS_CACHE_SECONDS = 30.0  # a changed ceiling takes effect within this
 _limits: dict[uuid.UUID, tuple[float, TenantSettings]] = {}
 
 
@@ -150,7 +145,7 @@ async def _ceiling(request: Request, tenant_id: uuid.UUID) -> None:
         limits = cached[1]
     else:
         limits = await tenant_settings(deps(request).pool, tenant_id)
-        _limits[tenant_id] = (time.monotonic() + SECRET_CACHE_SECONDS, limits)
+        _limits[tenant_id] = (time.monotonic() + LIMITS_CACHE_SECONDS, limits)
     await deps(request).limits.check_webhooks(str(tenant_id), limits)
 
 

@@ -21,6 +21,7 @@ import httpx
 from pydantic import Field
 
 from forma3d.integrations.errors import (
+    NotFoundError,
     RejectedError,
     TransientError,
     UnexpectedResponseError,
@@ -322,3 +323,17 @@ class SendcloudV3Client(SendcloudAuth):
         if not isinstance(data, dict):
             raise UnexpectedResponseError(self.service, "auth metadata without data", body=data)
         return data
+
+    # -- the API integration's webhook (connecting an account)
+
+    async def get_integration(self, integration_id: int) -> dict[str, Any]:
+        for row in self.json_object(await self.request("GET", "integrations")).get("data") or []:
+            if isinstance(row, dict) and row.get("id") == integration_id:
+                return row
+        raise NotFoundError(self.service, f"integration {integration_id} is not in the account")
+
+    async def set_webhook(self, integration_id: int, url: str | None) -> None:
+        """Point the integration's webhook at `url`, or switch it off (None)."""
+        body = ({"webhook_active": True, "webhook_url": url} if url
+                else {"webhook_active": False, "webhook_url": ""})
+        await self.request("PATCH", f"integrations/{integration_id}", json=body)

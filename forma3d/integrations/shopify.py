@@ -18,7 +18,12 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 from pydantic import Field
 
-from forma3d.integrations.errors import IntegrationError, RejectedError, TransientError
+from forma3d.integrations.errors import (
+    IntegrationError,
+    RejectedError,
+    TransientError,
+    UnexpectedResponseError,
+)
 from forma3d.integrations.http import DEFAULT_TIMEOUT, ApiModel, BaseClient, Params
 from forma3d.integrations.retry import RetryPolicy, Sleep, call_limit_delay
 
@@ -96,6 +101,14 @@ class FulfillmentEvent(ApiModel):
     order_id: int | None = None
     status: str
     happened_at: str | None = None
+
+
+class Webhook(ApiModel):
+    """A webhook subscription of this app at the shop."""
+
+    id: int
+    topic: str
+    address: str
 
 
 @dataclass(frozen=True)
@@ -355,3 +368,33 @@ class ShopifyClient(BaseClient):
             "POST", f"orders/{order_id}/fulfillments/{fulfillment_id}/events.json",
             json={"event": {"status": status}}, idempotent=False)
         return self.parse(FulfillmentEvent, self.json_object(response).get("fulfillment_event"))
+
+    # -- the shop and its webhook subscriptions (connecting a shop)
+
+    async def get_shop(self) -> dict[str, Any]:
+        """`shop.json`: the cheap read that proves the domain and the access token."""
+        shop = self.json_object(await self.request("GET", "shop.json")).get("shop")
+        if not isinstance(shop, dict):
+            raise UnexpectedResponseError(self.service, "shop.json without a shop", body=shop)
+        return shop
+
+    async def list_webhooks(self, *, address: str | None = None) -> list[Webhook]:
+        body = self.json_object(await self.request(
+            "GET", "webhooks.json", params={"address": address, "limit": MAX_PAGE_SIZE}))
+        return [self.parse(Webhook, raw) for raw in body.get("webhooks") or []]
+
+    async def create_webhook(self, topic: str, address: str) -> Webhook | None:
+        """Subscribe `address` to `topic`; None when Shopify already has that subscription
+        (its 422 "for this topic has already been taken")."""
+        payload = {"webhook": {"topic": topic, "address": address, "format": "json"}}
+        try:
+            response = await self.request("POST", "webhooks.json", json=payload,
+                                          idempotent=False)
+        except RejectedError as error:
+            if "already been taken" in error.message:
+                return None
+            raise
+        return self.parse(Webhook, self.json_object(response).get("webhook"))
+
+    async def delete_webhook(self, webhook_id: int) -> None:
+        await self.request("DELETE", f"webhooks/{webhook_id}.json", ok_statuses=(404,))

@@ -131,6 +131,12 @@ HISTORY_STATUS: Mapping[str, PrintJobStatus] = MappingProxyType({
     "ongoing": PrintJobStatus.PRINTING, "done": PrintJobStatus.COMPLETED,
     "finished": PrintJobStatus.COMPLETED, "failed": PrintJobStatus.FAILED,
     "cancelled": PrintJobStatus.CANCELLED})
+# The webhook events the farm flow reads (job lifecycle, bed cleared, printer changes): what a
+# connection subscribes to at SimplyPrint.
+WEBHOOK_EVENTS = ("job.started", "job.paused", "job.resumed", "job.cancelled", "job.done",
+                  "job.failed", "job.bed_cleared", "printer.autoprint_state_changed",
+                  "printer.nozzle_size_changed", "printer.material_changed",
+                  "printer.custom_tag_assigned", "printer.custom_tag_detached")
 WEBHOOK_STATUS: Mapping[str, PrintJobStatus] = MappingProxyType({
     "job.started": PrintJobStatus.PRINTING, "job.done": PrintJobStatus.COMPLETED,
     "job.failed": PrintJobStatus.FAILED, "job.cancelled": PrintJobStatus.CANCELLED})
@@ -276,6 +282,30 @@ class SimplyPrintClient(BaseClient):
         """account/Test: proves key and company id; returns SimplyPrint's message."""
         body = await self.call("GET", "account/Test")
         return str(body.get("message") or "")
+
+    # -- webhooks (connecting a farm)
+
+    async def list_webhooks(self) -> list[dict[str, Any]]:
+        body = await self.call("GET", "webhooks/Get")
+        return [hook for hook in body.get("data") or [] if isinstance(hook, dict)]
+
+    async def create_webhook(self, *, name: str, url: str, events: Sequence[str], secret: str,
+                             webhook_id: int | None = None) -> int:
+        """`webhooks/Create` (enabled: SimplyPrint's default is off); with `webhook_id`, an
+        update of that webhook. Returns its id."""
+        payload: dict[str, Any] = {"name": name, "url": url, "events": list(events),
+                                   "secret": secret, "enabled": True}
+        if webhook_id is not None:
+            payload["id"] = webhook_id
+        body = await self.call("POST", "webhooks/Create", json=payload, idempotent=False)
+        hook = body.get("webhook")
+        if not isinstance(hook, dict) or not isinstance(hook.get("id"), int):
+            raise UnexpectedResponseError(self.service, "webhooks/Create without a webhook id",
+                                          body=body)
+        return int(hook["id"])
+
+    async def delete_webhook(self, webhook_id: int) -> None:
+        await self.call("POST", "webhooks/Delete", json={"id": webhook_id})
 
     # -- files
 

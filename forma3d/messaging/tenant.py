@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from forma3d.messaging.message import Message
 
@@ -77,3 +77,11 @@ class MappingChanged(TenantMessage):
     sku: str
     variant_id: str | None = None
 
+
+class UpdateTenantSettings(TenantMessage):
+    """An operator's change of tenant settings (names and values, checked by the tenant
+    against TenantSettings as a whole); answers every setting after the change."""
+
+    type: ClassVar[str] = "tenant.update_settings"
+    changes: dict[str, Any]
+    by: str | None = None

@@ -26,6 +26,7 @@ from forma3d.domain.inventory.states import Direction, LedgerType, ReferenceType
 from forma3d.domain.printing.mapping import AssemblyPart, ProductMapping
 from forma3d.messaging.envelope import delivery_id
 from forma3d.store.events import record as record_event
+from forma3d.store.tenants import change_settings
 
 SETTINGS = ("minimum", "maximum", "priority", "batch_size")
 
@@ -230,16 +231,14 @@ async def update_item(conn: Connection, tenant_id: uuid.UUID, mapping_id: uuid.U
 
 async def set_tenant_settings(conn: Connection, tenant_id: uuid.UUID,
                               changes: Mapping[str, Any]) -> None:
-    """Merge the stock-management keys into tenants.settings, with an event (before, after)."""
-    current = await conn.fetchval("SELECT settings FROM tenants WHERE id = $1 FOR UPDATE",
-                                  tenant_id) or {}
-    before = {k: current.get(k) for k in changes}
-    if before == dict(changes):
+    """Merge the stock-management keys into tenants.settings (the tenant settings' one writer,
+    `store.tenants.change_settings`), with an event (before, after)."""
+    before = await change_settings(conn, tenant_id, changes)
+    if not before:
         return
-    await conn.execute("UPDATE tenants SET settings = settings || $2::jsonb WHERE id = $1",
-                       tenant_id, dict(changes))
     await record_event(conn, EventType.STOCK_SETTINGS_CHANGED, tenant_id,
-                       {"before": before, "after": dict(changes)}, subject=("tenant", tenant_id))
+                       {"before": before, "after": {k: changes[k] for k in before}},
+                       subject=("tenant", tenant_id))
 
 
 async def level(db: Pool | Connection, tenant_id: uuid.UUID,

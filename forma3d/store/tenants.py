@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 from forma3d.db.pool import Connection, Pool, record_to_dict
@@ -47,3 +48,18 @@ async def find_tenant(db: Pool | Connection, ref: str) -> dict[str, Any] | None:
 async def tenant_settings(db: Pool | Connection, tenant_id: uuid.UUID) -> TenantSettings:
     raw = await db.fetchval("SELECT settings FROM tenants WHERE id = $1", tenant_id)
     return TenantSettings.model_validate(raw or {})
+
+
+async def change_settings(conn: Connection, tenant_id: uuid.UUID,
+                          changes: Mapping[str, Any]) -> dict[str, Any]:
+    """Merge `changes` (already validated as TenantSettings by the caller) into
+    tenants.settings under the row's lock; returns the previous values of the keys that
+    changed (empty: nothing changed). The caller records the event that names the change."""
+    current = await conn.fetchval("SELECT settings FROM tenants WHERE id = $1 FOR UPDATE",
+                                  tenant_id) or {}
+    changed = {k: v for k, v in changes.items() if current.get(k) != v}
+    if not changed:
+        return {}
+    await conn.execute("UPDATE tenants SET settings = settings || $2::jsonb WHERE id = $1",
+                       tenant_id, changed)
+    return {k: current.get(k) for k in changed}

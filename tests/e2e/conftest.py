@@ -8,7 +8,7 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import pytest
@@ -39,6 +39,9 @@ async def ingress(db_pool: Pool, redis_url: str, ray_runtime: Runtime) -> AsyncI
                                            lifespan="off", access_log=False))
     task = asyncio.create_task(server.serve())
     port = await started(server, task)
+    # The simulators deliver only to the webhooks registered at them, which connecting a tenant
+    # through the API registers here.
+    app.state.deps.public_url = f"http://127.0.0.1:{port}"
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     with contextlib.suppress(asyncio.CancelledError):
@@ -97,6 +100,15 @@ class Farm:
             await asyncio.sleep(0.2)
 
 
+async def connect(db_pool: Pool, ingress: str, tenant_id: uuid.UUID, running: RunningSandboxes,
+                  config: SandboxConfig, sendcloud_api: Literal["v2", "v3"] = "v3") -> str:
+    """An operator key for the tenant, and its three integrations connected with it through
+    the REST API (registering our webhooks at each simulator); returns the key."""
+    key = (await create_api_key(db_pool, tenant_id, "operator")).key
+    await connect_tenant(ingress, key, running.urls, config, sendcloud_api)
+    return key
+
+
 def sandbox_config(**farm: Any) -> SandboxConfig:
     config = SandboxConfig(seed=7, speedup=SPEEDUP)
     config.sendcloud.status_interval = 600
@@ -119,8 +131,7 @@ async def farm(db_pool: Pool, ingress: str, sandbox: SandboxConfig) -> AsyncIter
     tenant_id = await create_tenant(db_pool, f"e2e-{uuid.uuid4().hex[:10]}")
     async with db_pool.acquire() as conn:
         parts = await seed_catalog(conn, tenant_id)
-    await connect_tenant(db_pool, tenant_id, running.urls, config, ingress)
-    key = (await create_api_key(db_pool, tenant_id, "operator")).key
+    key = await connect(db_pool, ingress, tenant_id, running, config)
     yield Farm(tenant_id, db_pool, running, parts, ingress, key)
     # The shop leaves with its sandboxes: its integrations are switched off, so reconciliation
     # and redeliveries for it stop calling farms that are gone (and crowding later tests).

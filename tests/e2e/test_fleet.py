@@ -28,8 +28,8 @@ from forma3d.store.integrations import load_integration, save_integration
 from forma3d.store.tenants import create_tenant
 from sandbox.farm import MaterialSpec, PrinterSpec
 from sandbox.server import serve_sandboxes
-from sandbox.tenant import connect_tenant, seed_catalog
-from tests.e2e.conftest import Farm, sandbox_config
+from sandbox.tenant import seed_catalog
+from tests.e2e.conftest import Farm, connect, sandbox_config
 from tests.polling import eventually
 
 pytestmark = pytest.mark.ray
@@ -69,7 +69,7 @@ async def smart_farm(db_pool: Pool, ingress: str, runtime: Runtime, printers: li
                 """UPDATE mapping_parts SET required_tags = $3 WHERE tenant_id = $1 AND mapping_id
                    = (SELECT id FROM product_mappings WHERE tenant_id = $1 AND sku = $2)""",
                 tenant_id, sku, tags)
-    await connect_tenant(db_pool, tenant_id, running.urls, config, ingress)
+    await connect(db_pool, ingress, tenant_id, running, config)
     sp = await load_integration(db_pool, tenant_id, SimplyPrintSettings)
     assert sp is not None
     await save_integration(db_pool, tenant_id, sp.model_copy(update={"dispatch_mode": "smart"}))

@@ -17,8 +17,8 @@ import pytest
 from forma3d.db.pool import Pool
 from forma3d.store.tenants import create_tenant
 from sandbox.server import serve_sandboxes
-from sandbox.tenant import connect_tenant, seed_catalog
-from tests.e2e.conftest import Farm, sandbox_config
+from sandbox.tenant import seed_catalog
+from tests.e2e.conftest import Farm, connect, sandbox_config
 
 pytestmark = pytest.mark.ray
 
@@ -31,8 +31,8 @@ async def tenant(db_pool: Pool, ingress: str, api: str, opened: date) -> AsyncIt
     tenant_id = await create_tenant(db_pool, f"e2e-{api}-{uuid.uuid4().hex[:8]}")
     async with db_pool.acquire() as conn:
         parts = await seed_catalog(conn, tenant_id)
-    await connect_tenant(db_pool, tenant_id, running.urls, config, ingress,
-                         sendcloud_api="v3" if api == "v3" else "v2")
+    await connect(db_pool, ingress, tenant_id, running, config,
+                  "v3" if api == "v3" else "v2")
     try:
         yield Farm(tenant_id, db_pool, running, parts)
     finally:

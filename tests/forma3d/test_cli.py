@@ -6,12 +6,13 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
 from forma3d.cli import main
 from forma3d.demo import MIX, order_lines, percentiles
-from sandbox.runner import stack_config
+from sandbox.runner import SandboxThread, stack_config
 from sandbox.server import RunningSandboxes, serve_sandboxes
 from sandbox.tenant import CATALOG
 
@@ -98,3 +99,59 @@ async def test_send_and_cancel_order_through_the_control_endpoints(
         "sandbox", "shopify", "cancel-order", "424242", "--url", url]) == 2
     assert error_line(capsys) == ("forma3d: error: Shopify sandbox refused (404): "
                                   "order not found")
+
+
+@pytest.mark.db
+def test_integration_verbs_connect_test_show_and_remove(
+        database_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        tmp_path: Path) -> None:
+    config = stack_config(65000, seed=12)
+    config.shopify_port = config.simplyprint_port = config.sendcloud_port = 0
+    thread = SandboxThread(config)
+    urls = thread.start()
+    try:
+        shop = thread.running.sandboxes.shopify if thread.running else None
+        assert shop is not None
+        monkeypatch.setenv("DATABASE_URL", database_url)
+        monkeypatch.setenv("FORMA3D_DATA_DIR", str(tmp_path))
+        monkeypatch.setenv("FORMA3D_PUBLIC_URL", "https://farm.example")
+        slug = f"cli-{uuid.uuid4().hex[:8]}"
+        assert main(["tenant", "create", slug]) == 0
+        capsys.readouterr()
+        connect = ["integration", "set", "shopify", "--tenant", slug,
+                   "--shop", config.shopify.shop_domain, "--token", config.shopify.access_token,
+                   "--webhook-secret", "whsec_cli_1234", "--base-url", urls["shopify"]]
+        assert main(connect) == 0
+        assert main(connect) == 0  # again: nothing more registered
+        out = capsys.readouterr().out
+        assert "shopify connected (forma3d-sandbox.myshopify.com)" in out
+        assert "webhooks registered at https://farm.example/webhooks/" in out
+        assert len(shop.subscriptions) == 5
+        assert main(["integration", "test", "shopify", "--tenant", slug]) == 0
+        assert capsys.readouterr().out.startswith("shopify: shop Forma3D Sandbox")
+        assert main(["integration", "show", "--tenant", slug]) == 0
+        shown = capsys.readouterr().out
+        assert "whsec_cli_1234" not in shown and config.shopify.access_token not in shown
+        assert '"webhook_secret": "…1234"' in shown and '"state": "disconnected"' in shown
+        assert main(["integration", "set", "shopify", "--tenant", slug, "--token", "bad"]) == 2
+        assert error_line(capsys).startswith("forma3d: error: shopify refused: [API] Invalid")
+        assert main(["integration", "remove", "shopify", "--tenant", slug]) == 0
+        assert shop.subscriptions == {}
+        assert main(["integration", "test", "shopify", "--tenant", slug]) == 2
+        assert "shopify is not connected" in error_line(capsys)
+    finally:
+        thread.stop()
+
+
+def test_the_sandbox_prints_integration_commands_the_cli_accepts() -> None:
+    from forma3d.cli import cmd_integration_set, parser
+    from sandbox.tenant import connect_commands
+
+    config = stack_config(8000, seed=1)
+    urls = {s: f"http://127.0.0.1:{8001 + i}"
+            for i, s in enumerate(("shopify", "simplyprint", "sendcloud"))}
+    lines = connect_commands(urls, config)
+    assert [line.split()[3] for line in lines] == ["shopify", "simplyprint", "sendcloud"]
+    for line in lines:
+        args = parser().parse_args(line.split()[1:])
+        assert args.run is cmd_integration_set and args.base_url == urls[args.service]

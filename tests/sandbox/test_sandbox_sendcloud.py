@@ -294,3 +294,35 @@ async def test_cancelled_parcel_stops_advancing(receiver: Receiver) -> None:
     await sandbox.dispatcher.drain()
     assert len(receiver.got("stop")) == 3
     await sandbox.aclose()
+
+
+async def test_the_integration_webhook_url_is_where_parcel_webhooks_go(
+        receiver: Receiver) -> None:
+    config = SandboxConfig(speedup=1.0)
+    client, sandbox = make(config)
+    hook = f"/api/v2/integrations/{config.sendcloud.integration_id}"
+    async with client:
+        [listed] = (await client.get("/api/v2/integrations")).json()
+        assert listed["webhook_active"] is False and listed["system"] == "api"
+        refused = await client.patch(hook, json={"webhook_active": True})
+        assert refused.status_code == 400 and "Webhook URL required" in refused.text
+        partial = await client.put(hook, json={"webhook_url": receiver.url("integ")})
+        assert partial.status_code == 400 and "This field is required" in partial.text
+        missing = await client.patch("/api/v2/integrations/999", json={})
+        assert missing.status_code == 404
+        set_v3 = await client.patch(
+            f"/api/v3/integrations/{config.sendcloud.integration_id}",
+            json={"webhook_active": True, "webhook_url": receiver.url("integ")})
+        assert set_v3.status_code == 204
+        parcel = (await client.post("/api/v2/parcels", json={"parcel": parcel_spec()})).json()
+        got = await receiver.wait_for("integ", lambda r: len(r) >= 1)
+        assert json.loads(got[0].body)["parcel"]["id"] == parcel["parcel"]["id"]
+        off = await client.patch(hook, json={"webhook_active": False})
+        assert off.status_code == 200 and "id" not in off.json()
+        sandbox.clock.advance(HOUR)
+        await settle()
+        await sandbox.dispatcher.drain()
+        assert len(receiver.got("integ")) == 1  # switched off: nothing more
+        v3 = (await client.get("/api/v3/integrations")).json()["data"][0]
+        assert v3["webhook_active"] is False and v3["type"] == "api"
+    await sandbox.aclose()

@@ -292,3 +292,40 @@ async def test_order_stream_buys_from_the_configured_catalog() -> None:
         "GRID-CUSTOM-2x3"
     }
     await sandbox.aclose()
+
+
+async def test_webhook_subscriptions_decide_who_gets_which_topic(receiver: Receiver) -> None:
+    app, _, _ = build_apps(SandboxConfig(seed=6))
+    sandbox: ShopifySandbox = app.state.sandbox
+    token = {"X-Shopify-Access-Token": sandbox.config.access_token}
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="http://shop.test", headers=token) as client:
+        await client.post("/_sandbox/orders", json={})  # nobody subscribed: delivered nowhere
+        created = await client.post(f"{V}/webhooks.json", json={"webhook": {
+            "topic": "orders/cancelled", "address": receiver.url("subs"), "format": "json"}})
+        assert created.status_code == 201
+        hook = created.json()["webhook"]
+        assert hook["api_version"] == sandbox.config.webhook_api_version
+        again = await client.post(f"{V}/webhooks.json", json={"webhook": {
+            "topic": "orders/cancelled", "address": receiver.url("subs")}})
+        assert again.status_code == 422
+        assert again.json() == {"errors": {"address": ["for this topic has already been taken"]}}
+        wrong = await client.post(f"{V}/webhooks.json", json={"webhook": {
+            "topic": "orders/update", "address": receiver.url("subs")}})
+        assert "Invalid topic specified" in wrong.json()["errors"]["topic"][0]
+        listed = await client.get(f"{V}/webhooks.json", params={"address": receiver.url("subs")})
+        assert [h["id"] for h in listed.json()["webhooks"]] == [hook["id"]]
+        order = (await client.post("/_sandbox/orders", json={})).json()["order"]
+        await client.post(f"/_sandbox/orders/{order['id']}/cancel", json={})
+        got = await receiver.wait_for("subs", lambda r: len(r) >= 1)
+        assert [r.headers["x-shopify-topic"] for r in got] == ["orders/cancelled"]
+        deleted = await client.delete(f"{V}/webhooks/{hook['id']}.json")
+        assert deleted.status_code == 200 and deleted.json() == {}
+        assert (await client.delete(f"{V}/webhooks/{hook['id']}.json")).status_code == 404
+        state = (await client.get("/_sandbox/webhooks")).json()
+        assert state["targets"] == []
+        unauthorized = await client.get(f"{V}/webhooks.json",
+                                        headers={"X-Shopify-Access-Token": "nope"})
+        assert unauthorized.status_code == 401
+    assert [d.topic for d in sandbox.dispatcher.log] == ["orders/cancelled"]
+    await sandbox.dispatcher.aclose()

@@ -8,6 +8,7 @@ from forma3d.http.routes import (
     files,
     gridflock,
     gridflock_shop,
+    integrations,
     live,
     mappings,
     orders,
@@ -23,5 +24,5 @@ from forma3d.http.routes import (
 )
 
 __all__ = ["access", "audit", "dead_letters", "events", "files", "gridflock", "gridflock_shop",
-           "live", "mappings", "orders", "people", "print_jobs", "printers", "queue", "shipments",
-           "stock", "tenant", "webhook_subscriptions", "webhooks"]
+           "integrations", "live", "mappings", "orders", "people", "print_jobs", "printers",
+           "queue", "shipments", "stock", "tenant", "webhook_subscriptions", "webhooks"]

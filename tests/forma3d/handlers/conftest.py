@@ -20,7 +20,7 @@ from forma3d.integrations.settings import SimplyPrintSettings
 from forma3d.store import files
 from forma3d.store.integrations import load_integration, save_integration
 from sandbox.server import serve_sandboxes
-from sandbox.tenant import connect_tenant, fake_gcode
+from sandbox.tenant import fake_gcode, save_credentials
 from tests.e2e.conftest import sandbox_config
 
 NOWHERE = "http://127.0.0.1:9"  # webhooks are switched off: the tests deliver farm events
@@ -34,7 +34,7 @@ async def simplyprint(db_pool: Pool, tenant_id: uuid.UUID) -> AsyncIterator[Simp
     config.simplyprint.printers = FARM
     config.simplyprint.loss_rate = 1.0
     running = await serve_sandboxes(config)
-    await connect_tenant(db_pool, tenant_id, running.urls, config, NOWHERE)
+    await save_credentials(db_pool, tenant_id, running.urls, config)
     sp = await load_integration(db_pool, tenant_id, SimplyPrintSettings)
     assert sp is not None
     await save_integration(db_pool, tenant_id, sp.model_copy(update={"dispatch_mode": "smart"}))

@@ -35,11 +35,10 @@ from forma3d.messaging.stock import (
 )
 from forma3d.store import print_jobs, stock, stock_batches
 from sandbox.server import serve_sandboxes
-from sandbox.tenant import connect_tenant, seed_catalog
+from sandbox.tenant import save_credentials, seed_catalog
 from tests.e2e.conftest import Farm, sandbox_config
 
 pytestmark = pytest.mark.db
-NOWHERE = "http://127.0.0.1:9"
 BENCHY, VASE = "BENCHY-PLA-RED", "VASE-SPIRAL-PLA-WHITE"  # one part; two parts per unit
 NIGHT = datetime(2026, 1, 5, 23, tzinfo=UTC)
 NOON = datetime(2026, 1, 5, 12, tzinfo=UTC)
@@ -62,7 +61,7 @@ async def shop(db_pool: Pool, tenant_id: uuid.UUID) -> AsyncIterator[Farm]:
     running = await serve_sandboxes(config)
     async with db_pool.acquire() as conn:
         parts = await seed_catalog(conn, tenant_id)
-    await connect_tenant(db_pool, tenant_id, running.urls, config, NOWHERE)
+    await save_credentials(db_pool, tenant_id, running.urls, config)
     yield Farm(tenant_id, db_pool, running, parts)
     await running.stop()
 

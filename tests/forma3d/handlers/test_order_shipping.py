@@ -20,13 +20,12 @@ from forma3d.integrations.settings import SendcloudSettings
 from forma3d.messaging.order import CancelOrder, RetryShipment, ShipOrder
 from forma3d.messaging.refusals import Conflict
 from forma3d.store import shipments
-from forma3d.store.integrations import load_integration, save_integration
+from forma3d.store.integrations import connections, load_integration, save_integration
 from forma3d.store.shipments import ShipmentRow
 from sandbox.server import serve_sandboxes
-from sandbox.tenant import connect_tenant, seed_catalog
+from sandbox.tenant import save_credentials, seed_catalog
 from tests.e2e.conftest import Farm, sandbox_config
 from tests.forma3d.handlers.test_order import (
-    NOWHERE,
     command,
     events,
     jobs,
@@ -38,6 +37,8 @@ from tests.forma3d.handlers.test_order import (
 
 pytestmark = pytest.mark.db
 
+NOWHERE = "http://127.0.0.1:9"  # a Sendcloud that does not answer
+
 
 async def farm(db_pool: Pool, tenant_id: uuid.UUID, api: str,
                opened: date = date(2025, 6, 1)) -> AsyncIterator[Farm]:
@@ -47,8 +48,8 @@ async def farm(db_pool: Pool, tenant_id: uuid.UUID, api: str,
     running = await serve_sandboxes(config)
     async with db_pool.acquire() as conn:
         parts = await seed_catalog(conn, tenant_id)
-    await connect_tenant(db_pool, tenant_id, running.urls, config, NOWHERE,
-                         sendcloud_api="v3" if api == "v3" else "v2")
+    await save_credentials(db_pool, tenant_id, running.urls, config,
+                           sendcloud_api="v3" if api == "v3" else "v2")
     yield Farm(tenant_id, db_pool, running, parts)
     await running.stop()
 
@@ -202,3 +203,14 @@ async def test_retry_refuses_an_order_that_is_not_ready(v3shop: Farm) -> None:
     order = await started(v3shop, [("BENCHY-PLA-RED", 1)])
     with pytest.raises(Conflict, match="PROCESSING"):
         await retry(order)
+
+
+async def test_credentials_refused_during_fulfilment_mark_the_connection_failing(
+        v3shop: Farm) -> None:
+    order = await ready(v3shop)
+    v3shop.shopify.config.access_token = "shpat_revoked"  # the merchant uninstalled the app
+    assert await handlers.ship(order, ship_message(order)) == "fulfilment refused"
+    rows = {row.service: row for row in await connections(order.pool, order.tenant_id)}
+    assert rows["shopify"].last_error is not None
+    assert "Invalid API key" in rows["shopify"].last_error
+    assert rows["sendcloud"].last_error is None  # the label was made: its keys work

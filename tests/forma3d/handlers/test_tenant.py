@@ -39,14 +39,13 @@ from forma3d.store import orders as store_orders
 from forma3d.store.integrations import load_integration
 from forma3d.store.tenants import create_tenant
 from sandbox.server import serve_sandboxes
-from sandbox.tenant import connect_tenant, seed_catalog
+from sandbox.tenant import save_credentials, seed_catalog
 from tests.e2e.conftest import Farm, sandbox_config
 
 M = TypeVar("M", bound=Message)
 ORDER: dict[str, Any] = {
     "id": 820982911946154508, "name": "#1001", "email": "jon@example.com",
     "line_items": [{"id": 466157049, "sku": "BENCHY-PLA-RED", "quantity": 2}]}
-NOWHERE = "http://127.0.0.1:9"  # webhooks from the simulators are lost in these tests
 
 
 @pytest.fixture
@@ -294,7 +293,7 @@ async def sandbox_farm(db_pool: Pool) -> AsyncIterator[Farm]:
     tenant_id = await create_tenant(db_pool, f"h-{uuid.uuid4().hex[:10]}")
     async with db_pool.acquire() as conn:
         parts = await seed_catalog(conn, tenant_id)
-    await connect_tenant(db_pool, tenant_id, running.urls, config, NOWHERE)
+    await save_credentials(db_pool, tenant_id, running.urls, config)
     yield Farm(tenant_id, db_pool, running, parts)
     await running.stop()
 
