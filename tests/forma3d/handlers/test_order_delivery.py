@@ -23,7 +23,7 @@ from forma3d.store import orders as store
 from forma3d.store.integrations import load_integration, save_integration
 from sandbox.server import serve_sandboxes
 from sandbox.shopify import AddressSpec, LineItemSpec, OrderSpec
-from sandbox.tenant import connect_tenant, seed_catalog
+from sandbox.tenant import save_credentials, seed_catalog
 from tests.e2e.conftest import Farm, sandbox_config
 from tests.forma3d.handlers.test_order import NOWHERE, events, jobs, order_row, report
 from tests.forma3d.handlers.test_order_shipping import retry, ship_message, shipment_of
@@ -49,8 +49,8 @@ async def shop(request: pytest.FixtureRequest, db_pool: Pool,
     running = await serve_sandboxes(config)
     async with db_pool.acquire() as conn:
         parts = await seed_catalog(conn, tenant_id)
-    await connect_tenant(db_pool, tenant_id, running.urls, config, NOWHERE,
-                         sendcloud_api=request.param)
+    await save_credentials(db_pool, tenant_id, running.urls, config,
+                           sendcloud_api=request.param)
     yield Farm(tenant_id, db_pool, running, parts)
     await running.stop()
 
