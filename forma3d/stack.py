@@ -197,10 +197,11 @@ def start_stack(settings: Settings, *, dashboard: bool = True,
     return stack
 
 
-# Read by Ray's node processes when they start: a raylet waits this long for its agents (Python
-# processes) to report their ports, and aborts the node after it; its default (about 15 s) was
-# missed at load 20 on a 2-core machine.
-RAY_START_ENVIRONMENT = {"RAY_agent_register_timeout_ms": "120000"}
+# Read by Ray's node processes when they start: a raylet waits for its agents (Python processes)
+# to report their ports and aborts the node when they are late; the default waits (about 15 s)
+# were missed at load 20 on a 2-core machine.
+RAY_START_ENVIRONMENT = {"RAY_agent_register_timeout_ms": "120000",
+                         "RAY_raylet_start_wait_time_s": "120"}
 
 
 def start_ray(start: Callable[[], object], attempts: int = 3) -> None:
