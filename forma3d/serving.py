@@ -37,12 +37,16 @@ def hot_path_priority() -> None:
         os.setpriority(os.PRIO_PROCESS, 0, 0)
 
 
-def application(replicas: int | None = 1, env: dict[str, str] | None = None) -> Any:
-    """The ingress with `replicas` replicas (None: as the Serve config says, e.g. autoscaled)."""
+def application(replicas: int | None = 1, env: dict[str, str] | None = None,
+                per_node: int | None = None) -> Any:
+    """The ingress with `replicas` replicas (None: as the Serve config says, e.g. autoscaled),
+    at most `per_node` on one node (spreads them over the nodes; None: no limit)."""
     options: dict[str, Any] = {"num_cpus": 0}
     if env:
         options["runtime_env"] = {"env_vars": env}
-    counts = {} if replicas is None else {"num_replicas": replicas}
+    counts: dict[str, int] = {} if replicas is None else {"num_replicas": replicas}
+    if per_node is not None:
+        counts["max_replicas_per_node"] = per_node
     return Api.options(  # type: ignore[attr-defined]
         ray_actor_options=options, **counts).bind()
 
@@ -52,7 +56,8 @@ def app_builder(args: dict[str, str]) -> Any:
     schema migrated, the entity runtime (named, detached hosts and singletons) found or started,
     then the ingress. Connection settings come from the environment every Ray node has
     (DATABASE_URL, REDIS_URL, FORMA3D_SECRET_KEY); `args` (the config's `args`) may set
-    `entity_hosts` and `replicas` (without it, the config's replicas or autoscaling)."""
+    `entity_hosts`, `replicas` (without it, the config's replicas or autoscaling) and
+    `max_replicas_per_node`."""
     import asyncio
 
     import ray
@@ -74,5 +79,6 @@ def app_builder(args: dict[str, str]) -> Any:
                   batch_size=config.outbox_batch_size, ask_timeout=config.ask_timeout_seconds,
                   reconcile_seconds=config.reconcile_seconds,
                   backfill_seconds=config.backfill_seconds, env=env)
-    replicas = args.get("replicas")
-    return application(int(replicas) if replicas else None, env)
+    replicas, per_node = args.get("replicas"), args.get("max_replicas_per_node")
+    return application(int(replicas) if replicas else None, env,
+                       int(per_node) if per_node else None)

@@ -73,7 +73,8 @@ def cluster(services: Services) -> Iterator[tuple[Cluster, Any, int]]:
     ray.init(address=cluster.address, namespace="forma3d", log_to_driver=False)
     port = free_port_block()
     serve.start(proxy_location="HeadOnly", http_options={"host": "127.0.0.1", "port": port})
-    serve.run(app_builder({"entity_hosts": str(HOSTS), "replicas": str(REPLICAS)}),
+    serve.run(app_builder({"entity_hosts": str(HOSTS), "replicas": str(REPLICAS),
+                           "max_replicas_per_node": "1"}),
               name="forma3d", route_prefix="/", blocking=False)
     yield cluster, worker, port
     serve.shutdown()
