@@ -249,7 +249,8 @@ class EntityHost:
         return list(await asyncio.gather(*(self.core.deliver(e) for e in envelopes)))
 
     async def status(self) -> dict[str, Any]:
-        return self.core.status()
+        # The node it runs on: hosts spread over the cluster's nodes (actors/runtime.py).
+        return {**self.core.status(), "node_id": ray.get_runtime_context().get_node_id()}
 
     async def has_entity(self, address: str) -> bool:
         return address in self.core.slots

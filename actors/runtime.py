@@ -101,10 +101,16 @@ def start_runtime(database_url: str, host_count: int, *, idle_seconds: float = 6
     if os.environ.get("REDIS_URL"):
         env_vars.setdefault("REDIS_URL", os.environ["REDIS_URL"])
     runtime_env = {"env_vars": env_vars}
+    # Placement rule: host i goes to the i-th alive node (nodes in node-id order, round robin),
+    # a soft affinity, so hosts spread evenly over the nodes a cluster has when they start; a
+    # host whose node is lost is restarted by Ray on a surviving node, and the rendezvous hash
+    # keeps every entity on its host (docs/architecture.md, "Placement").
+    nodes = sorted(n["NodeID"] for n in ray.nodes() if n.get("Alive"))  # type: ignore[no-untyped-call]
     hosts = [
         EntityHost.options(  # type: ignore[attr-defined]
             name=host_name(i), namespace=NAMESPACE, lifetime="detached", get_if_exists=True,
             max_restarts=-1, max_task_retries=0, max_concurrency=10_000, runtime_env=runtime_env,
+            scheduling_strategy=host_placement(i, nodes),
         ).remote(i, host_count, database_url, idle_seconds)
         for i in range(host_count)
     ]
@@ -128,6 +134,15 @@ def start_runtime(database_url: str, host_count: int, *, idle_seconds: float = 6
     singletons = {"outbox_dispatcher": dispatcher, "scheduler": scheduler,
                   "fleet_clock": fleet_clock, "slicer_pool": slicer_pool}
     return Runtime(hosts, dispatcher, EntityRouter(hosts, ask_timeout), singletons)
+
+
+def host_placement(index: int, nodes: list[str]) -> Any:
+    """Host `index` on node `index mod len(nodes)`, softly: anywhere when that node is gone."""
+    if len(nodes) < 2:
+        return "DEFAULT"
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    return NodeAffinitySchedulingStrategy(node_id=nodes[index % len(nodes)], soft=True)
 
 
 def connect_runtime(host_count: int, ask_timeout: float = 30.0) -> Runtime:

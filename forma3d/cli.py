@@ -9,6 +9,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import signal
 import sys
 import threading
@@ -346,17 +347,26 @@ def cmd_integration_remove(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
     from forma3d import logs
-    from forma3d.stack import run_until_interrupted, start_stack
+    from forma3d.stack import AlreadyRunning, run_until_interrupted, start_stack
 
     logs.configure(settings.log_level)
-    stack = start_stack(settings, dashboard=not args.no_dashboard)
+    try:
+        stack = start_stack(settings, dashboard=not args.no_dashboard)
+    except AlreadyRunning as error:
+        raise CliError(str(error)) from None
+    for note in stack.notes:
+        print(f"forma3d: {note}", flush=True)
     for name, url in stack.urls.items():
         print(f"{name:>19}: {url}", flush=True)
     if stack.sandbox_note:
         print(f"{'sandbox':>19}: {stack.sandbox_note}", flush=True)
     print("forma3d is up; press Ctrl-C to stop", flush=True)
     run_until_interrupted(stack)
-    return 0
+    # Everything it started has stopped; leave without waiting on library exit hooks (Ray's
+    # and pgserver's held the process for up to a minute after the stop).
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def _wait_for_signal() -> None:

@@ -37,9 +37,48 @@ def hot_path_priority() -> None:
         os.setpriority(os.PRIO_PROCESS, 0, 0)
 
 
-def application(replicas: int = 1, env: dict[str, str] | None = None) -> Any:
+def application(replicas: int | None = 1, env: dict[str, str] | None = None,
+                per_node: int | None = None) -> Any:
+    """The ingress with `replicas` replicas (None: as the Serve config says, e.g. autoscaled),
+    at most `per_node` on one node (spreads them over the nodes; None: no limit)."""
     options: dict[str, Any] = {"num_cpus": 0}
     if env:
         options["runtime_env"] = {"env_vars": env}
+    counts: dict[str, int] = {} if replicas is None else {"num_replicas": replicas}
+    if per_node is not None:
+        counts["max_replicas_per_node"] = per_node
     return Api.options(  # type: ignore[attr-defined]
-        num_replicas=replicas, ray_actor_options=options).bind()
+        ray_actor_options=options, **counts).bind()
+
+
+def app_builder(args: dict[str, str]) -> Any:
+    """The application `serve deploy deploy/serve.yaml` (and a KubeRay RayService) builds: the
+    schema migrated, the entity runtime (named, detached hosts and singletons) found or started,
+    then the ingress. Connection settings come from the environment every Ray node has
+    (DATABASE_URL, REDIS_URL, FORMA3D_SECRET_KEY); `args` (the config's `args`) may set
+    `entity_hosts`, `replicas` (without it, the config's replicas or autoscaling) and
+    `max_replicas_per_node`."""
+    import asyncio
+
+    import ray
+
+    from actors.runtime import start_runtime
+    from forma3d.config import settings
+    from forma3d.db.migrations import migrate
+
+    config = settings()
+    if config.database_url is None:
+        raise ValueError("DATABASE_URL must be set on every node of a cluster")
+    asyncio.run(migrate(config.database_url))
+    hosts = int(args.get("entity_hosts") or config.resolved_entity_hosts(
+        ray.cluster_resources().get("CPU", 1)))  # type: ignore[no-untyped-call]
+    env = {name: os.environ[name] for name in ("DATABASE_URL", "REDIS_URL", "FORMA3D_SECRET_KEY")
+           if os.environ.get(name)}
+    env["FORMA3D_ENTITY_HOSTS"] = str(hosts)
+    start_runtime(config.database_url, hosts, idle_seconds=config.entity_idle_seconds,
+                  batch_size=config.outbox_batch_size, ask_timeout=config.ask_timeout_seconds,
+                  reconcile_seconds=config.reconcile_seconds,
+                  backfill_seconds=config.backfill_seconds, env=env)
+    replicas, per_node = args.get("replicas"), args.get("max_replicas_per_node")
+    return application(int(replicas) if replicas else None, env,
+                       int(per_node) if per_node else None)
