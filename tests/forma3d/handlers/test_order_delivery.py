@@ -25,7 +25,8 @@ from sandbox.server import serve_sandboxes
 from sandbox.shopify import AddressSpec, LineItemSpec, OrderSpec
 from sandbox.tenant import save_credentials, seed_catalog
 from tests.e2e.conftest import Farm, sandbox_config
-from tests.forma3d.handlers.test_order import NOWHERE, events, jobs, order_row, report
+from tests.forma3d.handlers.conftest import NOWHERE
+from tests.forma3d.handlers.test_order import events, jobs, order_row, report
 from tests.forma3d.handlers.test_order_shipping import retry, ship_message, shipment_of
 
 pytestmark = pytest.mark.db
