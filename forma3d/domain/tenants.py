@@ -48,12 +48,26 @@ class TenantSettings(BaseModel):
     stock_quiet_end: str = "06:00"
     stock_time_zone: str = "UTC"
     stock_cancelled_parts: Literal["STOCK", "SCRAP"] = "STOCK"
+    # Live orders. An order prints once Shopify says it is paid; with this on, an authorized
+    # (not yet captured) payment is enough.
+    print_authorized_orders: bool = False
+    # Line items whose SKU matches one of these shell-style patterns (`*`, `?`; case-insensitive)
+    # are not prints (e.g. "GIFT-*", "SHIPPING-PROTECTION"): skipped, they never hold an order.
+    ignored_sku_patterns: list[str] = Field(default_factory=list, max_length=64)
 
     @field_validator("stock_quiet_start", "stock_quiet_end")
     @classmethod
     def _clock(cls, value: str) -> str:
         parse_clock(value)
         return value
+
+    @field_validator("ignored_sku_patterns")
+    @classmethod
+    def _patterns(cls, value: list[str]) -> list[str]:
+        cleaned = [p.strip() for p in value]
+        if any(not p or len(p) > 128 for p in cleaned):
+            raise ValueError("an ignore pattern is 1 to 128 characters")
+        return cleaned
 
     @field_validator("stock_time_zone")
     @classmethod
