@@ -57,16 +57,22 @@ def webhook_url(base: str, tenant_id: uuid.UUID | str, source: str) -> str:
 
 async def connect_tenant(db: Pool | Connection, tenant_id: uuid.UUID, urls: dict[str, str],
                          config: SandboxConfig, api_base: str,
-                         sendcloud_api: Literal["v2", "v3"] = "v3") -> None:
+                         sendcloud_api: Literal["v2", "v3"] = "v3",
+                         dispatch_mode: Literal["simplyprint_queue", "smart"] = (
+                             "simplyprint_queue")) -> None:
     """Save sandbox credentials for the tenant and aim each sandbox's webhooks at our ingress;
-    Sendcloud is connected in `sendcloud_api` (v3, as any new connection, unless asked)."""
+    Sendcloud is connected in `sendcloud_api` (v3, as any new connection, unless asked).
+    Jobs reach the farm through SimplyPrint's queue unless `dispatch_mode` says smart (the
+    product's default, which the sandbox stack and the demo run on): tests that drive queue
+    items themselves keep the queue."""
     shop, sp, sc = config.shopify, config.simplyprint, config.sendcloud
     await save_integration(db, tenant_id, ShopifySettings(
         shop_domain=shop.shop_domain, access_token=shop.access_token,
         webhook_secret=shop.webhook_secret, base_url=urls["shopify"]))
     await save_integration(db, tenant_id, SimplyPrintSettings(
         company_id=sp.company_id, api_key=sp.api_key, webhook_secret=sp.webhook_secret,
-        base_url=urls["simplyprint"], files_url=urls["simplyprint"]))
+        base_url=urls["simplyprint"], files_url=urls["simplyprint"],
+        dispatch_mode=dispatch_mode))
     await save_integration(db, tenant_id, SendcloudSettings(
         public_key=sc.public_key, secret_key=sc.secret_key,
         webhook_secret=sc.webhook_signature_key, base_url=urls["sendcloud"],

@@ -501,3 +501,20 @@ async def test_a_manual_order_prints_and_ships_by_sendcloud_without_shopify(
     assert shop.shopify.fulfillments == {}  # nothing went to Shopify
     [fulfilled] = await events(order, "order.fulfilled")
     assert fulfilled["shopify_order_id"] is None
+
+
+# --- SimplyPrint's own queue --------------------------------------------------------------------
+
+
+async def test_simplyprint_queue_mode_passes_the_jobs_models_and_tags_to_additem(
+        shop: Farm) -> None:
+    await shop.pool.execute(
+        "UPDATE mapping_parts SET required_tags = $2 WHERE tenant_id = $1 AND mapping_id ="
+        " (SELECT id FROM product_mappings WHERE tenant_id = $1 AND sku = 'BENCHY-PLA-RED')",
+        shop.tenant_id, ["model:Original Prusa MK4", "nozzle:0.40", "filament:PLA/Red"])
+    order, _ = await place(shop, [LineItemSpec(sku="BENCHY-PLA-RED")])
+    assert await start(order) == 1
+    [item] = shop.sandboxes.sandboxes.simplyprint.farm.open_items()
+    assert item.for_models == [10]  # the simulator's id of the Original Prusa MK4
+    assert item.tags == {"nozzle": 0.4, "material": [{"ext": 0, "type": "PLA",
+                                                      "color": "Red"}]}
