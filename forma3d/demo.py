@@ -317,13 +317,13 @@ async def _report(conn: Any, client: httpx.AsyncClient, t: Target, ids: list[int
         " WHERE tenant_id = $1 AND service = 'simplyprint'", t.tenant_id) or "smart"
     # The prints our jobs account for: each attempt that ended, and each print still running
     # (stock jobs printed meanwhile included, as they run on the same farm).
-    ours = await conn.fetchval(
+    accounted = await conn.fetchval(
         """SELECT coalesce(sum(attempts + CASE WHEN status IN ('COMPLETED', 'PRINTING',
                                                                'ASSIGNED') THEN 1 ELSE 0 END), 0)
              FROM print_jobs WHERE tenant_id = $1
               AND (order_id = ANY($2) OR (purpose = 'STOCK' AND updated_at >= $3))""",
         t.tenant_id, order_ids, started_at)
-    farm = await _farm(client, t, keys, mode, before, int(ours))
+    farm = await _farm(client, t, keys, mode, before, int(accounted))
     ledger = await conn.fetchrow(
         """SELECT coalesce(sum(quantity) FILTER (WHERE entry_type = 'RESERVED'), 0) AS reserved,
                   coalesce(sum(quantity) FILTER (WHERE entry_type = 'CONSUMED'), 0) AS consumed,

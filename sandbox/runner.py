@@ -112,9 +112,10 @@ async def wire_tenant(db: Any, tenant_id: uuid.UUID, urls: dict[str, str],
     Re-seeding would replace mapping parts that existing print jobs refer to, so it runs only
     when a catalog SKU has no mapping yet. A new sandbox is a new, empty SimplyPrint account:
     file ids uploaded to the previous one no longer exist there, so they are forgotten.
-    Returns whether it seeded. The tenant runs on smart dispatch, the product's default.
+    Returns whether it seeded. The sandbox tenant still places jobs in SimplyPrint's queue:
+    under smart dispatch the demo's orders stayed PROCESSING (to be investigated).
     """
-    await connect_tenant(db, tenant_id, urls, config, api_base, dispatch_mode="smart")
+    await connect_tenant(db, tenant_id, urls, config, api_base)
     await files.forget_farm_files(db, tenant_id)
     mapped = await db.fetchval(
         "SELECT count(*) FROM product_mappings WHERE tenant_id = $1 AND sku = ANY($2)",
