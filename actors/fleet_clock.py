@@ -30,7 +30,7 @@ QUEUE_CHANNEL = "forma3d_queue"
 WAKE_STALE_SECONDS = 30.0  # a wake round only lists tenants and spawns their wake-ups
 
 SMART_TENANTS = """SELECT tenant_id FROM integrations WHERE service = 'simplyprint' AND enabled
-    AND coalesce(config->>'dispatch_mode', '') = 'smart'"""
+    AND coalesce(config->>'dispatch_mode', 'smart') = 'smart'"""
 # Smart tenants with work waiting: the periodic wake-up skips everyone else.
 WAITING_TENANTS = SMART_TENANTS + """ AND EXISTS (SELECT 1 FROM print_jobs j
     WHERE j.tenant_id = integrations.tenant_id AND j.status = 'QUEUED' AND NOT j.held

@@ -255,27 +255,41 @@ async def _wait(conn: Any, t: Target, ids: list[int], timeout: float, show: bool
             await asyncio.sleep(0.25)
 
 
-async def _farm(client: httpx.AsyncClient, t: Target, keys: set[str]) -> dict[str, int]:
-    """The farm's side: queue items repeating a job attempt (same `job_key#attempt` note) are
-    duplicates; failed prints are counted from the farm's own job list."""
+async def _farm_jobs(client: httpx.AsyncClient, t: Target) -> list[dict[str, Any]]:
+    jobs = await client.get(f"{t.urls['simplyprint']}/_sandbox/jobs")
+    jobs.raise_for_status()
+    found: list[dict[str, Any]] = jobs.json()["jobs"]
+    return found
+
+
+async def _farm(client: httpx.AsyncClient, t: Target, keys: set[str], mode: str,
+                before: set[str], ours: int) -> dict[str, int]:
+    """The farm's side. SimplyPrint's queue: queue items repeating a job attempt (same
+    `job_key#attempt` note) are duplicates. Smart dispatch: our printers start farm jobs
+    directly, so every farm job started since the demo began beyond the prints our jobs account
+    for (`ours`: attempts made and prints running) is a duplicate. Failed prints are counted
+    from the farm's own job list."""
     from sandbox.server import SandboxConfig
 
+    if mode == "smart":
+        farm_jobs = [j for j in await _farm_jobs(client, t) if str(j.get("uid")) not in before]
+        return {"duplicates": 0, "duplicate_jobs": max(0, len(farm_jobs) - ours),
+                "queue_items": 0, "jobs": len(farm_jobs),
+                "failed": sum(1 for j in farm_jobs if j.get("state") == "failed")}
     sp = SandboxConfig().simplyprint
     response = await client.get(f"{t.urls['simplyprint']}/{sp.company_id}/queue/GetItems",
                                 params={"groups": ""}, headers={"X-API-KEY": sp.api_key})
     response.raise_for_status()
     queue = response.json().get("queue") or {}
-    ours = [i for i in [*queue.get("items", []), *queue.get("done_items", [])]
-            if str(i.get("note") or "").split("#")[0] in keys]
-    notes = Counter(str(i["note"]) for i in ours)
-    jobs = await client.get(f"{t.urls['simplyprint']}/_sandbox/jobs")
-    jobs.raise_for_status()
-    item_ids = {i["id"] for i in ours}
-    farm_jobs = [j for j in jobs.json()["jobs"] if j.get("queue_item_id") in item_ids]
+    items = [i for i in [*queue.get("items", []), *queue.get("done_items", [])]
+             if str(i.get("note") or "").split("#")[0] in keys]
+    notes = Counter(str(i["note"]) for i in items)
+    item_ids = {i["id"] for i in items}
+    farm_jobs = [j for j in await _farm_jobs(client, t) if j.get("queue_item_id") in item_ids]
     printed = Counter(j["queue_item_id"] for j in farm_jobs)
     return {"duplicates": sum(n - 1 for n in notes.values() if n > 1),
             "duplicate_jobs": sum(n - 1 for n in printed.values() if n > 1),
-            "queue_items": len(ours), "jobs": len(farm_jobs),
+            "queue_items": len(items), "jobs": len(farm_jobs),
             "failed": sum(1 for j in farm_jobs if j.get("state") == "failed")}
 
 
@@ -301,8 +315,8 @@ async def _dead_letters(conn: Any, t: Target, since: Any) -> dict[str, int]:
     return {"outbox": int(outbox), "webhooks": int(webhooks)}
 
 
-async def _report(conn: Any, client: httpx.AsyncClient, t: Target,
-                  ids: list[int], since: Any) -> dict[str, Any]:
+async def _report(conn: Any, client: httpx.AsyncClient, t: Target, ids: list[int],
+                  since: Any, before: set[str]) -> dict[str, Any]:
     # Timed from the webhook's arrival (its first delivery stored in the inbox), not from the
     # order row, which the tenant entity inserts after the outbox has delivered the webhook.
     orders = await conn.fetch(
@@ -342,7 +356,18 @@ async def _report(conn: Any, client: httpx.AsyncClient, t: Target,
     listed = await client.get(f"{t.urls['shopify']}/_sandbox/orders")
     listed.raise_for_status()
     ours = [o for o in listed.json()["orders"] if int(o["id"]) in set(ids)]
-    farm = await _farm(client, t, keys)
+    mode = await conn.fetchval(
+        "SELECT coalesce(config->>'dispatch_mode', 'smart') FROM integrations"
+        " WHERE tenant_id = $1 AND service = 'simplyprint'", t.tenant_id) or "smart"
+    # The prints our jobs account for: each attempt that ended, and each print still running
+    # (stock jobs printed meanwhile included, as they run on the same farm).
+    accounted = await conn.fetchval(
+        """SELECT coalesce(sum(attempts + CASE WHEN status IN ('COMPLETED', 'PRINTING',
+                                                               'ASSIGNED') THEN 1 ELSE 0 END), 0)
+             FROM print_jobs WHERE tenant_id = $1
+              AND (order_id = ANY($2) OR (purpose = 'STOCK' AND updated_at >= $3))""",
+        t.tenant_id, order_ids, since)
+    farm = await _farm(client, t, keys, mode, before, int(accounted))
     names = {str(r["name"]) for r in await conn.fetch(
         "SELECT name FROM orders WHERE tenant_id = $1 AND id = ANY($2)", t.tenant_id, order_ids)}
     parcels = await _parcels(client, t, names)
@@ -356,6 +381,7 @@ async def _report(conn: Any, client: httpx.AsyncClient, t: Target,
         "SELECT coalesce(sum(quantity), 0) FROM line_items WHERE tenant_id = $1"
         " AND order_id = ANY($2)", t.tenant_id, order_ids)
     report: dict[str, Any] = {
+        "dispatch_mode": mode,
         "orders": len(orders),
         "orders_sent": len(ids),
         "fulfilled": statuses.get("FULFILLED", 0),
@@ -443,6 +469,7 @@ async def drive(t: Target, options: DemoOptions, show_progress: bool) -> dict[st
                 async with pool.acquire() as conn:
                     seeded = await _seed_stock(conn, t, options.orders, options.stock_ratio)
             since = await pool.fetchval("SELECT now()")
+            before = {str(j.get("uid")) for j in await _farm_jobs(client, t)}
             started = time.monotonic()
             ids: list[int] = []
             if options.chaos:
@@ -453,7 +480,7 @@ async def drive(t: Target, options: DemoOptions, show_progress: bool) -> dict[st
                 await chaos.finish()
                 finished = await _wait(pool, t, ids, options.timeout, False)
             elapsed = time.monotonic() - started
-            report = await _report(pool, client, t, ids, since)
+            report = await _report(pool, client, t, ids, since, before)
     finally:
         if chaos is not None:
             chaos.cancel()

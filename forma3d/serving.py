@@ -51,11 +51,17 @@ def application(replicas: int | None = 1, env: dict[str, str] | None = None,
         ray_actor_options=options, **counts).bind()
 
 
+FORWARDED_ENV = ("DATABASE_URL", "REDIS_URL", "FORMA3D_SECRET_KEY", "FORMA3D_PUBLIC_URL",
+                 "FORMA3D_PLATFORM_KEY")
+"""What the builder's process passes on to replicas and entity hosts it starts."""
+
+
 def app_builder(args: dict[str, str]) -> Any:
     """The application `serve deploy deploy/serve.yaml` (and a KubeRay RayService) builds: the
     schema migrated, the entity runtime (named, detached hosts and singletons) found or started,
     then the ingress. Connection settings come from the environment every Ray node has
-    (DATABASE_URL, REDIS_URL, FORMA3D_SECRET_KEY); `args` (the config's `args`) may set
+    (DATABASE_URL, REDIS_URL, FORMA3D_SECRET_KEY, FORMA3D_PUBLIC_URL, FORMA3D_PLATFORM_KEY);
+    `args` (the config's `args`) may set
     `entity_hosts`, `replicas` (without it, the config's replicas or autoscaling) and
     `max_replicas_per_node`."""
     import asyncio
@@ -72,8 +78,7 @@ def app_builder(args: dict[str, str]) -> Any:
     asyncio.run(migrate(config.database_url))
     hosts = int(args.get("entity_hosts") or config.resolved_entity_hosts(
         ray.cluster_resources().get("CPU", 1)))  # type: ignore[no-untyped-call]
-    env = {name: os.environ[name] for name in ("DATABASE_URL", "REDIS_URL", "FORMA3D_SECRET_KEY")
-           if os.environ.get(name)}
+    env = {name: os.environ[name] for name in FORWARDED_ENV if os.environ.get(name)}
     env["FORMA3D_ENTITY_HOSTS"] = str(hosts)
     start_runtime(config.database_url, hosts, idle_seconds=config.entity_idle_seconds,
                   batch_size=config.outbox_batch_size, ask_timeout=config.ask_timeout_seconds,

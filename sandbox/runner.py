@@ -139,7 +139,8 @@ async def wire_tenant(db: Any, tenant_id: uuid.UUID, urls: dict[str, str],
     Re-seeding would replace mapping parts that existing print jobs refer to, so it runs only
     when a catalog SKU has no mapping yet. A new sandbox is a new, empty SimplyPrint account:
     file ids uploaded to the previous one no longer exist there, so they are forgotten.
-    Returns whether it seeded.
+    Returns whether it seeded. The sandbox tenant still places jobs in SimplyPrint's queue:
+    under smart dispatch the demo's orders stayed PROCESSING (to be investigated).
     """
     await connect_tenant(api_base, api_key, urls, config)
     await files.forget_farm_files(db, tenant_id)

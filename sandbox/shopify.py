@@ -67,6 +67,7 @@ class LineItemSpec(BaseModel):
     variant_id: int | None = None
     product_id: int | None = None
     properties: dict[str, str] | list[dict[str, str]] = Field(default_factory=list)
+    requires_shipping: bool = True  # False: a gift card, shipping protection...
 
 
 class ShopifyConfig(BaseModel):
@@ -126,6 +127,8 @@ class OrderSpec(BaseModel):
     test: bool = False
 
 
+FINANCIAL_STATUSES = ("pending", "authorized", "partially_paid", "paid", "partially_refunded",
+                      "refunded", "voided", "expired")
 CATALOG = (
     ("BENCHY-PLA-RED", "3D Benchy", "Red / PLA", "12.50", 35),
     ("VASE-SPIRAL-PLA-WHITE", "Spiral Vase", "White / PLA", "24.00", 180),
@@ -235,7 +238,7 @@ class ShopifySandbox:
                     "fulfillable_quantity": item.quantity,
                     "price": _money(Decimal(item.price)),
                     "grams": item.grams,
-                    "requires_shipping": True,
+                    "requires_shipping": item.requires_shipping,
                     "taxable": True,
                     "gift_card": False,
                     "fulfillment_service": "manual",
@@ -423,6 +426,112 @@ class ShopifySandbox:
         self.emit("orders/cancelled", order)
         self.emit("orders/updated", order)
         return order
+
+    # -- payment, edits, refunds (what the admin's buttons send) ---------------------------
+
+    def _touch(self, order: dict[str, Any]) -> str:
+        now = _iso(self.clock.now())
+        order["updated_at"] = now
+        return now
+
+    def set_financial_status(self, order_id: int, status: str) -> dict[str, Any]:
+        """A payment captured (``paid``: orders/paid, then orders/updated) or any other
+        financial change (``authorized``, ``voided``, ...: orders/updated)."""
+        if status not in FINANCIAL_STATUSES:
+            raise ValueError(f"financial_status must be one of {', '.join(FINANCIAL_STATUSES)}")
+        order = self.orders[order_id]
+        if order["cancelled_at"] is not None:
+            raise ValueError("Order has been cancelled")
+        order["financial_status"] = status
+        self._touch(order)
+        if status == "paid":
+            self.emit("orders/paid", order)
+        self.emit("orders/updated", order)
+        return order
+
+    def edit_order(self, order_id: int, quantities: dict[int, int],
+                   add: list[LineItemSpec] | None = None) -> dict[str, Any]:
+        """An order edit: line items set to new quantities (0 removes them: Shopify keeps
+        ``quantity`` and lowers ``current_quantity``), others added; sends orders/edited (the
+        edit's summary) and orders/updated (the order)."""
+        order = self.orders[order_id]
+        if order["cancelled_at"] is not None:
+            raise ValueError("Order has been cancelled")
+        lines = {line["id"]: line for line in order["line_items"]}
+        additions: list[dict[str, Any]] = []
+        removals: list[dict[str, Any]] = []
+        for line_id, quantity in quantities.items():
+            line = lines.get(int(line_id))
+            if line is None:
+                raise ValueError(f"line item {line_id} is not in the order")
+            if quantity < 0:
+                raise ValueError("quantity must be >= 0")
+            delta = quantity - line["current_quantity"]
+            if delta > 0 and quantity > line["quantity"]:
+                line["quantity"] = quantity
+            line["current_quantity"] = quantity
+            line["fulfillable_quantity"] = quantity
+            (additions if delta > 0 else removals).append({"id": line["id"],
+                                                           "delta": abs(delta)})
+        for spec in add or []:
+            line_id = next(self._line_ids)
+            title = spec.title or spec.sku.replace("-", " ").title()
+            order["line_items"].append({
+                "id": line_id, "admin_graphql_api_id": f"gid://shopify/LineItem/{line_id}",
+                "product_id": spec.product_id or 632_000_000 + self.rng.randrange(10**6),
+                "variant_id": spec.variant_id or 39_000_000 + self.rng.randrange(10**6),
+                "sku": spec.sku, "title": title, "variant_title": spec.variant_title,
+                "name": title, "quantity": spec.quantity, "current_quantity": spec.quantity,
+                "fulfillable_quantity": spec.quantity, "price": _money(Decimal(spec.price)),
+                "grams": spec.grams, "requires_shipping": spec.requires_shipping,
+                "taxable": True, "gift_card": False, "fulfillment_service": "manual",
+                "fulfillment_status": None, "product_exists": True, "properties": [],
+                "total_discount": "0.00", "tax_lines": [], "discount_allocations": []})
+            additions.append({"id": line_id, "delta": spec.quantity})
+        now = self._touch(order)
+        self.emit("orders/edited", {"order_edit": {
+            "id": 10**12 + self.rng.randrange(10**9), "app_id": None, "created_at": now,
+            "notify_customer": False, "order_id": order_id, "staff_note": "",
+            "user_id": None, "line_items": {"additions": additions, "removals": removals},
+            "discounts": {"line_item": {"additions": [], "removals": []}},
+            "shipping_lines": {"additions": [], "removals": []}}})
+        self.emit("orders/updated", order)
+        return order
+
+    def refund(self, order_id: int, quantities: dict[int, int],
+               note: str | None = None) -> dict[str, Any]:
+        """A refund of line items (restock type ``cancel``): sends refunds/create (the refund)
+        and orders/updated (the order with lowered current quantities)."""
+        order = self.orders[order_id]
+        lines = {line["id"]: line for line in order["line_items"]}
+        refund_lines = []
+        for line_id, quantity in quantities.items():
+            line = lines.get(int(line_id))
+            if line is None:
+                raise ValueError(f"line item {line_id} is not in the order")
+            if not 0 < quantity <= line["current_quantity"]:
+                raise ValueError(f"line item {line_id}: cannot refund {quantity} of "
+                                 f"{line['current_quantity']}")
+            line["current_quantity"] -= quantity
+            line["fulfillable_quantity"] = line["current_quantity"]
+            refund_lines.append({
+                "id": next(self._line_ids), "line_item_id": line["id"], "quantity": quantity,
+                "location_id": self.config.location_id, "restock_type": "cancel",
+                "subtotal": _money(Decimal(line["price"]) * quantity), "total_tax": "0.00",
+                "line_item": dict(line)})
+        now = self._touch(order)
+        refund_id = 509_000_000_000 + self.rng.randrange(10**9)
+        refund = {"id": refund_id, "order_id": order_id, "created_at": now,
+                  "processed_at": now, "note": note, "restock": True, "user_id": None,
+                  "admin_graphql_api_id": f"gid://shopify/Refund/{refund_id}",
+                  "refund_line_items": refund_lines, "transactions": [],
+                  "order_adjustments": []}
+        order["refunds"].append(refund)
+        left = sum(line["current_quantity"] for line in order["line_items"])
+        order["financial_status"] = "refunded" if left == 0 else "partially_refunded"
+        self.emit("refunds/create", refund)
+        self.emit("orders/updated", order)
+        return refund
 
     def _fos_of(self, order_id: int) -> list[dict[str, Any]]:
         return [fo for fo in self.fulfillment_orders.values() if fo["order_id"] == order_id]
@@ -970,6 +1079,43 @@ def build_shopify_app(sandbox: ShopifySandbox) -> Starlette:
             return reply(409, {"error": str(exc)})
         return reply(200, {"order": order})
 
+    async def sandbox_financial(request: Request) -> Response:
+        order_id = request.path_params["order_id"]
+        if order_id not in sandbox.orders:
+            return reply(404, {"error": "order not found"})
+        body = await read_json(request)
+        try:
+            order = sandbox.set_financial_status(order_id, str(body.get("financial_status",
+                                                                         "paid")))
+        except ValueError as exc:
+            return reply(409, {"error": str(exc)})
+        return reply(200, {"order": order})
+
+    async def sandbox_edit(request: Request) -> Response:
+        order_id = request.path_params["order_id"]
+        if order_id not in sandbox.orders:
+            return reply(404, {"error": "order not found"})
+        body = await read_json(request)
+        try:
+            add = [LineItemSpec.model_validate(a) for a in body.get("add") or []]
+            quantities = {int(k): int(v) for k, v in (body.get("quantities") or {}).items()}
+            order = sandbox.edit_order(order_id, quantities, add)
+        except ValueError as exc:
+            return reply(409, {"error": str(exc)})
+        return reply(200, {"order": order})
+
+    async def sandbox_refund(request: Request) -> Response:
+        order_id = request.path_params["order_id"]
+        if order_id not in sandbox.orders:
+            return reply(404, {"error": "order not found"})
+        body = await read_json(request)
+        try:
+            quantities = {int(k): int(v) for k, v in (body.get("quantities") or {}).items()}
+            refund = sandbox.refund(order_id, quantities, body.get("note"))
+        except ValueError as exc:
+            return reply(409, {"error": str(exc)})
+        return reply(201, {"refund": refund})
+
     async def sandbox_rate_limit(request: Request) -> Response:
         if request.method == "POST":
             body = await read_json(request)
@@ -1081,6 +1227,10 @@ def build_shopify_app(sandbox: ShopifySandbox) -> Starlette:
         ),
         Route("/_sandbox/orders", sandbox_orders, methods=["GET", "POST"]),
         Route("/_sandbox/orders/{order_id:int}/cancel", sandbox_cancel, methods=["POST"]),
+        Route("/_sandbox/orders/{order_id:int}/financial_status", sandbox_financial,
+              methods=["POST"]),
+        Route("/_sandbox/orders/{order_id:int}/edit", sandbox_edit, methods=["POST"]),
+        Route("/_sandbox/orders/{order_id:int}/refunds", sandbox_refund, methods=["POST"]),
         Route("/_sandbox/rate_limit", sandbox_rate_limit, methods=["GET", "POST"]),
         Route("/_sandbox/order_stream", sandbox_order_stream, methods=["GET", "POST"]),
         *control_routes(sandbox.clock, sandbox.dispatcher, sandbox.subscribers),

@@ -50,17 +50,24 @@ async def seed_catalog(conn: Connection, tenant_id: uuid.UUID) -> dict[str, int]
     return parts_per_unit
 
 
+Dispatch = Literal["simplyprint_queue", "smart"]
+
+
 def sandbox_settings(urls: dict[str, str], config: SandboxConfig,
-                     sendcloud_api: Literal["v2", "v3"] = "v3") -> dict[str, dict[str, Any]]:
+                     sendcloud_api: Literal["v2", "v3"] = "v3",
+                     dispatch_mode: Dispatch = "simplyprint_queue") -> dict[str, dict[str, Any]]:
     """The body of `PUT /api/v1/integrations/<service>` that connects each simulator, as a shop
-    owner would fill it in (plus the simulator's address instead of the real service's)."""
+    owner would fill it in (plus the simulator's address instead of the real service's).
+
+    Jobs reach the farm through SimplyPrint's queue unless `dispatch_mode` says smart (the
+    product's default): tests that drive queue items themselves keep the queue."""
     shop, sp, sc = config.shopify, config.simplyprint, config.sendcloud
     return {
         "shopify": {"shop_domain": shop.shop_domain, "access_token": shop.access_token,
                     "webhook_secret": shop.webhook_secret, "base_url": urls["shopify"]},
         "simplyprint": {"company_id": sp.company_id, "api_key": sp.api_key,
                         "webhook_secret": sp.webhook_secret, "base_url": urls["simplyprint"],
-                        "files_url": urls["simplyprint"]},
+                        "files_url": urls["simplyprint"], "dispatch_mode": dispatch_mode},
         "sendcloud": {"public_key": sc.public_key, "secret_key": sc.secret_key,
                       "webhook_secret": sc.webhook_signature_key, "base_url": urls["sendcloud"],
                       "api_version": sendcloud_api},
@@ -70,7 +77,8 @@ def sandbox_settings(urls: dict[str, str], config: SandboxConfig,
 FLAGS = {"shop_domain": "--shop", "access_token": "--token", "company_id": "--company-id",
          "secret_key": "--secret-key", "public_key": "--public-key", "api_key": "--api-key",
          "webhook_secret": "--webhook-secret", "base_url": "--base-url",
-         "files_url": "--files-url", "api_version": "--api-version"}
+         "files_url": "--files-url", "api_version": "--api-version",
+         "dispatch_mode": "--dispatch-mode"}
 
 
 def connect_commands(urls: dict[str, str], config: SandboxConfig, tenant: str = "default"
@@ -85,14 +93,15 @@ def connect_commands(urls: dict[str, str], config: SandboxConfig, tenant: str = 
 
 async def connect_tenant(api_base: str, api_key: str, urls: dict[str, str],
                          config: SandboxConfig, sendcloud_api: Literal["v2", "v3"] = "v3",
-                         ) -> dict[str, Any]:
+                         dispatch_mode: Dispatch = "simplyprint_queue") -> dict[str, Any]:
     """Connect the key's tenant to the running simulators through the product's REST API, as a
     shop owner does: each PUT registers our webhooks at that simulator, which from then on
     delivers to them (and only to them). Returns the answers by service."""
     answers: dict[str, Any] = {}
     async with httpx.AsyncClient(timeout=30, headers={
             "Authorization": f"Bearer {api_key}"}) as client:
-        for service, body in sandbox_settings(urls, config, sendcloud_api).items():
+        for service, body in sandbox_settings(urls, config, sendcloud_api,
+                                              dispatch_mode).items():
             response = await client.put(f"{api_base.rstrip('/')}/api/v1/integrations/{service}",
                                         json=body)
             if response.status_code != 200:
@@ -103,10 +112,10 @@ async def connect_tenant(api_base: str, api_key: str, urls: dict[str, str],
 
 
 async def save_credentials(db: Pool | Connection, tenant_id: uuid.UUID, urls: dict[str, str],
-                           config: SandboxConfig,
-                           sendcloud_api: Literal["v2", "v3"] = "v3") -> None:
+                           config: SandboxConfig, sendcloud_api: Literal["v2", "v3"] = "v3",
+                           dispatch_mode: Dispatch = "simplyprint_queue") -> None:
     """Store the simulators' credentials for a tenant without connecting (no webhooks are
     registered, so the simulators deliver none): for tests that drive the handlers directly."""
-    bodies = sandbox_settings(urls, config, sendcloud_api)
+    bodies = sandbox_settings(urls, config, sendcloud_api, dispatch_mode)
     for model in (ShopifySettings, SimplyPrintSettings, SendcloudSettings):
         await save_integration(db, tenant_id, model.model_validate(bodies[model.service]))

@@ -76,6 +76,12 @@ class EventType(StrEnum):
     ORDER_SHIPPED = "order.shipped"
     ORDER_DELIVERED = "order.delivered"
     WEBHOOK_SUBSCRIPTION_DISABLED = "webhook-subscription.disabled"
+    ORDER_PAID = "order.paid"
+    ORDER_HELD = "order.held"
+    ORDER_RELEASED = "order.released"
+    ORDER_EDITED = "order.edited"
+    ORDER_REFUNDED = "order.refunded"
+    LINE_ITEM_SKIPPED = "line-item.skipped"
 
 
 class UnknownEventType(ValueError):
@@ -147,7 +153,7 @@ class OrderLineItemData(EventPayload):
 )
 class OrderCreated(EventPayload):
     order_id: Id
-    shopify_order_id: str
+    shopify_order_id: str | None = None  # None: a manual order
     order_number: str
     line_items: list[OrderLineItemData] = Field(min_length=1)
 
@@ -557,6 +563,78 @@ class OrderFulfilled(EventPayload):
     shopify_order_id: str | None = None
     shopify_fulfillment_id: str | None = None
     tracking_number: str | None = None
+
+
+# --- live orders: payment, holds, edits, refunds, skipped items ------------------------------
+
+
+@_register(EventType.ORDER_PAID, "0.0.1",
+           "Shopify reports an order paid (or authorized, where the tenant prints those); an "
+           "order awaiting payment is released to print.")
+class OrderPaid(EventPayload):
+    order_id: Id
+    financial_status: str
+    released: bool = False
+
+
+@_register(EventType.ORDER_HELD, "0.0.1",
+           "An operator (or an edit after printing started) held an order, with the reason.")
+class OrderHeld(EventPayload):
+    order_id: Id
+    reason: str
+    by: str
+
+
+@_register(EventType.ORDER_RELEASED, "0.0.1",
+           "An operator released a held order; it is expanded again against today's mappings.")
+class OrderReleased(EventPayload):
+    order_id: Id
+    by: str
+    hold_reason: str | None = None
+
+
+class LineItemEdit(EventPayload):
+    shopify_line_item_id: str
+    sku: str | None = None
+    change: str  # added | removed | changed
+    before: int = Field(ge=0)
+    after: int = Field(ge=0)
+    applied: bool
+
+
+@_register(EventType.ORDER_EDITED, "0.0.1",
+           "The shop edited an order's line items: unstarted jobs follow the edit; a change to a "
+           "line item already printing is recorded and holds the order for an operator.")
+class OrderEdited(EventPayload):
+    order_id: Id
+    changes: list[LineItemEdit] = Field(min_length=1)
+    held: bool = False
+
+
+class RefundedLine(EventPayload):
+    shopify_line_item_id: str
+    quantity: int = Field(ge=0)
+    jobs_withdrawn: int = Field(ge=0)
+
+
+@_register(EventType.ORDER_REFUNDED, "0.0.1",
+           "A Shopify refund reached the order: refunded units' unstarted jobs are cancelled; a "
+           "full refund cancels the order.")
+class OrderRefunded(EventPayload):
+    order_id: Id
+    refund_id: str
+    lines: list[RefundedLine] = Field(default_factory=list)
+    full: bool
+
+
+@_register(EventType.LINE_ITEM_SKIPPED, "0.0.1",
+           "A line item is not a print (no shipping needed, or an ignored SKU): recorded, it "
+           "never holds its order.")
+class LineItemSkipped(EventPayload):
+    line_item_id: Id
+    order_id: Id
+    sku: str | None = None
+    reason: str
 
 
 # --- webhook inbox --------------------------------------------------------------------------

@@ -176,12 +176,26 @@ class TenantSettings(BaseModel):
             raise ValueError(f"gridflock_min_mm {self.gridflock_min_mm:g} is above "
                              f"gridflock_max_mm {self.gridflock_max_mm:g}")
         return self
+    print_authorized_orders: bool = False
+    """Print an order once its payment is authorized (not yet captured); otherwise only once
+    Shopify says it is paid."""
+    ignored_sku_patterns: list[str] = Field(default_factory=list, max_length=64)
+    """Shell-style SKU patterns (`*`, `?`; case-insensitive) of line items that are not prints,
+    e.g. GIFT-*: skipped, they never hold an order."""
 
     @field_validator("stock_quiet_start", "stock_quiet_end")
     @classmethod
     def _clock(cls, value: str) -> str:
         parse_clock(value)
         return value
+
+    @field_validator("ignored_sku_patterns")
+    @classmethod
+    def _patterns(cls, value: list[str]) -> list[str]:
+        cleaned = [p.strip() for p in value]
+        if any(not p or len(p) > 128 for p in cleaned):
+            raise ValueError("an ignore pattern is 1 to 128 characters")
+        return cleaned
 
     @field_validator("stock_time_zone")
     @classmethod

@@ -7,16 +7,19 @@ SimplyPrint accepted an item finds it instead of adding a second one.
 from __future__ import annotations
 
 import hashlib
+import logging
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from forma3d.db.pool import Pool
+from forma3d.domain.printing.matching import queue_requirements
 from forma3d.integrations.errors import RejectedError
 from forma3d.integrations.simplyprint import SimplyPrintClient
 from forma3d.store import files
 
+log = logging.getLogger(__name__)
 # SimplyPrint's API file ids are temporary (about 24 h): upload again when older than this.
 FILE_ID_TTL = timedelta(hours=20)
 
@@ -58,24 +61,38 @@ async def ensure_uploaded(pool: Pool, client: SimplyPrintClient, file_id: uuid.U
 
 async def queue_jobs(pool: Pool, client: SimplyPrintClient,
                      jobs: Sequence[dict[str, Any]]) -> dict[uuid.UUID, int]:
-    """Add each job to the farm's queue (or find the item an earlier try added)."""
+    """Add each job to the farm's queue (or find the item an earlier try added), with the
+    job's models and tags, so SimplyPrint offers it only to printers that fit it."""
     listing = await client.get_queue_items(include_groups=True)
     by_note = {i.note: i.id for i in [*listing.items, *listing.done_items] if i.note}
     placed: dict[uuid.UUID, int] = {}
+    models: dict[str, int] | None = None
     for job in jobs:
         note = queue_note(job)
         if note in by_note:
             placed[job["id"]] = by_note[note]
             continue
+        required = list(job.get("required_tags") or [])
+        if models is None and any(str(t).lower().startswith("model:") for t in required):
+            models = {p.printer.model["name"]: p.model_id
+                      for p in await client.all_printers()
+                      if p.model_id is not None and p.printer.model
+                      and p.printer.model.get("name")}
+        wanted = queue_requirements(required, models or {})
+        if wanted.unknown_models:
+            log.warning("job %s: no farm printer of model %s; queued without a model",
+                        job["id"], ", ".join(wanted.unknown_models))
+        extra: dict[str, Any] = {"for_models": list(wanted.for_models) or None,
+                                 "tags": dict(wanted.tags) or None}
         farm_file = await ensure_uploaded(pool, client, job["file_id"])
         try:
             placed[job["id"]] = await client.add_queue_item(file_id=farm_file, amount=1,
-                                                            note=note)
+                                                            note=note, **extra)
         except RejectedError:
             # SimplyPrint's API file ids are temporary; a refused one is uploaded again once.
             farm_file = await ensure_uploaded(pool, client, job["file_id"], stale=farm_file)
             placed[job["id"]] = await client.add_queue_item(file_id=farm_file, amount=1,
-                                                            note=note)
+                                                            note=note, **extra)
     return placed
 
 

@@ -20,7 +20,21 @@ from forma3d.domain.events import EventType
 from forma3d.domain.gridflock.sku import is_custom_sku
 from forma3d.domain.inventory.batch import units_produced
 from forma3d.domain.orders.expansion import expand_line_item
-from forma3d.domain.orders.shopify_order import ShopifyAddress, split_street
+from forma3d.domain.orders.live import (
+    LineChange,
+    Payment,
+    awaiting_reason,
+    copies_beyond,
+    payment_decision,
+    skip_reason,
+    units_to_make,
+)
+from forma3d.domain.orders.shopify_order import (
+    ShopifyAddress,
+    ShopifyOrder,
+    ShopifyRefund,
+    split_street,
+)
 from forma3d.domain.orders.states import ORDER_MACHINE, LineItemStatus, OrderStatus
 from forma3d.domain.printing.mapping import ProductMapping
 from forma3d.domain.printing.states import ACTIVE_JOB_STATUSES, PrintJobStatus
@@ -50,10 +64,14 @@ from forma3d.integrations.settings import (
 )
 from forma3d.integrations.shopify import FulfillmentOrderLines, TrackingInfo
 from forma3d.messaging.order import (
+    ApplyRefund,
+    ApplyShopifyOrder,
     CancelJob,
     CancelOrder,
     ForceJobStatus,
+    HoldOrder,
     JobStatusReport,
+    ReleaseOrder,
     RetryJob,
     RetryShipment,
     ShipmentStatusReport,
@@ -61,13 +79,15 @@ from forma3d.messaging.order import (
     StartOrder,
     SubmitJobs,
     SyncShopifyTracking,
+    WithdrawJobs,
 )
 from forma3d.messaging.printer import ControlPrinter, ReleasePrinter
 from forma3d.messaging.refusals import Conflict, NotFound
+from forma3d.store import inbox, print_jobs, shipments, stock
 from forma3d.store import orders as store
-from forma3d.store import print_jobs, shipments, stock
 from forma3d.store.events import record
 from forma3d.store.integrations import load_integration, note_failure
+from forma3d.store.orders import NewLineItem, OrderRow
 from forma3d.store.outbox import send
 from forma3d.store.shipments import Parcel, ShipmentRow
 from forma3d.store.tenants import tenant_settings
@@ -134,6 +154,10 @@ async def expand(conn: Connection, tenant_id: uuid.UUID, order_id: uuid.UUID) ->
     settings = await tenant_settings(conn, tenant_id)
     ready: list[tuple[dict[str, Any], ProductMapping, bool]] = []
     for item in await store.line_items(conn, tenant_id, order_id, *EXPANDABLE, lock=True):
+        skip = skip_reason(item["sku"], item["requires_shipping"], settings.ignored_sku_patterns)
+        if skip is not None and item["status"] != LineItemStatus.GENERATING:
+            await store.skip_line_item(conn, item, skip)
+            continue
         sku = item["sku"] or ""
         # --- GridFlock (issue 5): GRID-CUSTOM maps through its canonical SKU, or waits/holds.
         if is_custom_sku(sku):
@@ -182,6 +206,305 @@ async def _settle(order: Order, conn: Connection) -> OrderStatus:
     return status
 
 
+# --- payment, holds -------------------------------------------------------------------------
+
+
+async def _payment(conn: Connection, row: OrderRow) -> Payment:
+    settings = await tenant_settings(conn, row.tenant_id)
+    return payment_decision(row.financial_status,
+                            print_authorized=settings.print_authorized_orders)
+
+
+async def _may_print(order: Order, conn: Connection) -> bool:
+    """Whether the order may expand and print now (its row locked): not held by an operator,
+    and paid. An unpaid order waits AWAITING_PAYMENT; a voided one is cancelled."""
+    row = await store.get_order(conn, order.order_id, lock=True)
+    if row is None or row.hold_reason is not None:
+        return False
+    payment = await _payment(conn, row)
+    if payment == Payment.VOID:
+        await send(conn, CancelOrder(tenant_id=order.tenant_id, order_id=order.order_id,
+                                     reason="payment voided"))
+        return False
+    if payment == Payment.WAIT:
+        if row.status == OrderStatus.PENDING:
+            await store.set_order_status(conn, row, OrderStatus.AWAITING_PAYMENT,
+                                         reason=awaiting_reason(row.financial_status))
+        return False
+    if row.status == OrderStatus.AWAITING_PAYMENT:
+        await store.set_order_status(conn, row, OrderStatus.PENDING, reason=None)
+    return True
+
+
+@HANDLERS.command(HoldOrder)
+async def hold(order: Order, message: HoldOrder, conn: Connection) -> str:
+    """An operator holds the order: nothing more of it starts (its queued jobs wait) until it
+    is released; prints already running finish."""
+    row = await store.get_order(conn, order.order_id, lock=True)
+    if row is None:
+        raise NotFound(f"order {order.order_id} not found")
+    if ORDER_MACHINE.is_terminal(row.status):
+        raise Conflict(f"order is {row.status}; it cannot be held")
+    if row.hold_reason is not None:
+        raise Conflict(f"order is held already: {row.hold_reason}")
+    await _hold(conn, row, message.reason, message.by)
+    return row.status.value
+
+
+async def _hold(conn: Connection, row: OrderRow, reason: str, by: str) -> None:
+    await store.set_hold(conn, row, reason, by=by)
+    await store.set_order_status(conn, row, OrderStatus.ON_HOLD, reason=reason)
+
+
+@HANDLERS.command(ReleaseOrder)
+async def release(order: Order, message: ReleaseOrder, conn: Connection) -> str:
+    """An operator releases a held order: its line items are expanded again against today's
+    mappings (and an unpaid order goes back to waiting for its payment)."""
+    row = await store.get_order(conn, order.order_id, lock=True)
+    if row is None:
+        raise NotFound(f"order {order.order_id} not found")
+    if row.hold_reason is None and row.status != OrderStatus.ON_HOLD:
+        raise Conflict(f"order is {row.status}; only a held order is released")
+    await store.set_hold(conn, row, None, by=message.by)
+    if await _payment(conn, row) == Payment.WAIT:
+        await store.set_order_status(conn, row, OrderStatus.AWAITING_PAYMENT,
+                                     reason=awaiting_reason(row.financial_status))
+        return row.status.value
+    status = await _settle(order, conn)
+    await send(conn, StartOrder(tenant_id=order.tenant_id, order_id=order.order_id))
+    return status.value
+
+
+# --- Shopify changes: payment, edits, refunds ------------------------------------------------
+
+STARTED = "printing has started"
+
+
+@dataclass
+class Edit:
+    """What one line item's new unit count did."""
+
+    change: LineChange
+    applied: bool
+    withdrawn: list[dict[str, Any]]
+    added_jobs: bool = False
+
+
+async def _payload(order: Order, conn: Connection, inbox_id: int) -> bytes | None:
+    delivery = await inbox.delivery(conn, order.tenant_id, inbox_id)
+    return None if delivery is None else delivery.body
+
+
+@HANDLERS.command(ApplyShopifyOrder)
+async def shopify_changed(order: Order, message: ApplyShopifyOrder, conn: Connection) -> str:
+    """A newer Shopify order: contact and address; payment (paid releases a waiting order,
+    voided cancels it); line items edited (unstarted jobs follow; a change to what already
+    prints is recorded and holds the order). An older payload changes nothing."""
+    body = await _payload(order, conn, message.inbox_id)
+    if body is None:
+        return "no delivery"
+    payload = ShopifyOrder.model_validate_json(body)
+    row = await store.get_order(conn, order.order_id, lock=True)
+    assert row is not None
+    if ORDER_MACHINE.is_terminal(row.status):
+        return f"order {row.status.value.lower()}"
+    before = await _payment(conn, row)
+    if not await store.update_order(conn, order.tenant_id, payload):
+        return "stale"
+    row.financial_status = payload.financial_status or row.financial_status
+    now = await _payment(conn, row)
+    if now == Payment.VOID:
+        await send(conn, CancelOrder(tenant_id=order.tenant_id, order_id=order.order_id,
+                                     reason="payment voided"))
+        return "voided"
+    answer = "updated"
+    if now == Payment.PRINT and before != Payment.PRINT:
+        released = row.status == OrderStatus.AWAITING_PAYMENT
+        await store.record_paid(conn, row, row.financial_status or "paid", released)
+        if released:
+            await store.set_order_status(conn, row, OrderStatus.PENDING, reason=None)
+            await send(conn, StartOrder(tenant_id=order.tenant_id, order_id=order.order_id))
+        answer = "paid"
+    if payload.cancelled_at is not None:
+        return answer  # a cancellation (its own message) lowers every quantity to 0
+    edits = await _edit_lines(order, conn, row, payload)
+    if edits:
+        answer = await _after_edits(order, conn, row, edits, "edited in Shopify")
+    return answer
+
+
+async def _edit_lines(order: Order, conn: Connection, row: OrderRow,
+                      payload: ShopifyOrder) -> list[Edit]:
+    """Bring each line item to the units the payload says (added ones are stored PENDING)."""
+    stored = {i["shopify_line_item_id"]: i for i in
+              await store.line_items(conn, order.tenant_id, order.order_id, lock=True)}
+    edits: list[Edit] = []
+    for li in payload.line_items:
+        item = stored.get(li.id)
+        if item is None:
+            new = NewLineItem.of(li)
+            if new.quantity == 0:
+                continue
+            await store.insert_line_items(conn, order.tenant_id, order.order_id, [new])
+            edits.append(Edit(LineChange(li.id, li.sku, 0, new.quantity), True, [], True))
+            continue
+        if item["status"] == LineItemStatus.CANCELLED:
+            continue
+        ordered = max(item["ordered_quantity"] or item["quantity"], li.quantity)
+        units = units_to_make(ordered, li.current_quantity, item["refunded_quantity"])
+        if units != item["quantity"]:
+            item["ordered_quantity"] = ordered
+            edits.append(await _set_units(order, conn, row, item, units, "edited in Shopify"))
+    return edits
+
+
+async def _set_units(order: Order, conn: Connection, row: OrderRow, item: dict[str, Any],
+                     units: int, why: str) -> Edit:
+    """Make `units` of a line item: before it is expanded only the number changes; after,
+    jobs not needed any more are withdrawn if they have not started and jobs are added for
+    more units. A job that started (or a line item printed and bound for the parcel) is left
+    as it is and the change is not applied: the caller holds the order."""
+    change = LineChange(item["shopify_line_item_id"], item["sku"], item["quantity"], units)
+    status = LineItemStatus(item["status"])
+    if status in (*EXPANDABLE, LineItemStatus.SKIPPED):
+        if units == 0:
+            await store.set_line_item_status(conn, item, LineItemStatus.CANCELLED, reason=why)
+        else:
+            await store.set_line_item_quantity(conn, item, units, item["ordered_quantity"])
+        return Edit(change, True, [])
+    if row.status == OrderStatus.READY_FOR_FULFILLMENT or (status in (
+            LineItemStatus.PRINTED, LineItemStatus.FROM_STOCK) and units > 0):
+        return Edit(change, False, [])  # printed and on its way to the parcel
+    from_stock = await stock.ever_reserved(conn, order.tenant_id, item["id"])
+    jobs = await print_jobs.line_item_jobs(conn, order.tenant_id, item["id"])
+    parts = await conn.fetch("SELECT id::text AS id, quantity FROM mapping_parts"
+                             " WHERE tenant_id = $1 AND mapping_id = $2", order.tenant_id,
+                             item["mapping_id"])
+    limit = copies_beyond([(p["id"], p["quantity"]) for p in parts], max(0, units - from_stock))
+    surplus = [j for j in jobs if j["copy_number"] > limit.get(str(j["part_id"]), 0)]
+    withdrawn = [j for j in surplus if await print_jobs.withdraw(conn, j, why)]
+    started = len(withdrawn) < len(surplus)
+    added = False
+    if units > item["quantity"] and status != LineItemStatus.FROM_STOCK:
+        mapping = await store.load_mapping(conn, order.tenant_id,
+                                           item["mapping_sku"] or item["sku"] or "",
+                                           item["variant_id"])
+        if mapping is None:
+            return Edit(change, False, withdrawn)
+        specs = expand_line_item(str(order.order_id), str(item["id"]), units, mapping,
+                                 from_stock=from_stock)
+        await print_jobs.insert_order_jobs(
+            conn, order.tenant_id, item["id"], specs,
+            await stock.part_tags(conn, order.tenant_id, item["mapping_id"]),
+            (await tenant_settings(conn, order.tenant_id)).max_print_attempts)
+        keys = {spec.key for spec in specs}
+        for job in await print_jobs.order_jobs(conn, order.tenant_id, order.order_id,
+                                               PrintJobStatus.CANCELLED):
+            if job["withdrawn"] and job["job_key"] in keys:  # edited away before, wanted again
+                await print_jobs.set_job_status(conn, job, PrintJobStatus.QUEUED,
+                                                withdrawn=False, error=None,
+                                                queued_at=datetime.now(UTC))
+        added = True
+    if not started:
+        if units == 0:
+            await _stock_back(order, conn, [item])
+            await store.set_line_item_status(conn, item, LineItemStatus.CANCELLED, reason=why)
+        else:
+            await store.set_line_item_quantity(conn, item, units, item["ordered_quantity"])
+    return Edit(change, not started, withdrawn, added)
+
+
+async def _after_edits(order: Order, conn: Connection, row: OrderRow, edits: list[Edit],
+                       why: str) -> str:
+    """Record what changed, hold the order for what could not be applied, take withdrawn jobs
+    off the farm, start added work, and recompute the order."""
+    refused = [e.change.describe() for e in edits if not e.applied]
+    if refused and row.hold_reason is None:
+        await store.set_hold(conn, row, f"{why} after {STARTED}: {'; '.join(refused)};"
+                             " check the order's jobs, then release it", by="shopify")
+    await store.record_edit(conn, row, [
+        {"shopify_line_item_id": str(e.change.shopify_line_item_id), "sku": e.change.sku,
+         "change": e.change.kind, "before": e.change.before, "after": e.change.after,
+         "applied": e.applied} for e in edits], bool(refused))
+    on_farm = [j["id"] for e in edits for j in e.withdrawn if j["farm_queue_item_id"]]
+    if on_farm:
+        await send(conn, WithdrawJobs(tenant_id=order.tenant_id, order_id=order.order_id,
+                                      print_job_ids=on_farm))
+    await _settle(order, conn)
+    if any(e.added_jobs for e in edits):
+        await send(conn, StartOrder(tenant_id=order.tenant_id, order_id=order.order_id))
+    return "held" if refused else "edited"
+
+
+@HANDLERS.command(ApplyRefund)
+async def refund(order: Order, message: ApplyRefund, conn: Connection) -> str:
+    """A Shopify refund: refunded units' unstarted jobs are cancelled (a refunded unit already
+    printing holds the order for an operator); a refund of everything cancels the order as
+    orders/cancelled does. Each refund is applied once."""
+    body = await _payload(order, conn, message.inbox_id)
+    if body is None:
+        return "no delivery"
+    payload = ShopifyRefund.model_validate_json(body)
+    if not await store.add_refund(conn, order.tenant_id, order.order_id, payload.id):
+        return "already applied"
+    row = await store.get_order(conn, order.order_id, lock=True)
+    assert row is not None
+    items = {i["shopify_line_item_id"]: i for i in
+             await store.line_items(conn, order.tenant_id, order.order_id, lock=True)}
+    refunded = {}
+    for line in payload.refund_line_items:
+        item = items.get(line.line_item_id)
+        if item is not None and line.quantity > 0:
+            await store.add_refunded_units(conn, item, line.quantity)
+            refunded[line.line_item_id] = line.quantity
+    full = bool(items) and all(
+        i["refunded_quantity"] >= (i["ordered_quantity"] or i["quantity"])
+        for i in items.values() if i["status"] != LineItemStatus.SKIPPED)
+    if ORDER_MACHINE.is_terminal(row.status) or full:
+        await store.record_refund(conn, row, payload.id, [
+            {"shopify_line_item_id": str(k), "quantity": v, "jobs_withdrawn": 0}
+            for k, v in refunded.items()], full)
+        if full and not ORDER_MACHINE.is_terminal(row.status):
+            await send(conn, CancelOrder(tenant_id=order.tenant_id, order_id=order.order_id,
+                                         reason="refunded in full"))
+            return "cancelling"
+        return "recorded"
+    edits = []
+    for line_id in refunded:
+        item = items[line_id]
+        if item["status"] == LineItemStatus.CANCELLED:
+            continue
+        units = min(item["quantity"], (item["ordered_quantity"] or item["quantity"])
+                    - item["refunded_quantity"])
+        if units != item["quantity"]:
+            edits.append(await _set_units(order, conn, row, item, max(0, units), "refunded"))
+    await store.record_refund(conn, row, payload.id, [
+        {"shopify_line_item_id": str(k), "quantity": v,
+         "jobs_withdrawn": sum(len(e.withdrawn) for e in edits
+                               if e.change.shopify_line_item_id == k)}
+        for k, v in refunded.items()], False)
+    if not edits:
+        return "recorded"
+    return "held" if await _after_edits(order, conn, row, edits, "refunded") == "held" \
+        else "refunded"
+
+
+@HANDLERS.step(WithdrawJobs)
+async def withdraw_jobs(order: Order, message: WithdrawJobs) -> int:
+    """Remove the queue items of jobs an edit or refund cancelled (idempotent: an item already
+    gone is gone)."""
+    async with order.pool.acquire() as conn:
+        jobs = [j for j in await print_jobs.order_jobs(conn, order.tenant_id, order.order_id,
+                                                       PrintJobStatus.CANCELLED)
+                if j["id"] in message.print_job_ids and j["farm_queue_item_id"] is not None]
+    if not jobs:
+        return 0
+    sp = await _integration(order, SimplyPrintSettings)
+    async with sp.client() as client:
+        await farm.withdraw_jobs(client, jobs, stop_printing=False)
+    return len(jobs)
+
+
 # --- printing -----------------------------------------------------------------------------
 
 
@@ -191,6 +514,8 @@ async def start(order: Order, message: StartOrder) -> int:
     if ORDER_MACHINE.is_terminal(await _status(order)):
         return 0
     async with order.pool.acquire() as conn, conn.transaction():
+        if not await _may_print(order, conn):
+            return 0
         await expand(conn, order.tenant_id, order.order_id)
         for job in await print_jobs.order_jobs(conn, order.tenant_id, order.order_id,
                                                PrintJobStatus.PENDING):
@@ -208,7 +533,8 @@ async def submit(order: Order, message: SubmitJobs) -> int:
         jobs = [j for j in await print_jobs.order_jobs(conn, order.tenant_id, order.order_id,
                                                        PrintJobStatus.QUEUED)
                 if j["farm_queue_item_id"] is None]
-    if not jobs or ORDER_MACHINE.is_terminal(await _status(order)):
+    row = await store.get_order(order.pool, order.order_id)
+    if not jobs or row is None or ORDER_MACHINE.is_terminal(row.status) or row.hold_reason:
         return 0  # nothing to place (a held order needs no farm yet)
     sp = await _integration(order, SimplyPrintSettings)
     if sp.dispatch_mode != "simplyprint_queue":
@@ -382,7 +708,8 @@ async def _create_parcel(order: Order, shipment: ShipmentRow) -> None:
     assert row is not None
     grams = await order.pool.fetch(
         """SELECT mp.grams FROM print_jobs j JOIN mapping_parts mp ON mp.id = j.part_id
-           WHERE j.tenant_id = $1 AND j.order_id = $2""", order.tenant_id, order.order_id)
+           WHERE j.tenant_id = $1 AND j.order_id = $2 AND NOT j.withdrawn""",
+        order.tenant_id, order.order_id)
     weight = parcel_weight_kg([g["grams"] for g in grams], settings.packaging_grams)
     boxes = await order.pool.fetch(
         """SELECT DISTINCT m.packaging_cm FROM line_items li
@@ -465,9 +792,13 @@ async def _shipment_failed(order: Order, shipment: ShipmentRow, reason: str, act
 async def _fulfil(order: Order, shipment: ShipmentRow) -> bool:
     """Fulfil the Shopify order with the tracking number; False when Shopify refused it (the
     reason is on the shipment and the order, with an event naming the operator's action)."""
-    shop = await _integration(order, ShopifySettings)
     shopify_id = await order.pool.fetchval(
         "SELECT shopify_order_id FROM orders WHERE id = $1", order.order_id)
+    if shopify_id is None:  # a manual order: shipped by Sendcloud, nothing to fulfil in Shopify
+        async with order.pool.acquire() as conn, conn.transaction():
+            await _fulfilled(order, conn, shipment, None)
+        return True
+    shop = await _integration(order, ShopifySettings)
     number = shipment.tracking_number or ""
     tracking = TrackingInfo(number=number, url=shipment.tracking_url, company=shipment.carrier)
     try:
@@ -497,15 +828,20 @@ async def _fulfil(order: Order, shipment: ShipmentRow) -> bool:
         return False
     async with order.pool.acquire() as conn, conn.transaction():
         await shipments.set_fulfilment(conn, shipment, fulfillment_id)
-        row = await store.get_order(conn, order.order_id, lock=True)
-        assert row is not None
-        if ORDER_MACHINE.can(row.status, OrderStatus.FULFILLED):
-            await _consume_stock(conn, order.order_id, order.tenant_id)
-            await store.set_order_status(
-                conn, row, OrderStatus.FULFILLED, reason=None,
-                detail={"shopify_fulfillment_id": None if fulfillment_id is None
-                        else str(fulfillment_id), "tracking_number": shipment.tracking_number})
+        await _fulfilled(order, conn, shipment, fulfillment_id)
     return True
+
+
+async def _fulfilled(order: Order, conn: Connection, shipment: ShipmentRow,
+                     fulfillment_id: int | None) -> None:
+    row = await store.get_order(conn, order.order_id, lock=True)
+    assert row is not None
+    if ORDER_MACHINE.can(row.status, OrderStatus.FULFILLED):
+        await _consume_stock(conn, order.order_id, order.tenant_id)
+        await store.set_order_status(
+            conn, row, OrderStatus.FULFILLED, reason=None,
+            detail={"shopify_fulfillment_id": None if fulfillment_id is None
+                    else str(fulfillment_id), "tracking_number": shipment.tracking_number})
 
 
 @HANDLERS.command(RetryShipment)

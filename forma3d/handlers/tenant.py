@@ -20,7 +20,12 @@ from pydantic import ValidationError
 
 from forma3d.db.pool import Connection, record_to_dict
 from forma3d.domain.events import EventType
-from forma3d.domain.orders.shopify_order import ORDER_TOPICS, ShopifyOrder
+from forma3d.domain.orders.shopify_order import (
+    ORDER_TOPICS,
+    REFUND_TOPICS,
+    ShopifyOrder,
+    ShopifyRefund,
+)
 from forma3d.domain.printing.reconcile import JobUpdate, reconcile
 from forma3d.domain.tenants import TenantSettings
 from forma3d.handlers import catalog, queue, stock
@@ -32,13 +37,21 @@ from forma3d.integrations.settings import SendcloudSettings, ShopifySettings, Si
 from forma3d.integrations.simplyprint import webhook_job_status
 from forma3d.integrations.webhooks import FarmWebhookPayload, SendcloudWebhookPayload
 from forma3d.messaging.message import Message
-from forma3d.messaging.order import CancelOrder, JobStatusReport, ShipmentStatusReport, StartOrder
+from forma3d.messaging.order import (
+    ApplyRefund,
+    ApplyShopifyOrder,
+    CancelOrder,
+    JobStatusReport,
+    ShipmentStatusReport,
+    StartOrder,
+)
 from forma3d.messaging.printer import FarmEvent
 from forma3d.messaging.refusals import Invalid, NotFound
 from forma3d.messaging.stock import StockJobReport
 from forma3d.messaging.tenant import (
     WEBHOOK_MESSAGES,
     BackfillOrders,
+    CreateOrder,
     FarmWebhook,
     GetTenant,
     MappingChanged,
@@ -111,31 +124,72 @@ async def shopify_webhook(tenant: Tenant, message: ShopifyWebhook, conn: Connect
     delivery = await inbox.unprocessed(conn, tenant.tenant_id, message.inbox_id)
     if delivery is None:
         return "already processed"
-    if delivery.topic not in ORDER_TOPICS:
+    if delivery.topic not in ORDER_TOPICS | REFUND_TOPICS:
         await inbox.mark_processed(conn, tenant.tenant_id, delivery.id)
         return "ignored"
     try:
         async with conn.transaction():  # a savepoint: a failure undoes only this delivery's work
-            order = ShopifyOrder.model_validate_json(delivery.body)
-            result = await ingest(conn, tenant.tenant_id, order, delivery.topic)
-            await inbox.mark_processed(conn, tenant.tenant_id, delivery.id)
+            if delivery.topic in REFUND_TOPICS:
+                result = await _refund(conn, tenant, delivery)
+            else:
+                order = ShopifyOrder.model_validate_json(delivery.body)
+                result = await ingest(conn, tenant.tenant_id, order, delivery.topic,
+                                      inbox_id=delivery.id)
+            await inbox.mark_processed(conn, tenant.tenant_id, delivery.id,
+                                       "unknown order" if result == "unknown order" else None)
     except inbox.PERMANENT_FAILURES as error:
         return await _dead_letter(conn, tenant, delivery, error)
     return result
 
 
-async def ingest(conn: Connection, tenant_id: uuid.UUID, order: ShopifyOrder, topic: str) -> str:
-    """One path for webhooks and backfill: create once, update newer, cancel when asked."""
+async def _refund(conn: Connection, tenant: Tenant, delivery: inbox.Delivery) -> str:
+    """refunds/create goes to its order's entity (which applies it once)."""
+    refund = ShopifyRefund.model_validate_json(delivery.body)
+    order_id = await conn.fetchval(
+        "SELECT id FROM orders WHERE tenant_id = $1 AND shopify_order_id = $2",
+        tenant.tenant_id, refund.order_id)
+    if order_id is None:
+        return "unknown order"
+    await send(conn, ApplyRefund(tenant_id=tenant.tenant_id, order_id=order_id,
+                                 inbox_id=delivery.id))
+    return "refund"
+
+
+async def ingest(conn: Connection, tenant_id: uuid.UUID, order: ShopifyOrder, topic: str, *,
+                 inbox_id: int | None = None) -> str:
+    """One path for webhooks and backfill: create once, hand a newer payload (payment, edits,
+    contact) of a known order to its entity, cancel when asked."""
     order_id, created = await store_orders.insert_order(conn, tenant_id, order)
     if created:
         await send(conn, StartOrder(tenant_id=tenant_id, order_id=order_id))
-    elif topic == "orders/updated":
-        await store_orders.update_order(conn, tenant_id, order)
+    elif topic in ("orders/updated", "orders/paid") and inbox_id is not None:
+        await send(conn, ApplyShopifyOrder(tenant_id=tenant_id, order_id=order_id,
+                                           inbox_id=inbox_id))
     if topic == "orders/cancelled" or order.cancelled_at is not None:
         reason = order.cancel_reason or "cancelled in Shopify"
         await send(conn, CancelOrder(tenant_id=tenant_id, order_id=order_id, reason=reason))
         return "cancelling"
     return "created" if created else "known"
+
+
+@HANDLERS.command(CreateOrder)
+async def create_order(tenant: Tenant, message: CreateOrder, conn: Connection) -> dict[str, Any]:
+    """An order made by API goes the way a Shopify order goes (stored, then StartOrder), once
+    per reference."""
+    draft = message.draft
+    lines = [store_orders.NewLineItem(number, line.sku, line.variant_id, line.title,
+                                      line.quantity, line.quantity, line.requires_shipping,
+                                      dict(line.properties))
+             for number, line in enumerate(draft.line_items, start=1)]
+    new = store_orders.NewOrder(
+        name=draft.name or draft.reference, line_items=lines, email=draft.email,
+        currency=draft.currency, total_price=draft.total_price,
+        shipping_address=draft.shipping_address.model_dump(mode="json"),
+        financial_status=draft.financial_status, source="manual", reference=draft.reference)
+    order_id, created = await store_orders.insert_order(conn, tenant.tenant_id, new)
+    if created:
+        await send(conn, StartOrder(tenant_id=tenant.tenant_id, order_id=order_id))
+    return {"order_id": str(order_id), "created": created}
 
 
 @HANDLERS.step(BackfillOrders)

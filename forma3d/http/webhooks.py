@@ -23,7 +23,12 @@ from starlette.routing import Route
 
 from forma3d.config import settings as config
 from forma3d.domain.bounded import UnsafeValue
-from forma3d.domain.orders.shopify_order import ORDER_TOPICS, ShopifyOrder
+from forma3d.domain.orders.shopify_order import (
+    ORDER_TOPICS,
+    REFUND_TOPICS,
+    ShopifyOrder,
+    ShopifyRefund,
+)
 from forma3d.domain.tenants import TenantSettings
 from forma3d.http.deps import deps, parse_id
 from forma3d.http.problems import Problem
@@ -94,6 +99,8 @@ def _shopify(request: Request, body: bytes, settings: Any) -> Delivery:
         raise Problem(400, "X-Shopify-Topic and X-Shopify-Webhook-Id are required")
     if topic in ORDER_TOPICS:
         _checked(ShopifyOrder, body, "not a valid Shopify order")
+    elif topic in REFUND_TOPICS:
+        _checked(ShopifyRefund, body, "not a valid Shopify refund")
     else:
         _object(body)
     return Delivery(f"{topic}:{key}", topic)

@@ -63,7 +63,9 @@ class SimplyPrintSettings(IntegrationSettings):
     webhook_secret: str
     base_url: str = "https://api.simplyprint.io"
     files_url: str = "https://files.simplyprint.io"
-    dispatch_mode: Literal["simplyprint_queue", "smart"] = "simplyprint_queue"
+    # smart: our printer actors pull the best matching job (the default); simplyprint_queue:
+    # jobs go to SimplyPrint's own queue with their models and tags, and SimplyPrint starts them.
+    dispatch_mode: Literal["simplyprint_queue", "smart"] = "smart"
 
     @property
     def account(self) -> str | None:

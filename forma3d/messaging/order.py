@@ -104,3 +104,41 @@ class ForceJobStatus(OrderMessage):
     status: str
     reason: str
     by: str
+
+
+class ApplyShopifyOrder(OrderMessage):
+    """A newer Shopify order payload (orders/updated, orders/paid) stored in the webhook inbox:
+    contact and address, payment, and line items edited since."""
+
+    type: ClassVar[str] = "order.shopify_changed"
+    inbox_id: int
+
+
+class ApplyRefund(OrderMessage):
+    """A Shopify refund (refunds/create) stored in the webhook inbox."""
+
+    type: ClassVar[str] = "order.refund"
+    inbox_id: int
+
+
+class HoldOrder(OrderMessage):
+    """An operator holds the order with a reason: nothing more of it starts until released."""
+
+    type: ClassVar[str] = "order.hold"
+    reason: str
+    by: str = "operator"
+
+
+class ReleaseOrder(OrderMessage):
+    """An operator releases a held order; it is expanded again against today's mappings."""
+
+    type: ClassVar[str] = "order.release"
+    by: str = "operator"
+
+
+class WithdrawJobs(OrderMessage):
+    """Take jobs an edit or refund cancelled off SimplyPrint's queue (they were committed
+    CANCELLED already; this only removes their queue items)."""
+
+    type: ClassVar[str] = "order.withdraw_jobs"
+    print_job_ids: list[uuid.UUID]

@@ -161,6 +161,14 @@ async def unprocessed(db: Pool | Connection, tenant_id: uuid.UUID,
     return Delivery(**dict(row.items()))
 
 
+async def delivery(db: Pool | Connection, tenant_id: uuid.UUID, inbox_id: int) -> Delivery | None:
+    """The tenant's stored delivery, processed or not (None if unknown)."""
+    row = await db.fetchrow(
+        "SELECT id, tenant_id, source, topic, body, received_at, processed_at, error"
+        " FROM webhook_inbox WHERE tenant_id = $1 AND id = $2", tenant_id, inbox_id)
+    return Delivery(**dict(row.items())) if row is not None else None
+
+
 async def mark_processed(db: Pool | Connection, tenant_id: uuid.UUID, inbox_id: int,
                          error: str | None = None) -> None:
     """Done with the delivery; `error` says why it was not used (kept for operators)."""

@@ -26,14 +26,19 @@ from forma3d.domain.printing.states import PRINT_JOB_MACHINE, PrintJobStatus
 from forma3d.domain.statemachine import IllegalTransition
 from forma3d.store.events import record
 
-CANDIDATES = """SELECT id, purpose, priority, position, created_at, required_tags FROM print_jobs
+# A job of an order an operator holds waits with its order.
+NOT_HELD_ORDER = """NOT EXISTS (SELECT 1 FROM orders o WHERE o.id = print_jobs.order_id
+                                     AND o.hold_reason IS NOT NULL)"""
+
+CANDIDATES = f"""SELECT id, purpose, priority, position, created_at, required_tags FROM print_jobs
     WHERE tenant_id = $1 AND status = 'QUEUED' AND NOT held AND farm_queue_item_id IS NULL
+      AND {NOT_HELD_ORDER}
     ORDER BY purpose = 'STOCK', priority DESC, position, created_at, id LIMIT $2 OFFSET $3"""
 
-CLAIM = """UPDATE print_jobs SET status = 'ASSIGNED', printer_id = $3, assigned_at = now(),
+CLAIM = f"""UPDATE print_jobs SET status = 'ASSIGNED', printer_id = $3, assigned_at = now(),
         status_at = now(), updated_at = now()
     WHERE tenant_id = $1 AND id = $2 AND status = 'QUEUED' AND NOT held
-      AND farm_queue_item_id IS NULL
+      AND farm_queue_item_id IS NULL AND {NOT_HELD_ORDER}
     RETURNING *"""
 
 RELEASE = """UPDATE print_jobs SET status = 'QUEUED', printer_id = NULL, assigned_at = NULL,
@@ -195,6 +200,27 @@ async def insert_order_jobs(conn: Connection, tenant_id: uuid.UUID, line_item_id
         [(uuid.uuid4(), tenant_id, s.key, uuid.UUID(str(s.order_id)), line_item_id,
           uuid.UUID(s.part_id), s.copy_number, uuid.UUID(s.file_id), tags.get(s.part_id, []),
           max_attempts) for s in specs])
+
+
+async def line_item_jobs(conn: Connection, tenant_id: uuid.UUID,
+                         line_item_id: uuid.UUID) -> list[dict[str, Any]]:
+    """A line item's jobs that still count (not withdrawn), with their part, in key order."""
+    rows = await conn.fetch(
+        "SELECT * FROM print_jobs WHERE tenant_id = $1 AND line_item_id = $2 AND NOT withdrawn"
+        " ORDER BY job_key FOR UPDATE", tenant_id, line_item_id)
+    return [record_to_dict(r) for r in rows]
+
+
+async def withdraw(conn: Connection, job: dict[str, Any], reason: str) -> bool:
+    """Cancel a job whose unit an edit or refund took away: CANCELLED and withdrawn, so it no
+    longer counts towards its line item. False if it had started (or moved) meanwhile."""
+    if job["status"] not in (PrintJobStatus.PENDING, PrintJobStatus.QUEUED):
+        return False
+    done = await set_job_status(conn, job, PrintJobStatus.CANCELLED, error=reason,
+                                withdrawn=True)
+    if done:
+        job["withdrawn"] = True
+    return done
 
 
 async def set_queue_item(conn: Connection, job_id: uuid.UUID, queue_item_id: int) -> bool:

@@ -26,6 +26,7 @@ from forma3d.db.pool import Pool
 from forma3d.platform.embedded import Services
 from forma3d.serving import app_builder
 from forma3d.stack import RAY_START_ENVIRONMENT, start_ray
+from forma3d.store.apikeys import create_api_key
 from forma3d.store.tenants import create_tenant
 from sandbox.farm import PrinterSpec
 from sandbox.server import RunningSandboxes, SandboxConfig, serve_sandboxes
@@ -72,6 +73,7 @@ def cluster(services: Services) -> Iterator[tuple[Cluster, Any, int]]:
     cluster, worker = made[0]
     ray.init(address=cluster.address, namespace="forma3d", log_to_driver=False)
     port = free_port_block()
+    os.environ["FORMA3D_PUBLIC_URL"] = f"http://127.0.0.1:{port}"  # where simulators deliver
     serve.start(proxy_location="HeadOnly", http_options={"host": "127.0.0.1", "port": port})
     serve.run(app_builder({"entity_hosts": str(HOSTS), "replicas": str(REPLICAS),
                            "max_replicas_per_node": "1"}),
@@ -80,7 +82,7 @@ def cluster(services: Services) -> Iterator[tuple[Cluster, Any, int]]:
     serve.shutdown()
     ray.shutdown()
     cluster.shutdown()
-    for name in ("DATABASE_URL", "REDIS_URL"):
+    for name in ("DATABASE_URL", "REDIS_URL", "FORMA3D_PUBLIC_URL"):
         os.environ.pop(name, None)
 
 
@@ -169,8 +171,8 @@ async def test_two_nodes_lose_one_mid_run_and_fulfil_every_order_once(
         tenant_id = await create_tenant(db_pool, f"cluster-{uuid.uuid4().hex[:8]}")
         async with db_pool.acquire() as conn:
             await seed_catalog(conn, tenant_id)
-        await connect_tenant(db_pool, tenant_id, running.urls, config,
-                             f"http://127.0.0.1:{port}")
+        key = (await create_api_key(db_pool, tenant_id, "cluster")).key
+        await connect_tenant(f"http://127.0.0.1:{port}", key, running.urls, config)
         shopify = running.sandboxes.shopify
         orders = [int(shopify.create_order(OrderSpec(line_items=[
             LineItemSpec(sku=sku, quantity=qty) for sku, qty in MIX[i % len(MIX)]]))["id"])

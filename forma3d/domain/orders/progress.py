@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from forma3d.domain.orders.states import (
     DONE_LINE_ITEM_STATUSES,
+    NOT_PRINTED,
     ORDER_MACHINE,
     LineItemStatus,
     OrderStatus,
@@ -100,16 +101,25 @@ def derive_order_status(
 
     Precedence: all cancelled -> CANCELLED; an operator hold -> ON_HOLD; any failed -> FAILED;
     any needing a mapping -> ON_HOLD; all printed or from stock -> READY_FOR_FULFILLMENT;
-    all pending -> PENDING; otherwise PROCESSING. Cancelled line items (order edits) are ignored
-    while others remain.
+    all pending -> PENDING; otherwise PROCESSING. Cancelled line items (order edits, refunds) are
+    ignored while others remain; skipped ones (not prints) are ignored throughout: an order left
+    with only skipped items is CANCELLED when its prints were cancelled, and one that never had
+    a print stays PENDING with that reason (nothing for the farm to make or ship).
     """
     if not items:
         return DerivedOrderStatus(OrderStatus.PENDING)
-    live = [i for i in items if i.status != LineItemStatus.CANCELLED]
-    if not live:
+    kept = [i for i in items if i.status != LineItemStatus.CANCELLED]
+    if not kept:
         return DerivedOrderStatus(OrderStatus.CANCELLED, "all line items cancelled")
     if operator_hold:
         return DerivedOrderStatus(OrderStatus.ON_HOLD, operator_hold)
+    live = [i for i in kept if i.status not in NOT_PRINTED]
+    if not live and len(kept) < len(items):
+        return DerivedOrderStatus(OrderStatus.CANCELLED, "every line item to print was "
+                                  "cancelled; the rest is not a print")
+    if not live:
+        return DerivedOrderStatus(OrderStatus.PENDING, "nothing to print or ship: every line "
+                                  f"item is skipped ({_describe(kept)})")
     failed = [i for i in live if i.status == LineItemStatus.FAILED]
     if failed:
         return DerivedOrderStatus(OrderStatus.FAILED, f"line items failed: {_describe(failed)}")
@@ -130,8 +140,11 @@ def next_order_status(current: OrderStatus, derived: OrderStatus) -> OrderStatus
 
     A terminal order (FULFILLED, CANCELLED) stays put: late job events change nothing. An order
     that already started does not go back to PENDING when a line item is reset; it is PROCESSING.
+    An order awaiting payment leaves only by its payment, a hold or a cancellation.
     """
     if ORDER_MACHINE.is_terminal(current) or derived == current:
+        return current
+    if current == OrderStatus.AWAITING_PAYMENT and derived != OrderStatus.CANCELLED:
         return current
     if derived == OrderStatus.PENDING and not ORDER_MACHINE.can(current, derived):
         derived = OrderStatus.PROCESSING

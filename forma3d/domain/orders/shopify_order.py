@@ -21,8 +21,11 @@ PRICE_LIMIT = Decimal(10) ** 10
 ROUNDING = Decimal("0.005")  # 9999999999.995 would round up past the limit
 
 # Topics whose payload is an order; other topics (fulfillments/*, ...) are stored and ignored.
+# (`orders/edited` carries an order-edit summary, not the order: Shopify follows an edit with an
+# `orders/updated` holding the edited order, which is what we use.)
 ORDER_TOPICS = frozenset({"orders/create", "orders/updated", "orders/paid", "orders/cancelled",
-                          "orders/fulfilled", "orders/partially_fulfilled", "orders/edited"})
+                          "orders/fulfilled", "orders/partially_fulfilled"})
+REFUND_TOPICS = frozenset({"refunds/create"})
 
 
 class ShopifyLineItem(BaseModel):
@@ -32,6 +35,9 @@ class ShopifyLineItem(BaseModel):
     variant_id: Id64 | None = None
     title: CleanText = ""
     quantity: Count
+    # After an edit or a refund Shopify keeps `quantity` as bought and lowers `current_quantity`.
+    current_quantity: int | None = Field(None, ge=0, le=2**31 - 1)
+    requires_shipping: bool = True
     properties: dict[CleanText, CleanText] = Field(default_factory=dict)
 
     @field_validator("properties", mode="before")
@@ -42,6 +48,11 @@ class ShopifyLineItem(BaseModel):
             return {str(p.get("name")): str(p.get("value")) for p in value
                     if isinstance(p, dict) and p.get("name") is not None}
         return value or {}
+
+    @field_validator("requires_shipping", mode="before")
+    @classmethod
+    def _shipping_default(cls, value: Any) -> Any:
+        return True if value is None else value
 
     @field_validator("sku", mode="before")
     @classmethod
@@ -106,6 +117,7 @@ class ShopifyOrder(BaseModel):
                                         allow_inf_nan=False)
     cancelled_at: datetime | None = None
     cancel_reason: CleanText | None = None
+    financial_status: CleanText | None = None
     line_items: list[ShopifyLineItem] = Field(min_length=1)
     shipping_address: ShopifyAddress | None = None
     shipping_lines: list[ShopifyShippingLine] = Field(default_factory=list)
@@ -121,6 +133,29 @@ class ShopifyOrder(BaseModel):
     def delivery(self) -> CheckoutDelivery:
         """The checkout's delivery choice: rate, and service point when one was picked."""
         return checkout_delivery(self.shipping_lines, self.note_attributes)
+
+
+class ShopifyRefundLine(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    line_item_id: Id64
+    quantity: int = Field(ge=0, le=2**31 - 1)
+
+
+class ShopifyRefund(BaseModel):
+    """A `refunds/create` delivery: the refund, naming its order and the units refunded per line
+    item (a refund of money alone has no refund line items)."""
+
+    model_config = ConfigDict(extra="ignore")
+    id: Id64
+    order_id: Id64
+    created_at: datetime | None = None
+    note: CleanText | None = None
+    refund_line_items: list[ShopifyRefundLine] = Field(default_factory=list)
+
+    @field_validator("refund_line_items", mode="before")
+    @classmethod
+    def _no_lines(cls, value: Any) -> Any:
+        return [] if value is None else value
 
 
 def split_street(address1: str) -> tuple[str, str | None]:

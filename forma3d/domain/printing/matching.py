@@ -175,3 +175,51 @@ def best_job(printer: Mapping[str, Any],
     caps = Capabilities.of(printer)
     fitting = [j for j in jobs if not missing_tags(caps, j.get("required_tags") or [])]
     return min(fitting, key=QueueKey.of, default=None)
+
+
+@dataclass(frozen=True)
+class QueueRequirements:
+    """A job's tags as SimplyPrint's queue/AddItem states them: `for_models` (the farm's model
+    ids) and `tags` (nozzle, and the material of the first slot: type and colour), so the farm's
+    own queue only offers the item to printers our matching would choose. User tags have no
+    AddItem equivalent (SimplyPrint's custom tags are ids) and are left out."""
+
+    for_models: tuple[int, ...] = ()
+    tags: Mapping[str, Any] = field(default_factory=dict)
+    unknown_models: tuple[str, ...] = ()
+
+
+def queue_requirements(required_tags: Iterable[str],
+                       model_ids: Mapping[str, int]) -> QueueRequirements:
+    """`model_ids`: the farm's model ids by model name (any case)."""
+    models = {_norm(k): v for k, v in model_ids.items()}
+    for_models: list[int] = []
+    unknown: list[str] = []
+    slot: dict[str, str] = {}
+    tags: dict[str, Any] = {}
+    for tag in required_tags:
+        prefix, sep, value = str(tag).strip().partition(":")
+        prefix, value = prefix.strip().lower(), value.strip()
+        if not sep or not value:
+            continue
+        if prefix == "model":
+            found = models.get(_norm(value))
+            if found is None:
+                unknown.append(value)
+            elif found not in for_models:
+                for_models.append(found)
+        elif prefix == "nozzle":
+            try:
+                tags["nozzle"] = float(nozzle_key(value))
+            except ValueError:
+                continue
+        elif prefix == "material":
+            slot["type"] = value
+        elif prefix == "color":
+            slot["color"] = value
+        elif prefix == "filament":
+            kind, _, colour = value.partition("/")
+            slot.update({k: v.strip() for k, v in (("type", kind), ("color", colour)) if v.strip()})
+    if slot:
+        tags["material"] = [{"ext": 0, **slot}]
+    return QueueRequirements(tuple(for_models), tags, tuple(unknown))

@@ -1,5 +1,7 @@
 """Orders: read from PostgreSQL with their line items, print jobs and shipment; cancelling is a
-durable message to the order entity, which stops jobs and the parcel in the right order."""
+durable message to the order entity, which stops jobs and the parcel in the right order; holding
+and releasing are commands asked of the order entity; an order made by API is a command to the
+tenant entity, which stores it the way it stores a Shopify order."""
 
 from __future__ import annotations
 
@@ -9,12 +11,12 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
 from starlette.responses import Response
 
 from forma3d.domain.orders.states import LineItemStatus, OrderStatus
-from forma3d.http.deps import deps, parse_id, tenant_of
+from forma3d.http.deps import ask, deps, parse_id, tenant_of
 from forma3d.http.problems import Problem
 from forma3d.http.query import Conn, QuerySpec
 from forma3d.http.routes.api import api
@@ -22,7 +24,9 @@ from forma3d.http.routes.listing import Row, fetch_one, fetch_related, list_rout
 from forma3d.http.routes.print_jobs import CLOSED_ORDERS, PRINT_JOBS, PrintJobOut
 from forma3d.http.routes.shipments import SHIPMENTS, ShipmentOut
 from forma3d.http.routing import json_response
-from forma3d.messaging.order import CancelOrder
+from forma3d.messaging.order import CancelOrder, HoldOrder, ReleaseOrder
+from forma3d.messaging.tenant import CreateOrder, OrderDraft
+from forma3d.messaging.text import Text
 from forma3d.store import outbox
 
 TAG = "orders"
@@ -37,6 +41,9 @@ class LineItemOut(BaseModel):
     variant_id: str | None
     title: str
     quantity: int
+    ordered_quantity: int | None
+    refunded_quantity: int
+    requires_shipping: bool
     properties: dict[str, Any]
     mapping_id: uuid.UUID | None
     status: LineItemStatus
@@ -47,11 +54,15 @@ class LineItemOut(BaseModel):
 
 class OrderOut(BaseModel):
     id: uuid.UUID
-    shopify_order_id: int
+    shopify_order_id: int | None
+    source: str
+    reference: str | None
     name: str
     email: str | None
     status: OrderStatus
     reason: str | None
+    financial_status: str | None
+    hold_reason: str | None
     currency: str | None
     total_price: Decimal | None
     shipping_address: dict[str, Any] | None
@@ -119,22 +130,77 @@ async def get_order(request: Request) -> Row:
         return await order_detail(conn, tenant_of(request), order_id)
 
 
-@api.route("POST", "/orders/{order_id}/cancel", "Cancel an order: its queued jobs and parcel "
-           "are cancelled asynchronously; answers with the order as it is now",
-           response=OrderDetail, status=202, tags=(TAG,),
-           permission="orders.cancel")
-async def cancel_order(request: Request) -> Response:
-    tenant_id = tenant_of(request)
+class ReasonIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: Text = Field(min_length=1, max_length=500)
+
+
+async def _open_order(conn: Any, tenant_id: uuid.UUID, request: Request) -> uuid.UUID:
+    """The order of the path, 404 if it is not this tenant's, 409 if it is closed."""
     order_id = parse_id(request.path_params["order_id"], "order")
+    status = await conn.fetchval("SELECT status FROM orders WHERE tenant_id = $1 AND id = $2",
+                                 tenant_id, order_id)
+    if status is None:
+        raise Problem(404, f"order {order_id} not found")
+    if status in CLOSED_ORDERS:
+        raise Problem(409, f"order {order_id} is already {status}")
+    return order_id
+
+
+@api.route("POST", "/orders/{order_id}/cancel", "Cancel an order with a reason: its queued jobs "
+           "and parcel are cancelled asynchronously; answers with the order as it is now",
+           body=ReasonIn, response=OrderDetail, status=202, tags=(TAG,),
+           example={"reason": "customer asked by phone"}, permission="orders.cancel")
+async def cancel_order(request: Request, body: ReasonIn) -> Response:
+    tenant_id = tenant_of(request)
     async with deps(request).pool.acquire() as conn:
-        status = await conn.fetchval("SELECT status FROM orders WHERE tenant_id = $1 AND id = $2",
-                                     tenant_id, order_id)
-        if status is None:
-            raise Problem(404, f"order {order_id} not found")
-        if status in CLOSED_ORDERS:
-            raise Problem(409, f"order {order_id} is already {status}")
+        order_id = await _open_order(conn, tenant_id, request)
         async with conn.transaction():
             await outbox.send(conn, CancelOrder(
-                tenant_id=tenant_id, order_id=order_id, reason="operator"))
+                tenant_id=tenant_id, order_id=order_id, reason=body.reason))
         row = await order_detail(conn, tenant_id, order_id)
     return json_response(OrderDetail.model_validate(row).model_dump(mode="json"), 202)
+
+
+@api.route("POST", "/orders/{order_id}/hold", "Hold an order with a reason: none of its jobs "
+           "starts until it is released (prints already running finish)", body=ReasonIn,
+           response=OrderDetail, tags=(TAG,), example={"reason": "address to be confirmed"},
+           permission="orders.hold")
+async def hold_order(request: Request, body: ReasonIn) -> Row:
+    tenant_id = tenant_of(request)
+    async with deps(request).pool.acquire() as conn:
+        order_id = await _open_order(conn, tenant_id, request)
+    await ask(request, HoldOrder(tenant_id=tenant_id, order_id=order_id, reason=body.reason,
+                                 by="operator"))
+    async with deps(request).pool.acquire() as conn:
+        return await order_detail(conn, tenant_id, order_id)
+
+
+@api.route("POST", "/orders/{order_id}/release", "Release a held order: its line items are "
+           "expanded again against today's product mappings", response=OrderDetail,
+           tags=(TAG,), permission="orders.release")
+async def release_order(request: Request) -> Row:
+    tenant_id = tenant_of(request)
+    async with deps(request).pool.acquire() as conn:
+        order_id = await _open_order(conn, tenant_id, request)
+    await ask(request, ReleaseOrder(tenant_id=tenant_id, order_id=order_id, by="operator"))
+    async with deps(request).pool.acquire() as conn:
+        return await order_detail(conn, tenant_id, order_id)
+
+
+@api.route("POST", "/orders", "Create an order for a sale outside Shopify: printed and shipped "
+           "by Sendcloud like any order, with no Shopify fulfilment; the same reference again "
+           "answers the order it made (200)", body=OrderDraft, response=OrderDetail,
+           status=201, tags=(TAG,), permission="orders.create", example={
+               "reference": "fair-2026-0042", "email": "jane@example.com",
+               "shipping_address": {"name": "Jane Smith", "address1": "Stadhuisplein 10",
+                                    "city": "Eindhoven", "zip": "5611 EM",
+                                    "country_code": "NL"},
+               "line_items": [{"sku": "BENCHY-PLA-RED", "quantity": 3}]})
+async def create_order(request: Request, body: OrderDraft) -> Response:
+    tenant_id = tenant_of(request)
+    made = await ask(request, CreateOrder(tenant_id=tenant_id, draft=body))
+    async with deps(request).pool.acquire() as conn:
+        row = await order_detail(conn, tenant_id, uuid.UUID(made["order_id"]))
+    return json_response(OrderDetail.model_validate(row).model_dump(mode="json"),
+                         201 if made["created"] else 200)

@@ -23,7 +23,13 @@ from forma3d.handlers.testing import stub_services
 from forma3d.integrations.settings import SimplyPrintSettings
 from forma3d.messaging.envelope import Envelope
 from forma3d.messaging.message import Message, parse
-from forma3d.messaging.order import CancelOrder, JobStatusReport, ShipmentStatusReport, StartOrder
+from forma3d.messaging.order import (
+    ApplyShopifyOrder,
+    CancelOrder,
+    JobStatusReport,
+    ShipmentStatusReport,
+    StartOrder,
+)
 from forma3d.messaging.printer import FarmEvent
 from forma3d.messaging.tenant import (
     BackfillOrders,
@@ -126,13 +132,17 @@ async def a_print_job(pool: Pool, tenant: Tenant, order_id: uuid.UUID, *, status
 
 async def test_an_order_is_created_once_and_started(db_pool: Pool, tenant: Tenant) -> None:
     assert await shopify(db_pool, tenant, "orders/create", ORDER) == "created"
-    # Shopify sends the same order again (orders/paid): known, nothing new to start.
+    # Shopify sends the same order again (orders/paid): known, nothing new to start; the order
+    # entity is handed the payload (its payment may release a waiting order).
     assert await shopify(db_pool, tenant, "orders/paid", ORDER) == "known"
     order_id = await db_pool.fetchval(
         "SELECT id FROM orders WHERE tenant_id = $1 AND shopify_order_id = $2",
         tenant.tenant_id, ORDER["id"])
+    paid_inbox = await db_pool.fetchval("SELECT max(id) FROM webhook_inbox WHERE tenant_id = $1",
+                                        tenant.tenant_id)
     assert await sent(db_pool, tenant) == [
-        StartOrder(tenant_id=tenant.tenant_id, order_id=order_id)]
+        StartOrder(tenant_id=tenant.tenant_id, order_id=order_id),
+        ApplyShopifyOrder(tenant_id=tenant.tenant_id, order_id=order_id, inbox_id=paid_inbox)]
     assert await db_pool.fetchval("SELECT count(*) FROM webhook_inbox WHERE tenant_id = $1"
                                   " AND processed_at IS NOT NULL AND error IS NULL",
                                   tenant.tenant_id) == 2

@@ -230,14 +230,20 @@ async def test_cancel_enqueues_for_the_order_entity_and_refuses_closed_orders(
     done = await farm.order("#2", "FULFILLED", minutes=2)
     cancelled = await farm.order("#3", "CANCELLED", minutes=3)
 
-    denied = await api.post(f"/api/v1/orders/{open_order}/cancel", headers=auth(stranger))
+    reason = {"reason": "customer called"}
+    denied = await api.post(f"/api/v1/orders/{open_order}/cancel", headers=auth(stranger),
+                            json=reason)
     assert denied.status_code == 404
     for closed, status in ((done, "FULFILLED"), (cancelled, "CANCELLED")):
-        refused = await api.post(f"/api/v1/orders/{closed}/cancel", headers=auth(api_key))
+        refused = await api.post(f"/api/v1/orders/{closed}/cancel", headers=auth(api_key),
+                                 json=reason)
         assert refused.status_code == 409 and status in refused.json()["detail"]
+    no_reason = await api.post(f"/api/v1/orders/{open_order}/cancel", headers=auth(api_key),
+                               json={"reason": ""})
+    assert no_reason.status_code == 422 and no_reason.json()["errors"][0]["field"] == "reason"
     assert await farm.outbox() == []
 
-    accepted = await api.post(f"/api/v1/orders/{open_order}/cancel",
+    accepted = await api.post(f"/api/v1/orders/{open_order}/cancel", json=reason,
                               headers=auth(api_key, **{"X-Request-ID": "cancel-42"}))
     assert accepted.status_code == 202
     assert accepted.json()["id"] == str(open_order)
@@ -245,7 +251,7 @@ async def test_cancel_enqueues_for_the_order_entity_and_refuses_closed_orders(
     assert accepted.json()["status"] in ("PROCESSING", "CANCELLED")
     assert await farm.outbox() == [{
         "target_kind": "order", "target_key": str(open_order), "message_type": "order.cancel",
-        "payload": {"order_id": str(open_order), "reason": "operator"},
+        "payload": {"order_id": str(open_order), "reason": "customer called"},
         "correlation_id": "cancel-42"}]
 
 

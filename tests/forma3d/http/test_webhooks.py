@@ -138,3 +138,35 @@ async def test_sendcloud_signature_over_raw_bytes(api: httpx.AsyncClient, db_poo
     response = await api.post(url, content=reserialised, headers=good)
     assert response.status_code == 401
     assert await stored(db_pool, wired) == (1, 1)
+
+
+REFUND = {"id": 509562969, "order_id": ORDER["id"], "created_at": "2026-03-01T12:00:00Z",
+          "note": "damaged", "restock": True,
+          "refund_line_items": [{"id": 104689539, "line_item_id": 466157049, "quantity": 1,
+                                 "restock_type": "cancel", "subtotal": "12.50"}],
+          "transactions": [{"id": 1, "kind": "refund", "amount": "12.50"}]}
+
+
+async def test_refunds_and_live_order_fields_are_checked_and_stored(
+        api: httpx.AsyncClient, db_pool: Pool, wired: uuid.UUID) -> None:
+    body = json.dumps(REFUND).encode()
+    headers = shopify_headers(body) | {"X-Shopify-Topic": "refunds/create"}
+    accepted = await api.post(f"/webhooks/{wired}/shopify", content=body, headers=headers)
+    assert accepted.status_code == 200 and accepted.json() == {"status": "accepted"}
+    topic = await db_pool.fetchval("SELECT topic FROM webhook_inbox WHERE tenant_id = $1", wired)
+    assert topic == "refunds/create"
+
+    bad = json.dumps(REFUND | {"refund_line_items": [{"line_item_id": 1, "quantity": -1}]})
+    refused = await api.post(f"/webhooks/{wired}/shopify", content=bad.encode(),
+                             headers=shopify_headers(bad.encode()) | {
+                                 "X-Shopify-Topic": "refunds/create"})
+    assert refused.status_code == 422
+    assert refused.json()["errors"][0]["field"] == "refund_line_items.0.quantity"
+
+    paid = json.dumps(ORDER | {"financial_status": "paid", "line_items": [
+        ORDER["line_items"][0] | {"current_quantity": -2}]}).encode()
+    refused = await api.post(f"/webhooks/{wired}/shopify", content=paid,
+                             headers=shopify_headers(paid) | {"X-Shopify-Topic": "orders/paid"})
+    assert refused.status_code == 422
+    assert refused.json()["errors"][0]["field"] == "line_items.0.current_quantity"
+    assert await stored(db_pool, wired) == (1, 1)
