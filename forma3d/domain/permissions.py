@@ -21,6 +21,9 @@ PERMISSIONS: dict[str, str] = {
     "events.read": "read the event log and the live stream",
     "orders.read": "list and read orders",
     "orders.cancel": "cancel an order",
+    "orders.hold": "hold an order with a reason",
+    "orders.release": "release a held order",
+    "orders.create": "enter an order by hand (a sale outside Shopify)",
     "print_jobs.read": "list and read print jobs",
     "print_jobs.retry": "requeue a failed or cancelled job",
     "print_jobs.cancel": "cancel a job",
@@ -77,7 +80,8 @@ viewers."""
 OWNER_ONLY = frozenset({"tenant.manage"})
 
 OPERATOR_WRITES = frozenset({
-    "orders.cancel", "print_jobs.retry", "print_jobs.cancel", "print_jobs.pause",
+    "orders.cancel", "orders.hold", "orders.release", "orders.create", "print_jobs.retry",
+    "print_jobs.cancel", "print_jobs.pause",
     "print_jobs.reorder", "print_jobs.clear", "printers.operate", "shipments.retry",
     "stock.adjust", "stock.print", "gridflock.retry", "gridflock.quote", "webhooks.retry",
     "dead_letters.requeue",
