@@ -16,7 +16,7 @@ from actors.runtime import Runtime
 from forma3d.db.pool import Pool
 from forma3d.store import webhooks
 from tests.actors.hook_receiver import HookReceiver, serve
-from tests.actors.test_webhooks import printer_events, private_tenant
+from tests.actors.test_webhook_deliveries import printer_events, private_tenant
 from tests.polling import eventually
 
 pytestmark = pytest.mark.ray
