@@ -281,12 +281,15 @@ def _start_sandbox(stack: Stack, speedup: float) -> None:
 
 def _wire_sandbox(stack: Stack, ready_seconds: float = 180.0) -> None:
     """Connect the default tenant to the simulators through the REST API (registering our
-    webhooks at each, as for a real shop), once the API answers; seed the catalog once.
+    webhooks at each, as for a real shop), once the API answers; seed the catalog once; confirm
+    the farm's printers ready (smart dispatch), their rows synced from the farm right away.
 
     The simulators keep their state in memory, so the tenant is re-connected on every start."""
     import httpx
 
+    from actors.router import EntityRouter
     from forma3d.db.pool import connect
+    from forma3d.messaging.fleet import SyncFleet
     from forma3d.store.tenants import DEFAULT_TENANT_ID
     from sandbox.runner import sandbox_key, wire_tenant, write_state
 
@@ -303,11 +306,17 @@ def _wire_sandbox(stack: Stack, ready_seconds: float = 180.0) -> None:
         time.sleep(0.5)
     urls, config = stack.sandbox.urls, stack.sandbox.config
 
+    router = EntityRouter.connect(stack.host_count)
+
+    async def sync_fleet() -> object:
+        return await router.call(SyncFleet(tenant_id=DEFAULT_TENANT_ID))
+
     async def wire() -> bool:
         conn = await connect(stack.services.database_url)
         try:
             key = await sandbox_key(conn, stack.settings.data_dir, DEFAULT_TENANT_ID)
-            return await wire_tenant(conn, DEFAULT_TENANT_ID, urls, config, stack.api_base, key)
+            return await wire_tenant(conn, DEFAULT_TENANT_ID, urls, config, stack.api_base, key,
+                                     sync_fleet)
         finally:
             await conn.close()
 

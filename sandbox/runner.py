@@ -11,10 +11,13 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+import httpx
 
 from forma3d.store import files
 from forma3d.store.apikeys import create_api_key, tenant_for_key
@@ -132,25 +135,67 @@ def _keep_key(path: Path, key: str) -> None:
 
 
 async def wire_tenant(db: Any, tenant_id: uuid.UUID, urls: dict[str, str],
-                      config: SandboxConfig, api_base: str, api_key: str) -> bool:
+                      config: SandboxConfig, api_base: str, api_key: str,
+                      sync_fleet: Callable[[], Awaitable[object]]) -> bool:
     """Connect the tenant to the sandboxes through the REST API (which registers our webhooks
-    at each); seed the catalog only the first time.
+    at each) with smart dispatch; seed the catalog only the first time; then confirm the farm's
+    printers (`confirm_printers`; `sync_fleet` asks the tenant's fleet to sync) so they pull
+    jobs.
 
     Re-seeding would replace mapping parts that existing print jobs refer to, so it runs only
     when a catalog SKU has no mapping yet. A new sandbox is a new, empty SimplyPrint account:
-    file ids uploaded to the previous one no longer exist there, so they are forgotten.
-    Returns whether it seeded. The sandbox tenant still places jobs in SimplyPrint's queue:
-    under smart dispatch the demo's orders stayed PROCESSING (to be investigated).
+    file ids uploaded to the previous one no longer exist there, so they are forgotten (before
+    any printer may start a job). Returns whether it seeded.
     """
     await connect_tenant(api_base, api_key, urls, config)
     await files.forget_farm_files(db, tenant_id)
     mapped = await db.fetchval(
         "SELECT count(*) FROM product_mappings WHERE tenant_id = $1 AND sku = ANY($2)",
         tenant_id, list(CATALOG))
-    if mapped >= len(CATALOG):
-        return False
-    await seed_catalog(db, tenant_id)
-    return True
+    seeded = bool(mapped < len(CATALOG))
+    if seeded:
+        await seed_catalog(db, tenant_id)
+    await confirm_printers(api_base, api_key, len(config.simplyprint.printers), sync_fleet)
+    return seeded
+
+
+async def confirm_printers(api_base: str, api_key: str, expected: int,
+                           sync_fleet: Callable[[], Awaitable[object]],
+                           attempts: int = 30) -> int:
+    """Confirm the sandbox farm's printers once, as their operator would: they clear their own
+    beds (the simulated farm has no bed-clear step), so each is `auto_ready` and `ready`.
+
+    Smart dispatch starts jobs only on ready printers, and a printer's row, created by the fleet
+    sync, starts not ready (its bed is unknown); without this the demo's jobs stayed QUEUED on
+    idle printers. The sync is asked for here (`sync_fleet`) rather than awaited from the fleet
+    clock's next round. Returns the printers confirmed now.
+    """
+    async with httpx.AsyncClient(timeout=30, headers={
+            "Authorization": f"Bearer {api_key}"}) as client:
+        base = f"{api_base.rstrip('/')}/api/v1/printers"
+        rows: list[dict[str, Any]] = []
+        for attempt in range(attempts):
+            await sync_fleet()
+            response = await client.get(base)
+            response.raise_for_status()
+            rows = [r for r in response.json() if r.get("farm_printer_id") is not None]
+            if len(rows) >= expected:
+                break
+            await asyncio.sleep(min(0.2 * 2 ** attempt, 2.0))
+        else:
+            raise RuntimeError(f"the fleet sync registered {len(rows)} of the sandbox farm's "
+                               f"{expected} printers")
+        confirmed = 0
+        for row in rows:
+            if row["auto_ready"] and row["ready"]:
+                continue
+            patched = await client.patch(f"{base}/{row['id']}",
+                                         json={"auto_ready": True, "ready": True})
+            if patched.status_code != 200:
+                raise RuntimeError(f"confirming printer {row['name']} failed: "
+                                   f"{patched.status_code} {patched.text}")
+            confirmed += 1
+    return confirmed
 
 
 def write_state(data_dir: Path, api_base: str, urls: dict[str, str]) -> Path:
