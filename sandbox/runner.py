@@ -147,7 +147,7 @@ async def wire_tenant(db: Any, tenant_id: uuid.UUID, urls: dict[str, str],
     file ids uploaded to the previous one no longer exist there, so they are forgotten (before
     any printer may start a job). Returns whether it seeded.
     """
-    await connect_tenant(api_base, api_key, urls, config)
+    await connect_tenant(api_base, api_key, urls, config, dispatch_mode="smart")
     await files.forget_farm_files(db, tenant_id)
     mapped = await db.fetchval(
         "SELECT count(*) FROM product_mappings WHERE tenant_id = $1 AND sku = ANY($2)",

@@ -52,7 +52,7 @@ async def test_demo_fulfils_every_order_without_duplicates(tmp_path: Path) -> No
     assert len(lines) == 1, out.decode()
     report = json.loads(lines[0])
 
-    assert report["dispatch_mode"] == "simplyprint_queue"  # named; smart is not wired yet
+    assert report["dispatch_mode"] == "smart"  # the sandbox farm's printers pull our jobs
     assert report["orders"] == ORDERS
     assert report["fulfilled"] == ORDERS
     assert report["failed"] == report["cancelled"] == 0
@@ -60,6 +60,8 @@ async def test_demo_fulfils_every_order_without_duplicates(tmp_path: Path) -> No
     assert report["print_jobs"] == report["print_jobs_completed"] > ORDERS  # multi-part, qty > 1
     assert report["shipments"] == ORDERS
     assert report["farm_prints"] >= report["print_jobs"]
+    assert report["farm_queue_items"] == 0  # smart dispatch: nothing in SimplyPrint's queue
+    assert report["duplicate_farm_jobs"] == 0  # no print started twice on the farm
     assert report["sendcloud_api"] == "v3"  # new connections ship through v3 shipments
     assert report["shopify_fulfillments"] == ORDERS
     for latency in ("webhook_to_queued_ms", "webhook_to_fulfilled_ms"):
