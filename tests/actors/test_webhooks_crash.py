@@ -19,7 +19,7 @@ from tests.actors.hook_receiver import HookReceiver, serve
 from tests.actors.test_webhook_deliveries import printer_events, private_tenant
 from tests.polling import eventually
 
-pytestmark = pytest.mark.ray
+pytestmark = [pytest.mark.ray, pytest.mark.slow]  # 1,000 deliveries: the slow tier
 SUBJECTS, PER_SUBJECT = 10, 100  # 1,000 events
 
 

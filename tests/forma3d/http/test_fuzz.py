@@ -130,6 +130,7 @@ def _run(operation: Any, mode: GenerationMode, key: str,
 
 
 # Longer than the suite's 300 s: users, roles, keys and sessions added about 20 operations.
+@pytest.mark.slow  # minutes on the 2-core machine: run by scripts/test-slow
 @pytest.mark.timeout(900)
 def test_fuzz_the_api_by_its_own_document(fuzzed_app: AppWithDeps, api_key: str,
                                           existing: dict[str, str]) -> None:
