@@ -210,19 +210,6 @@ class ApiKeyIn(BaseModel):
         return auth.parse_cidrs(value)
 
 
-class ApiKeyOut(BaseModel):
-    id: uuid.UUID
-    name: str
-    prefix: str
-    role: str | None
-    permissions: list[str] | None
-    expires_at: datetime | None
-    allowed_cidrs: list[str]
-    created_at: datetime
-    last_used_at: datetime | None
-    revoked_at: datetime | None
-
-
 class CreatedKeyOut(BaseModel):
     id: uuid.UUID
     name: str
@@ -239,7 +226,7 @@ class RotatedKeyOut(BaseModel):
 
 
 @api.route("GET", "/api-keys", "The tenant's API keys (never their secrets)",
-           response=list[ApiKeyOut], tags=(KEYS_TAG,), permission="api_keys.read")
+           response=list[apikeys.KeyInfo], tags=(KEYS_TAG,), permission="api_keys.read")
 async def list_api_keys(request: Request) -> list[dict[str, Any]]:
     return [asdict(k) for k in await apikeys.list_keys(deps(request).pool, tenant_of(request))]
 
