@@ -1,5 +1,7 @@
-"""Keys across real Serve replicas: `scripts/up` with two replicas of the API, a key revoked
-through one request is refused by both within a second.
+"""Changes across real Serve replicas: `scripts/up` with two replicas of the API (and its
+simulators in that process, not this one); a key revoked through one request is refused by both
+within a second, and a Shopify webhook secret rotated through the API is in force on both
+within a second.
 
 Ray Serve picks the replica of each request itself; a batch of concurrent requests reaches both
 replicas (two replica processes are seen running), so a batch answered 401 in full is both
@@ -12,6 +14,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +22,10 @@ import httpx
 import psutil
 import pytest
 
+from forma3d.store.tenants import DEFAULT_TENANT_ID
+from sandbox.server import SandboxConfig
 from tests.e2e.test_clean_stop import Up
+from tests.e2e.test_connect_shop import shopify_webhook
 from tests.e2e.test_demo import free_port_block
 from tests.polling import eventually
 
@@ -27,8 +33,8 @@ pytestmark = pytest.mark.timeout(1200)
 BATCH = 40
 
 
-@pytest.fixture
-def up(tmp_path: Path) -> Iterator[tuple[Up, dict[str, str]]]:
+@pytest.fixture(scope="module")
+def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Up, dict[str, str]]]:
     data = Path(tempfile.mkdtemp(prefix="f3rep-"))
     ray_tmp = Path(tempfile.mkdtemp(prefix="f3rray-"))
     env = {k: v for k, v in os.environ.items()
@@ -36,7 +42,7 @@ def up(tmp_path: Path) -> Iterator[tuple[Up, dict[str, str]]]:
     env.update({"FORMA3D_DATA_DIR": str(data), "RAY_TMPDIR": str(ray_tmp),
                 "FORMA3D_HTTP_PORT": str(free_port_block()), "FORMA3D_SERVE_REPLICAS": "2",
                 "FORMA3D_ENTITY_HOSTS": "1"})
-    run = Up(env, tmp_path / "up.log")
+    run = Up(env, tmp_path_factory.mktemp("replicas") / "up.log")
     try:
         run.wait_ready()
         yield run, env
@@ -94,3 +100,30 @@ async def _replicas(run: Up, wanted: int) -> bool:
         except psutil.Error:
             continue
     return found >= wanted
+
+
+async def test_a_rotated_webhook_secret_is_in_force_on_every_replica_within_a_second(
+        up: tuple[Up, dict[str, str]]) -> None:
+    run, env = up
+    owner = cli(env, "apikey", "create", "--tenant", "default", "--name", "owner")
+    tenant = str(DEFAULT_TENANT_ID)
+    old, new = SandboxConfig().shopify.webhook_secret, uuid.uuid4().hex
+    base = f"http://127.0.0.1:{run.port}"
+    async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+        await eventually(lambda: _replicas(run, 2), timeout=120, interval=1,
+                         what="two API replicas")
+
+        async def batch(secret: str) -> list[int]:
+            return list(await asyncio.gather(*(
+                shopify_webhook(client, base, tenant, secret) for _ in range(BATCH))))
+
+        assert await batch(old) == [200] * BATCH  # the connected secret, cached on both
+        rotated = await client.put("/api/v1/integrations/shopify", json={"webhook_secret": new},
+                                   headers={"Authorization": f"Bearer {owner}"})
+        assert rotated.status_code == 200, rotated.text
+
+        async def switched() -> bool:
+            return await batch(new) == [200] * BATCH and await batch(old) == [401] * BATCH
+
+        await eventually(switched, timeout=1.0, interval=0.05,
+                         what="the rotated secret in force on both replicas")
