@@ -152,28 +152,23 @@ class Chaos:
                 "the Serve controller starts another")
 
     def _restart_postgres(self) -> str:
-        postgres = self.stack.services.postgres
-        if postgres is None:
-            raise RuntimeError("PostgreSQL is not embedded (DATABASE_URL is set): not restarted")
-        down = round(self.rng.uniform(1.0, 3.0), 1)
-        postgres.stop()
-        time.sleep(down)
-        url = postgres.start()
-        if url != self.stack.services.database_url:
-            raise RuntimeError(f"PostgreSQL came back at another address: {url}")
-        return f"stopped the embedded PostgreSQL, {down} s down, started it again"
+        return self._restart("PostgreSQL", "DATABASE_URL", self.stack.services.postgres,
+                             self.stack.services.database_url)
 
     def _restart_redis(self) -> str:
-        redis = self.stack.services.redis
-        if redis is None:
-            raise RuntimeError("Redis is not embedded (REDIS_URL is set): not restarted")
+        return self._restart("Redis", "REDIS_URL", self.stack.services.redis,
+                             self.stack.services.redis_url)
+
+    def _restart(self, name: str, variable: str, server: Any, url: str | None) -> str:
+        """Stop an embedded server for 1-3 s and start it again at the same address."""
+        if server is None:
+            raise RuntimeError(f"{name} is not embedded ({variable} is set): not restarted")
         down = round(self.rng.uniform(1.0, 3.0), 1)
-        redis.stop()
+        server.stop()
         time.sleep(down)
-        url = redis.start()
-        if url != self.stack.services.redis_url:
-            raise RuntimeError(f"Redis came back at another address: {url}")
-        return f"stopped the embedded Redis, {down} s down, started it again"
+        if server.start() != url:
+            raise RuntimeError(f"{name} came back at another address")
+        return f"stopped the embedded {name}, {down} s down, started it again"
 
 
 def _pid_of(actor: Any) -> int | None:
