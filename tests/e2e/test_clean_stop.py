@@ -27,6 +27,7 @@ pytestmark = pytest.mark.timeout(1500)
 CHECKOUT = Path(__file__).resolve().parents[2]
 READY_SECONDS = 480  # Ray starts (retried) on a loaded 2-core machine
 STOP_SECONDS = 180
+READY_LINE = "forma3d is up"  # what `up` prints once everything answers
 
 
 class Up:
@@ -54,6 +55,11 @@ class Up:
             if self.process.poll() is not None:
                 raise AssertionError(f"scripts/up exited ({self.process.returncode}) before it "
                                      f"was ready:\n{self.output()[-4000:]}")
+            # Its own word first: after a `kill -9`, what the killed run left behind may still
+            # answer on the port until this start has taken it over.
+            if READY_LINE not in self.output():
+                time.sleep(1)
+                continue
             try:
                 response = httpx.get(f"http://127.0.0.1:{self.port}/health/ready", timeout=5)
                 if response.status_code == 200:
