@@ -35,7 +35,7 @@ from forma3d.handlers.registry import EntitySpec, Handlers
 from forma3d.handlers.services import Services
 from forma3d.integrations.errors import PermanentError, TransientError
 from forma3d.integrations.settings import SimplyPrintSettings
-from forma3d.integrations.simplyprint import webhook_job_status
+from forma3d.integrations.simplyprint import PrintJob, SimplyPrintClient, webhook_job_status
 from forma3d.messaging.order import JobStatusReport
 from forma3d.messaging.printer import (
     ControlPrinter,
@@ -342,7 +342,8 @@ async def _dispatch_now(printer: Printer) -> str:
         printer.job = await print_jobs.active_job(pool, printer.printer_id)
     if printer.job is not None:
         if printer.job["status"] == PrintJobStatus.ASSIGNED and not printer.job["farm_job_uid"]:
-            return await _start(printer, printer.job)  # a crash came between claim and start
+            # A crash came between claim and start.
+            return await _start(printer, printer.job, interrupted=True)
         return "busy"
     if availability(printer.row):
         return "unavailable"
@@ -367,9 +368,10 @@ async def _dispatch_now(printer: Printer) -> str:
     return await _start(printer, job)
 
 
-async def _start(printer: Printer, job: dict[str, Any]) -> str:
+async def _start(printer: Printer, job: dict[str, Any], interrupted: bool = False) -> str:
     """CreateJob, looking first: a printer already running a job we have no uid for is the
-    start that a crash interrupted, so it is adopted, not started again."""
+    start that a crash interrupted, so it is adopted, not started again. After a crash
+    (`interrupted`) the farm's history is read too: that start may already have finished."""
     sp = await _simplyprint(printer)
     farm_id = printer.farm_id
     if sp is None or farm_id is None:
@@ -377,6 +379,11 @@ async def _start(printer: Printer, job: dict[str, Any]) -> str:
     try:
         async with printer.services.farm.session(printer.tenant_id, sp) as client:
             seen = await client.get_printer(farm_id)
+            done = (await _finished_start(printer, client, farm_id, job)
+                    if interrupted and (seen.job is None or not seen.job.uid) else None)
+            if done is not None:
+                await _started(printer, job, done.uid, done.id, "adopted from the farm's history")
+                return await _reconcile_job(printer, job)
             if seen.job is None or not seen.job.uid:
                 if seen.state != "operational":
                     return await _release(printer, job, f"printer is {seen.state}")
@@ -396,6 +403,23 @@ async def _start(printer: Printer, job: dict[str, Any]) -> str:
     farm_job = seen.job.id if seen.job else None
     await _started(printer, job, uid, farm_job, "started")
     return "started"
+
+
+async def _finished_start(printer: Printer, client: SimplyPrintClient, farm_id: int,
+                          job: dict[str, Any]) -> PrintJob | None:
+    """A farm job on this printer of this job's file that none of our jobs accounts for: the
+    start a crash interrupted, which ended before we looked (the farm's history), or None."""
+    pool = printer.services.pool
+    filename = await pool.fetchval("SELECT filename FROM print_files WHERE id = $1",
+                                   job["file_id"])
+    page = await client.get_print_jobs(printer_ids=[farm_id], page_size=20)
+    candidates = [j for j in page.jobs if j.filename == filename]
+    if not candidates:
+        return None
+    known = {r["farm_job_uid"] for r in await pool.fetch(
+        "SELECT farm_job_uid FROM print_jobs WHERE tenant_id = $1 AND farm_job_uid = ANY($2)",
+        printer.tenant_id, [j.uid for j in candidates])}
+    return next((j for j in candidates if j.uid not in known), None)
 
 
 async def _started(printer: Printer, job: dict[str, Any], uid: str | None,

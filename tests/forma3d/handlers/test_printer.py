@@ -320,3 +320,29 @@ async def test_a_farm_event_ending_our_job_frees_the_printer(
     assert (ended["status"], ended["error"]) == (
         ("COMPLETED", None) if event == "job.done" else ("FAILED", "spaghetti"))
 
+
+
+async def test_a_start_a_crash_interrupted_and_the_farm_finished_is_adopted_not_repeated(
+        db_pool: Pool, simplyprint: SimplyPrint, queue_job: QueueJob) -> None:
+    tenant_id = simplyprint.tenant_id
+    job_id = await queue_job([])  # a stock job: its status changes here, not in an order
+    services, _ = stub_services(db_pool)
+    red = await farm_printer(services, simplyprint, "MK4 red")
+    assert await printer.dispatch(red, DispatchPrinter(tenant_id=tenant_id,
+                                                       printer_id=red.printer_id)) == "started"
+    [farm_job] = simplyprint.farm.jobs.values()
+    # The host died after CreateJob and before our record of it (the state as it was then),
+    # and the print ended on the farm before the printer's entity came back.
+    await db_pool.execute("UPDATE print_jobs SET status = 'ASSIGNED', farm_job_uid = NULL,"
+                          " farm_printer_id = NULL WHERE id = $1", job_id)
+    await db_pool.execute("UPDATE printers SET farm_job_uid = NULL, state = 'operational'"
+                          " WHERE id = $1", red.printer_id)
+    simplyprint.farm.fail(farm_job)
+    revived = await printer.load(services, str(red.printer_id))
+
+    await printer.dispatch(revived, DispatchPrinter(tenant_id=tenant_id,
+                                                    printer_id=red.printer_id))
+    assert len(simplyprint.farm.jobs) == 1  # not started again
+    job = await db_pool.fetchrow("SELECT status, farm_job_uid FROM print_jobs WHERE id = $1",
+                                 job_id)
+    assert job["farm_job_uid"] == farm_job.uid and job["status"] == "FAILED"
