@@ -93,7 +93,8 @@ async def test_cancel_after_the_label_cancels_the_parcel(farm: Farm) -> None:
                          " AND parcel_id IS NOT NULL", farm.tenant_id)
     order = await order_row(farm, order_id)
     assert order["status"] == "READY_FOR_FULFILLMENT"
-    response = await farm.api("POST", f"/orders/{order['id']}/cancel")
+    response = await farm.api("POST", f"/orders/{order['id']}/cancel",
+                              {"reason": "customer changed their mind"})
     assert response.status_code == 202, response.text
     assert await farm.wait([order_id], {"CANCELLED"}) == {order_id: "CANCELLED"}
     shipment = await farm.pool.fetchrow("SELECT * FROM shipments WHERE order_id = $1",
