@@ -57,12 +57,10 @@ class Up:
                                      f"was ready:\n{self.output()[-4000:]}")
             # Its own word first: after a `kill -9`, what the killed run left behind may still
             # answer on the port until this start has taken it over.
-            if READY_LINE not in self.output():
-                time.sleep(1)
-                continue
             try:
-                response = httpx.get(f"http://127.0.0.1:{self.port}/health/ready", timeout=5)
-                if response.status_code == 200:
+                if READY_LINE in self.output() and httpx.get(
+                        f"http://127.0.0.1:{self.port}/health/ready", timeout=5
+                ).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass
