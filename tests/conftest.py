@@ -19,6 +19,7 @@ from forma3d.db.migrations import migrate
 from forma3d.db.pool import Pool, create_pool
 from forma3d.platform.embedded import Services, start_services
 from forma3d.store.tenants import create_tenant
+from tests.stack import farm, ingress, sandbox  # noqa: F401  (fixtures for the whole tree)
 
 RAY_HOSTS = 2
 E2E = Path(__file__).resolve().parent / "e2e"

@@ -14,6 +14,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
 
 import forma3d.http.routes.all  # noqa: F401  (registers every route module)
 from forma3d import __version__, logs
@@ -36,12 +37,14 @@ if TYPE_CHECKING:
 OPENAPI_PATH = "/openapi.json"
 
 
-DASHBOARD = Path(__file__).with_name("static") / "dashboard.html"
+STATIC = Path(__file__).with_name("static")
+"""The operator dashboard: ES modules and one stylesheet, no build step (docs/dashboard.md)."""
 
 
 async def dashboard(request: Request) -> Response:
-    """The operator dashboard: a static page over the REST API and the live stream."""
-    return HTMLResponse(DASHBOARD.read_text())
+    """The dashboard's shell; its modules come from /static, never from a CDN."""
+    return HTMLResponse((STATIC / "index.html").read_text(),
+                        headers={"Cache-Control": "no-cache"})
 
 
 def _header(name: str, description: str, required: bool = False) -> dict[str, Any]:
@@ -128,7 +131,8 @@ def build_app(deps: Deps | None = None, config: Settings | None = None) -> Starl
     # Outside the key check: a storefront's CORS preflight carries no key.
     api_app.add_middleware(StorefrontCors, pool_of=lambda: current().pool)
     app = Starlette(
-        routes=[Route("/", dashboard), Route("/health/live", health.live),
+        routes=[Route("/", dashboard), Mount("/static", StaticFiles(directory=STATIC)),
+                Route("/health/live", health.live),
                 Route("/health/ready", health.ready),
                 *webhook_routes, Mount(API_PREFIX, app=api_app)],
         middleware=[Middleware(RequestIdMiddleware, echo=not _behind_serve())],

@@ -63,6 +63,8 @@ class SessionOut(BaseModel):
     tenant_id: uuid.UUID | None
     permissions: list[str]
     csrf_token: str | None = None  # on sign-in: echo it in X-CSRF-Token on every write
+    role: str | None = Field(None, description="a signed-in user's role (None for a key)")
+    tenant_name: str | None = Field(None, description="the tenant's display name")
 
 
 class Invitation(BaseModel):
@@ -131,21 +133,31 @@ async def sign_in(request: Request, body: SignIn) -> Response:
     found = await users.user_for_auth(d.pool, user.id)
     assert found is not None
     principal = auth.user_principal(found, session_id)
-    response = JSONResponse(_session_out(principal, csrf), status_code=201)
+    response = JSONResponse(_session_out(principal, csrf, role=user.role,
+                                         tenant_name=str(tenant["name"]) if tenant else None),
+                            status_code=201)
     _session_cookies(response, session_id, csrf, int(policy.absolute_seconds))
     return response
 
 
-def _session_out(principal: Any, csrf: str | None = None) -> dict[str, Any]:
+def _session_out(principal: Any, csrf: str | None = None, role: str | None = None,
+                 tenant_name: str | None = None) -> dict[str, Any]:
     return SessionOut(kind=principal.kind, id=principal.id, name=principal.name,
                       tenant_id=principal.tenant_id, permissions=sorted(principal.permissions),
-                      csrf_token=csrf).model_dump(mode="json")
+                      csrf_token=csrf, role=role, tenant_name=tenant_name).model_dump(mode="json")
 
 
 @api.route("GET", "/session", "Who is calling, with what permissions", response=SessionOut,
            tags=(TAG,), permission=SELF)
 async def whoami(request: Request) -> dict[str, Any]:
-    return _session_out(require_principal(request))
+    """Who is calling; the dashboard shows the tenant's name and the user's role from this."""
+    principal = require_principal(request)
+    pool = deps(request).pool
+    user = (await users.get_user(pool, principal.tenant_id, principal.id)
+            if principal.kind == "user" and principal.tenant_id and principal.id else None)
+    tenant = await find_tenant(pool, str(principal.tenant_id)) if principal.tenant_id else None
+    return _session_out(principal, role=user.role if user else None,
+                        tenant_name=str(tenant["name"]) if tenant else None)
 
 
 @api.route("DELETE", "/session", "Sign out (this session)", status=204, tags=(TAG,),

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import posixpath
+import re
 import uuid
 
 import httpx
@@ -109,11 +111,25 @@ async def test_openapi_is_generated_from_models(api: httpx.AsyncClient) -> None:
     assert "/api/v1/printers/{printer_id}" in doc["paths"]
 
 
-async def test_dashboard_is_served_without_a_key(api: httpx.AsyncClient) -> None:
+async def test_dashboard_is_served_without_a_key_and_needs_no_cdn(
+        api: httpx.AsyncClient) -> None:
+    """The shell and every module it imports, transitively, come from the app itself."""
     response = await api.get("/")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")
-    page = response.text
-    assert 'const API = "/api/v1"' in page and "/live" in page
-    for resource in ("orders", "print-jobs", "shipments", "printers", "events"):
-        assert f'"{resource}"' in page or f"{resource}:" in page
+    pending = re.findall(r'(?:src|href)="(/static/[^"]+)"', response.text)
+    assert "/static/js/app.js" in pending and "/static/app.css" in pending
+    seen: set[str] = set()
+    while pending:
+        path = pending.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        asset = await api.get(path)
+        assert asset.status_code == 200, path
+        assert not re.search(r"https?://", asset.text), f"{path} reaches outside the app"
+        for module in re.findall(r'from "(\./[^"]+|\.\./[^"]+)"', asset.text):
+            pending.append(posixpath.normpath(posixpath.join(posixpath.dirname(path), module)))
+    assert {"/static/js/views/index.js", "/static/js/live.js"} <= seen
+    assert len([p for p in seen if p.startswith("/static/js/views/")]) >= 9
+

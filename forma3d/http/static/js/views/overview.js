@@ -1,0 +1,4 @@
+import { simpleList } from "./simple.js";
+
+export default simpleList({ name: "overview", title: "Overview", permission: "orders.read", path: "/orders",
+  columns: [["Order", "name"], ["Status", "status"], ["Created", "created_at"]] });

@@ -1,0 +1,4 @@
+import { simpleList } from "./simple.js";
+
+export default simpleList({ name: "settings", title: "Settings", permission: "tenant.read", path: "/integrations",
+  columns: [["Service", "service"], ["Status", "status"]] });
