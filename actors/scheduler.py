@@ -2,6 +2,8 @@
 backfill, stock replenishment).
 
 Ticks `ask` and wait, so a slow tenant delays its own next tick instead of piling up messages.
+Time-of-day rules (the replenishment's quiet hours) judge the round's `at`, read from the
+scheduler's clock: the wall clock in production, the sandbox's simulated clock in tests.
 """
 
 from __future__ import annotations
@@ -10,6 +12,9 @@ import asyncio
 import logging
 import os
 import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import ray
@@ -42,13 +47,34 @@ STOCK_TENANTS = """SELECT id AS tenant_id FROM tenants
 # Each tick checks the tenant's quiet hours itself, so a few minutes' lateness is all it costs.
 REPLENISH_SECONDS = 300.0
 
+Clock = Callable[[], Awaitable[datetime]]
+"""What "now" is for a round (aware). Async, so a clock may live in another process (a test's
+simulated clock behind its control API); it must pickle, as it travels to the actor."""
+
+
+async def wall_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Period:
+    """One periodic message: which tenants get it, how often, and whether it carries the
+    round's time (`at`, for rules that depend on the time of day)."""
+
+    sql: str
+    seconds: float
+    timed: bool = False
+
 
 async def tick(pool: Pool, router: EntityRouter, sql: str, message: type[TenantMessage],
-               timeout: float) -> int:
-    """Ask every tenant the query names to handle `message`; returns how many were asked."""
+               timeout: float, at: datetime | None = None) -> int:
+    """Ask every tenant the query names to handle `message` (with `at`, for a timed message);
+    returns how many were asked."""
     tenants: list[uuid.UUID] = [r["tenant_id"] for r in await pool.fetch(sql)]
+    stamp = {} if at is None else {"at": at}
     replies = await asyncio.gather(
-        *(router.call(message(tenant_id=t), timeout) for t in tenants), return_exceptions=True)
+        *(router.call(message(tenant_id=t, **stamp), timeout) for t in tenants),
+        return_exceptions=True)
     for tenant, reply in zip(tenants, replies, strict=True):
         if isinstance(reply, BaseException):
             log.warning("%s for tenant %s failed: %s", message.type, tenant, reply)
@@ -58,25 +84,27 @@ async def tick(pool: Pool, router: EntityRouter, sql: str, message: type[TenantM
 @ray.remote(num_cpus=0)
 class Scheduler:
     """One loop per periodic message; the loops start in the constructor, so a restart (Ray
-    re-runs it) resumes them."""
+    re-runs it, with the same arguments) resumes them."""
 
     def __init__(self, database_url: str, host_count: int, reconcile_seconds: float,
-                 backfill_seconds: float) -> None:
+                 backfill_seconds: float, replenish_seconds: float = REPLENISH_SECONDS,
+                 clock: Clock = wall_clock) -> None:
         logs.configure(settings().log_level)
         self.database_url = database_url
         self.host_count = host_count
-        self.periods: dict[type[TenantMessage], tuple[str, float]] = {
-            ReconcileFarm: (ACTIVE_FARM_TENANTS, reconcile_seconds),
+        self.clock = clock
+        self.periods: dict[type[TenantMessage], Period] = {
+            ReconcileFarm: Period(ACTIVE_FARM_TENANTS, reconcile_seconds),
             # Lost Sendcloud webhooks: open parcels are read back as often as the farm is.
-            ReconcileShipments: (OPEN_PARCEL_TENANTS, reconcile_seconds),
-            BackfillOrders: (SHOPIFY_TENANTS, backfill_seconds),
-            ReplenishStock: (STOCK_TENANTS, REPLENISH_SECONDS)}
+            ReconcileShipments: Period(OPEN_PARCEL_TENANTS, reconcile_seconds),
+            BackfillOrders: Period(SHOPIFY_TENANTS, backfill_seconds),
+            ReplenishStock: Period(STOCK_TENANTS, replenish_seconds, timed=True)}
         self.ticks = {message.type: 0 for message in self.periods}
         self.connected = Lazy(self._connect)
         self.loops = Loops("scheduler", [
             Loop(message.type, self._every(message),
-                 stale_after=_timeout(period) + STALE_MARGIN_SECONDS)
-            for message, (_, period) in self.periods.items()])
+                 stale_after=_timeout(period.seconds) + STALE_MARGIN_SECONDS)
+            for message, period in self.periods.items()])
         self.loops.ensure_started()
 
     async def _connect(self) -> tuple[Pool, EntityRouter]:
@@ -84,17 +112,20 @@ class Scheduler:
         return await create_pool(self.database_url, max_size=2), router
 
     def _every(self, message: type[TenantMessage]) -> Body:
-        sql, period = self.periods[message]
+        period = self.periods[message]
 
         async def every(heartbeat: Heartbeat) -> None:
             pool, router = await self.connected.get()
             while True:
-                await heartbeat.sleep(period)
+                await heartbeat.sleep(period.seconds)
                 try:
-                    await tick(pool, router, sql, message, timeout=_timeout(period))
+                    at = await self.clock() if period.timed else None
+                    await tick(pool, router, period.sql, message,
+                               timeout=_timeout(period.seconds), at=at)
                     self.ticks[message.type] += 1
                 except Exception:
-                    log.exception("%s round failed; next round in %.0f s", message.type, period)
+                    log.exception("%s round failed; next round in %.0f s", message.type,
+                                  period.seconds)
 
         return every
 

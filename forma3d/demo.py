@@ -380,6 +380,18 @@ async def _report(conn: Any, client: httpx.AsyncClient, t: Target, ids: list[int
     demanded = await conn.fetchval(
         "SELECT coalesce(sum(quantity), 0) FROM line_items WHERE tenant_id = $1"
         " AND order_id = ANY($2)", t.tenant_id, order_ids)
+    # The order side, independent of the ledger: units printed are a line item's print jobs
+    # over its product's parts per unit; the rest of what was ordered came from the shelf.
+    printed = await conn.fetchval(
+        """SELECT coalesce(sum(j.jobs / p.per_unit), 0) FROM line_items li
+           JOIN LATERAL (SELECT count(*) AS jobs FROM print_jobs j
+                          WHERE j.tenant_id = li.tenant_id AND j.line_item_id = li.id) j ON true
+           JOIN LATERAL (SELECT sum(quantity) AS per_unit FROM mapping_parts m
+                          WHERE m.tenant_id = li.tenant_id AND m.mapping_id = li.mapping_id
+                         ) p ON p.per_unit > 0
+          WHERE li.tenant_id = $1 AND li.order_id = ANY($2)""", t.tenant_id, order_ids)
+    reserved, consumed = int(ledger["reserved"]), int(ledger["consumed"])
+    shipped_all = statuses.get("FULFILLED", 0) == len(ids)
     report: dict[str, Any] = {
         "dispatch_mode": mode,
         "orders": len(orders),
@@ -403,9 +415,14 @@ async def _report(conn: Any, client: httpx.AsyncClient, t: Target, ids: list[int
         "units_ordered": int(demanded),
         # Read back from the ledger: units reserved for these orders, and how many of them
         # left the shelf when their orders shipped (equal once every order is fulfilled).
-        "units_from_stock": int(ledger["reserved"]),
-        "stock_units_consumed": int(ledger["consumed"]),
+        "units_from_stock": reserved,
+        "units_printed": int(printed),
+        "stock_units_consumed": consumed,
         "stock_units_released": int(ledger["released"]),
+        # The ledger agrees with the orders: what they did not print it reserved, and (once all
+        # shipped) consumed.
+        "stock_ledger_agrees": int(demanded) - int(printed) == reserved
+        and (consumed == reserved if shipped_all else consumed <= reserved),
         "shopify_fulfillments": sum(
             1 for o in ours for f in o.get("fulfillments", []) if f.get("status") == "success"),
         "shopify_fulfilled_orders": sum(1 for o in ours if o.get("fulfillment_status")
@@ -535,7 +552,9 @@ def summary(report: dict[str, Any]) -> str:
         f"Shopify fulfillments "
         f"{report['shopify_fulfillments']}",
         f"stock       {report['units_from_stock']} of {report['units_ordered']} units from "
-        f"stock ({report['stock_units_consumed']} consumed on shipment)",
+        f"stock ({report['stock_units_consumed']} consumed on shipment, "
+        f"{report['units_printed']} printed; ledger "
+        f"{'agrees' if report['stock_ledger_agrees'] else 'DISAGREES'} with the orders)",
         f"latency     webhook->queued p50 {queued['p50']} ms p99 {queued['p99']} ms; "
         f"webhook->fulfilled p50 {fulfilled['p50']} ms p99 {fulfilled['p99']} ms",
         f"duplicates  print jobs {report['duplicate_print_jobs']}, farm jobs "

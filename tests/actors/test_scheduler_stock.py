@@ -5,6 +5,7 @@ minimum, and a restarted host (a scheduler tick again mid-run) makes no second b
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 
 from actors.local import LocalEntities
 from actors.scheduler import STOCK_TENANTS, tick
@@ -56,3 +57,22 @@ async def test_ticks_batch_once_even_across_a_restart(database_url: str, db_pool
         "SELECT count(*) FROM event_log WHERE tenant_id = $1"
         " AND type = 'stock.replenishment-scheduled'", stocked)
     assert scheduled == 4
+
+
+async def test_a_round_judges_quiet_hours_at_the_schedulers_time(database_url: str,
+                                                                 db_pool: Pool) -> None:
+    """The round's `at` (the scheduler's clock), not the host's wall clock, decides."""
+    night = {"stock_management_enabled": True, "stock_quiet_start": "22:00",
+             "stock_quiet_end": "06:00", "stock_time_zone": "Europe/Amsterdam"}
+    tenant_id = await below_minimum(db_pool, night)
+    others = LocalEntities(database_url)
+    try:
+        sql = f"SELECT '{tenant_id}'::uuid AS tenant_id"
+        # 20:30 UTC is 21:30 in Amsterdam in winter; 21:30 UTC is 22:30 there.
+        evening, late = (datetime(2026, 1, 15, h, 30, tzinfo=UTC) for h in (20, 21))
+        assert await tick(db_pool, others, sql, ReplenishStock, timeout=30, at=evening) == 1
+        assert await batches(db_pool, tenant_id) == []
+        await tick(db_pool, others, sql, ReplenishStock, timeout=30, at=late)
+    finally:
+        await others.close()
+    assert await batches(db_pool, tenant_id) == [4]
