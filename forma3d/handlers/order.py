@@ -96,6 +96,7 @@ log = logging.getLogger(__name__)
 S = TypeVar("S", bound=IntegrationSettings)
 EXPANDABLE = (LineItemStatus.PENDING, LineItemStatus.NEEDS_MAPPING, LineItemStatus.GENERATING)
 ON_PRINTER = frozenset({PrintJobStatus.ASSIGNED, PrintJobStatus.PRINTING})
+MAPPING_ACTION = "create one (POST /api/v1/product-mappings) and the order resumes by itself"
 
 
 @dataclass
@@ -171,7 +172,7 @@ async def expand(conn: Connection, tenant_id: uuid.UUID, order_id: uuid.UUID) ->
             if item["status"] != LineItemStatus.NEEDS_MAPPING:
                 await store.set_line_item_status(
                     conn, item, LineItemStatus.NEEDS_MAPPING,
-                    reason=f"no product mapping for SKU {item['sku']!r}")
+                    reason=f"no product mapping for SKU {item['sku']!r}: {MAPPING_ACTION}")
             continue
         ready.append((item, mapping, settings.stock_management_enabled
                       and not is_custom_sku(item["sku"] or "")))
@@ -288,6 +289,7 @@ class Edit:
     applied: bool
     withdrawn: list[dict[str, Any]]
     added_jobs: bool = False
+    blocked: str | None = None  # why it was not applied, when not because printing started
 
 
 async def _payload(order: Order, conn: Connection, inbox_id: int) -> bytes | None:
@@ -386,11 +388,12 @@ async def _set_units(order: Order, conn: Connection, row: OrderRow, item: dict[s
     started = len(withdrawn) < len(surplus)
     added = False
     if units > item["quantity"] and status != LineItemStatus.FROM_STOCK:
-        mapping = await store.load_mapping(conn, order.tenant_id,
-                                           item["mapping_sku"] or item["sku"] or "",
-                                           item["variant_id"])
-        if mapping is None:
-            return Edit(change, False, withdrawn)
+        mapping = await store.mapping_by_id(conn, order.tenant_id, item["mapping_id"]) \
+            if item["mapping_id"] is not None else None
+        if mapping is None:  # its parts were all removed since: more units cannot be made
+            return Edit(change, False, withdrawn, blocked=(
+                f"product mapping of SKU {item['sku']!r} has no parts any more; fix it, "
+                "then release the order"))
         specs = expand_line_item(str(order.order_id), str(item["id"]), units, mapping,
                                  from_stock=from_stock)
         await print_jobs.insert_order_jobs(
@@ -418,14 +421,17 @@ async def _after_edits(order: Order, conn: Connection, row: OrderRow, edits: lis
                        why: str) -> str:
     """Record what changed, hold the order for what could not be applied, take withdrawn jobs
     off the farm, start added work, and recompute the order."""
-    refused = [e.change.describe() for e in edits if not e.applied]
-    if refused and row.hold_reason is None:
-        await store.set_hold(conn, row, f"{why} after {STARTED}: {'; '.join(refused)};"
-                             " check the order's jobs, then release it", by="shopify")
+    refused = [e.change.describe() for e in edits if not e.applied and e.blocked is None]
+    blocked = [f"{e.change.describe()} not applied: {e.blocked}" for e in edits
+               if not e.applied and e.blocked is not None]
+    if (refused or blocked) and row.hold_reason is None:
+        started = [f"{why} after {STARTED}: {'; '.join(refused)};"
+                   " check the order's jobs, then release it"] if refused else []
+        await store.set_hold(conn, row, "; ".join(started + blocked), by="shopify")
     await store.record_edit(conn, row, [
         {"shopify_line_item_id": str(e.change.shopify_line_item_id), "sku": e.change.sku,
          "change": e.change.kind, "before": e.change.before, "after": e.change.after,
-         "applied": e.applied} for e in edits], bool(refused))
+         "applied": e.applied} for e in edits], bool(refused or blocked))
     on_farm = [j["id"] for e in edits for j in e.withdrawn if j["farm_queue_item_id"]]
     if on_farm:
         await send(conn, WithdrawJobs(tenant_id=order.tenant_id, order_id=order.order_id,
@@ -433,7 +439,7 @@ async def _after_edits(order: Order, conn: Connection, row: OrderRow, edits: lis
     await _settle(order, conn)
     if any(e.added_jobs for e in edits):
         await send(conn, StartOrder(tenant_id=order.tenant_id, order_id=order.order_id))
-    return "held" if refused else "edited"
+    return "held" if refused or blocked else "edited"
 
 
 @HANDLERS.command(ApplyRefund)
