@@ -15,6 +15,7 @@ most one block per replica, never looser.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from dataclasses import dataclass
@@ -57,6 +58,7 @@ class RateLimits:
         self._limiter: MovingWindowRateLimiter | None = None
         self.address = address or AddressLimits()
         self._leases: dict[str, _Lease] = {}
+        self._taking: dict[str, asyncio.Lock] = {}  # one lease taken at a time per bucket
 
     def _get(self) -> MovingWindowRateLimiter:
         if self._limiter is None:
@@ -116,18 +118,27 @@ class RateLimits:
         this replica's lease while it lasts."""
         if not self.enabled:
             return
-        who, now = f"webhooks:{tenant}", time.monotonic()
+        who = f"webhooks:{tenant}"
+        if self._spend(who):
+            return
+        # The requests that find the lease spent wait for one of them to take the next.
+        async with self._taking.setdefault(who, asyncio.Lock()):
+            if self._spend(who):
+                return
+            item = RateLimitItemPerSecond(settings.webhook_requests_per_second)
+            block, now = item.amount // LEASE_SHARE, time.monotonic()
+            if block > 1 and await self._get().hit(item, who, cost=block):
+                self._leases[who] = _Lease(block - 1, now + LEASE_SECONDS)
+                return
+            # Near the ceiling (or a small one): one permit at a time, 429 past it.
+            await self._hit(None, [(item, who)], "of webhooks for this tenant")
+
+    def _spend(self, who: str) -> bool:
         lease = self._leases.get(who)
-        if lease is not None and lease.left > 0 and lease.until > now:
-            lease.left -= 1
-            return
-        item = RateLimitItemPerSecond(settings.webhook_requests_per_second)
-        block = item.amount // LEASE_SHARE
-        if block > 1 and await self._get().hit(item, who, cost=block):
-            self._leases[who] = _Lease(block - 1, now + LEASE_SECONDS)
-            return
-        # Near the ceiling (or a small one): one permit at a time, refused with Retry-After.
-        await self._hit(None, [(item, who)], "of webhooks for this tenant")
+        if lease is None or lease.left <= 0 or lease.until <= time.monotonic():
+            return False
+        lease.left -= 1
+        return True
 
 
 def _headers(item: RateLimitItem, remaining: int, reset: float) -> dict[str, str]:

@@ -4,6 +4,7 @@ with Retry-After and RateLimit-* headers at the threshold, and recovery after it
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -140,6 +141,9 @@ async def test_webhook_permits_come_from_redis_in_blocks_that_never_pass_the_cei
         await deps.limits.check_webhooks(tenant, settings)
     used = await taken()  # whole blocks of 100, one per lease (a lease lasts under a second)
     assert used % 100 == 0 and 100 <= used <= 5000
+    # A burst of concurrent webhooks waits for one lease at a time instead of each taking one.
+    await asyncio.gather(*(deps.limits.check_webhooks(tenant, settings) for _ in range(300)))
+    assert await taken() - used <= 400  # 300 permits, in blocks of 100 (a partial one left)
 
     # Another replica (its own limiter) finds the window nearly full: single permits, then 429.
     other = Deps(deps.pool, deps.redis, entities=deps.entities)
