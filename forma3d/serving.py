@@ -11,6 +11,7 @@ from typing import Any
 
 from ray import serve
 
+from forma3d.config import settings
 from forma3d.http.app import build_app
 
 # The app is async end to end, so one replica serves many requests at once. Serve's default of 5
@@ -43,16 +44,18 @@ def hot_path_priority() -> None:
     _renice(os.getpid())
     config = os.environ.get("RAY_SERVE_HAPROXY_CONFIG_FILE_LOC")
     if config:
-        threading.Thread(target=_renice_haproxy, args=(config,), daemon=True,
+        # Ray puts the file one directory deeper (a session's), so the stack's directory is
+        # what HAProxy's command line names.
+        threading.Thread(target=_renice_haproxy, args=(f"{Path(config).parent}/",), daemon=True,
                          name="forma3d-haproxy-priority").start()
 
 
-def _renice_haproxy(config: str, after: tuple[float, ...] = (0, 5, 15, 60)) -> None:
+def _renice_haproxy(directory: str, after: tuple[float, ...] = (0, 5, 15, 60)) -> None:
     waited = 0.0
     for at in after:
         time.sleep(at - waited)
         waited = at
-        for pid in _naming(config):
+        for pid in _naming(directory):
             _renice(pid)
             with contextlib.suppress(OSError, ValueError, IndexError):
                 stat = Path(f"/proc/{pid}/stat").read_text()
@@ -85,9 +88,11 @@ def application(replicas: int | None = 1, env: dict[str, str] | None = None,
     options: dict[str, Any] = {"num_cpus": 0}
     if env:
         options["runtime_env"] = {"env_vars": env}
-    counts: dict[str, int] = {} if replicas is None else {"num_replicas": replicas}
+    counts: dict[str, Any] = {} if replicas is None else {"num_replicas": replicas}
     if per_node is not None:
         counts["max_replicas_per_node"] = per_node
+    if not settings().serve_access_log:
+        counts["logging_config"] = {"enable_access_log": False}
     return Api.options(  # type: ignore[attr-defined]
         ray_actor_options=options, **counts).bind()
 
@@ -110,7 +115,6 @@ def app_builder(args: dict[str, str]) -> Any:
     import ray
 
     from actors.runtime import start_runtime
-    from forma3d.config import settings
     from forma3d.db.migrations import migrate
 
     config = settings()
