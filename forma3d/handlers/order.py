@@ -676,6 +676,11 @@ async def force_status(order: Order, message: ForceJobStatus, conn: Connection) 
 RETRY_ACTION = "retry shipping: POST /api/v1/orders/{order_id}/ship"
 
 
+def _connect_action(order: Order, service: str) -> str:
+    retry = RETRY_ACTION.format(order_id=order.order_id)
+    return f"connect {service} (PUT /api/v1/integrations/{service}), then {retry}"
+
+
 def _action(order: Order, error: Exception | None = None) -> str:
     """What an operator does about a refused shipment or fulfilment."""
     retry = RETRY_ACTION.format(order_id=order.order_id)
@@ -707,8 +712,14 @@ async def ship(order: Order, message: ShipOrder) -> str:
 
 async def _create_parcel(order: Order, shipment: ShipmentRow) -> None:
     """Create the shipment and label through the tenant's API version (Sendcloud finds a
-    repeat by the reference) and store them on `shipment`; a refusal marks it FAILED."""
-    sc = await _integration(order, SendcloudSettings)
+    repeat by the reference) and store them on `shipment`; a refusal marks it FAILED, and so
+    does a tenant without Sendcloud (retried for ever, it would wait in silence)."""
+    try:
+        sc = await _integration(order, SendcloudSettings)
+    except IntegrationMissing as missing:
+        await _shipment_failed(order, shipment, f"cannot create the shipment: {missing}",
+                               _connect_action(order, "sendcloud"), shipment.api_version)
+        return
     settings = await tenant_settings(order.pool, order.tenant_id)
     row = await store.get_order(order.pool, order.order_id)
     assert row is not None
@@ -804,7 +815,12 @@ async def _fulfil(order: Order, shipment: ShipmentRow) -> bool:
         async with order.pool.acquire() as conn, conn.transaction():
             await _fulfilled(order, conn, shipment, None)
         return True
-    shop = await _integration(order, ShopifySettings)
+    try:
+        shop = await _integration(order, ShopifySettings)
+    except IntegrationMissing as missing:
+        await _fulfilment_refused(order, shipment, f"cannot fulfil in Shopify: {missing}", None,
+                                  _connect_action(order, "shopify"))
+        return False
     number = shipment.tracking_number or ""
     tracking = TrackingInfo(number=number, url=shipment.tracking_url, company=shipment.carrier)
     try:
@@ -820,22 +836,27 @@ async def _fulfil(order: Order, shipment: ShipmentRow) -> bool:
                 fulfillment_id = found.id if found else None
     except PermanentError as error:
         await note_failure(order.pool, order.tenant_id, error)
-        reason = f"Shopify refused the fulfilment: {error}"
-        async with order.pool.acquire() as conn, conn.transaction():
-            locked = await shipments.get_shipment(conn, order.tenant_id, order.order_id,
-                                                  lock=True)
-            assert locked is not None
-            await shipments.fulfilment_refused(conn, locked, reason, error.status,
-                                               _action(order, error))
-            row = await store.get_order(conn, order.order_id, lock=True)
-            assert row is not None
-            await store.set_order_status(conn, row, row.status, reason=reason)
-        shipment.__dict__.update(locked.__dict__)
+        await _fulfilment_refused(order, shipment, f"Shopify refused the fulfilment: {error}",
+                                  error.status, _action(order, error))
         return False
     async with order.pool.acquire() as conn, conn.transaction():
         await shipments.set_fulfilment(conn, shipment, fulfillment_id)
         await _fulfilled(order, conn, shipment, fulfillment_id)
     return True
+
+
+async def _fulfilment_refused(order: Order, shipment: ShipmentRow, reason: str,
+                              http_status: int | None, action: str) -> None:
+    """The reason on the shipment and the order, with `shipment.fulfilment-failed` naming the
+    operator's action."""
+    async with order.pool.acquire() as conn, conn.transaction():
+        locked = await shipments.get_shipment(conn, order.tenant_id, order.order_id, lock=True)
+        assert locked is not None
+        await shipments.fulfilment_refused(conn, locked, reason, http_status, action)
+        row = await store.get_order(conn, order.order_id, lock=True)
+        assert row is not None
+        await store.set_order_status(conn, row, row.status, reason=reason)
+    shipment.__dict__.update(locked.__dict__)
 
 
 async def _fulfilled(order: Order, conn: Connection, shipment: ShipmentRow,
