@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     backfill_seconds: float = Field(default=300.0, gt=0, alias="FORMA3D_BACKFILL_SECONDS")
     webhook_commit_ms: float = Field(default=2.0, ge=0, le=100, alias="FORMA3D_WEBHOOK_COMMIT_MS")
     serve_replicas: int = Field(default=1, ge=1, le=64, alias="FORMA3D_SERVE_REPLICAS")
+    # Serve's access log line per request (off: one log call less per webhook; see
+    # BENCHMARKS.md, "Webhook ingest").
+    serve_access_log: bool = Field(default=True, alias="FORMA3D_SERVE_ACCESS_LOG")
     secret_key: str | None = Field(default=None, alias="FORMA3D_SECRET_KEY")
     # The platform administrator's key (creates tenants and their first owner; acts in any
     # tenant named by X-Forma3d-Tenant, every such write recorded). Unset: no platform access.

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
+import time
+from pathlib import Path
 from typing import Any
 
 from ray import serve
 
+from forma3d.config import settings
 from forma3d.http.app import build_app
 
 # The app is async end to end, so one replica serves many requests at once. Serve's default of 5
@@ -30,11 +34,51 @@ class Api:
 
 
 def hot_path_priority() -> None:
-    """Ray starts its workers at nice 15; the replica answering webhooks takes the normal
-    priority back where the OS allows it, so during a burst the entity hosts and the dispatcher
-    (still at 15) create orders with what the hot path leaves, and catch up after it."""
+    """Ray starts its workers at nice 15, and Linux keeps a nice value per thread: the replica
+    answering webhooks takes the normal priority back, where the OS allows it, for every one of
+    its threads (the event loop is not the thread this runs on), and so does this node's HAProxy
+    of the stack with its manager (a reloaded HAProxy is the manager's child and inherits it).
+    During a burst the entity hosts and the dispatcher (still at 15) create orders with what the
+    hot path leaves, and catch up after it. HAProxy may start or reload after this replica, so
+    it is looked for again a few times."""
+    _renice(os.getpid())
+    config = os.environ.get("RAY_SERVE_HAPROXY_CONFIG_FILE_LOC")
+    if config:
+        # Ray puts the file one directory deeper (a session's), so the stack's directory is
+        # what HAProxy's command line names.
+        threading.Thread(target=_renice_haproxy, args=(f"{Path(config).parent}/",), daemon=True,
+                         name="forma3d-haproxy-priority").start()
+
+
+def _renice_haproxy(directory: str, after: tuple[float, ...] = (0, 5, 15, 60)) -> None:
+    waited = 0.0
+    for at in after:
+        time.sleep(at - waited)
+        waited = at
+        for pid in _naming(directory):
+            _renice(pid)
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                stat = Path(f"/proc/{pid}/stat").read_text()
+                _renice(int(stat.rsplit(")", 1)[1].split()[1]))  # its parent: the manager
+
+
+def _naming(text: str) -> list[int]:
+    """Processes whose command line contains `text` (HAProxy names its per-stack config)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if text.encode() in (entry / "cmdline").read_bytes():
+                    found.append(int(entry.name))
+    return found
+
+
+def _renice(pid: int) -> None:
+    """Nice 0 for every thread of `pid` (a no-op where the OS refuses)."""
     with contextlib.suppress(OSError):
-        os.setpriority(os.PRIO_PROCESS, 0, 0)
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(OSError, ValueError):
+                os.setpriority(os.PRIO_PROCESS, int(task.name), 0)
 
 
 def application(replicas: int | None = 1, env: dict[str, str] | None = None,
@@ -44,9 +88,11 @@ def application(replicas: int | None = 1, env: dict[str, str] | None = None,
     options: dict[str, Any] = {"num_cpus": 0}
     if env:
         options["runtime_env"] = {"env_vars": env}
-    counts: dict[str, int] = {} if replicas is None else {"num_replicas": replicas}
+    counts: dict[str, Any] = {} if replicas is None else {"num_replicas": replicas}
     if per_node is not None:
         counts["max_replicas_per_node"] = per_node
+    if not settings().serve_access_log:
+        counts["logging_config"] = {"enable_access_log": False}
     return Api.options(  # type: ignore[attr-defined]
         ray_actor_options=options, **counts).bind()
 
@@ -69,7 +115,6 @@ def app_builder(args: dict[str, str]) -> Any:
     import ray
 
     from actors.runtime import start_runtime
-    from forma3d.config import settings
     from forma3d.db.migrations import migrate
 
     config = settings()

@@ -96,6 +96,7 @@ log = logging.getLogger(__name__)
 S = TypeVar("S", bound=IntegrationSettings)
 EXPANDABLE = (LineItemStatus.PENDING, LineItemStatus.NEEDS_MAPPING, LineItemStatus.GENERATING)
 ON_PRINTER = frozenset({PrintJobStatus.ASSIGNED, PrintJobStatus.PRINTING})
+MAPPING_ACTION = "create one (POST /api/v1/product-mappings) and the order resumes by itself"
 
 
 @dataclass
@@ -171,7 +172,7 @@ async def expand(conn: Connection, tenant_id: uuid.UUID, order_id: uuid.UUID) ->
             if item["status"] != LineItemStatus.NEEDS_MAPPING:
                 await store.set_line_item_status(
                     conn, item, LineItemStatus.NEEDS_MAPPING,
-                    reason=f"no product mapping for SKU {item['sku']!r}")
+                    reason=f"no product mapping for SKU {item['sku']!r}: {MAPPING_ACTION}")
             continue
         ready.append((item, mapping, settings.stock_management_enabled
                       and not is_custom_sku(item["sku"] or "")))
@@ -288,6 +289,7 @@ class Edit:
     applied: bool
     withdrawn: list[dict[str, Any]]
     added_jobs: bool = False
+    blocked: str | None = None  # why it was not applied, when not because printing started
 
 
 async def _payload(order: Order, conn: Connection, inbox_id: int) -> bytes | None:
@@ -386,11 +388,12 @@ async def _set_units(order: Order, conn: Connection, row: OrderRow, item: dict[s
     started = len(withdrawn) < len(surplus)
     added = False
     if units > item["quantity"] and status != LineItemStatus.FROM_STOCK:
-        mapping = await store.load_mapping(conn, order.tenant_id,
-                                           item["mapping_sku"] or item["sku"] or "",
-                                           item["variant_id"])
-        if mapping is None:
-            return Edit(change, False, withdrawn)
+        mapping = await store.mapping_by_id(conn, order.tenant_id, item["mapping_id"]) \
+            if item["mapping_id"] is not None else None
+        if mapping is None:  # its parts were all removed since: more units cannot be made
+            return Edit(change, False, withdrawn, blocked=(
+                f"product mapping of SKU {item['sku']!r} has no parts any more; fix it, "
+                "then release the order"))
         specs = expand_line_item(str(order.order_id), str(item["id"]), units, mapping,
                                  from_stock=from_stock)
         await print_jobs.insert_order_jobs(
@@ -418,14 +421,17 @@ async def _after_edits(order: Order, conn: Connection, row: OrderRow, edits: lis
                        why: str) -> str:
     """Record what changed, hold the order for what could not be applied, take withdrawn jobs
     off the farm, start added work, and recompute the order."""
-    refused = [e.change.describe() for e in edits if not e.applied]
-    if refused and row.hold_reason is None:
-        await store.set_hold(conn, row, f"{why} after {STARTED}: {'; '.join(refused)};"
-                             " check the order's jobs, then release it", by="shopify")
+    refused = [e.change.describe() for e in edits if not e.applied and e.blocked is None]
+    blocked = [f"{e.change.describe()} not applied: {e.blocked}" for e in edits
+               if not e.applied and e.blocked is not None]
+    if (refused or blocked) and row.hold_reason is None:
+        started = [f"{why} after {STARTED}: {'; '.join(refused)};"
+                   " check the order's jobs, then release it"] if refused else []
+        await store.set_hold(conn, row, "; ".join(started + blocked), by="shopify")
     await store.record_edit(conn, row, [
         {"shopify_line_item_id": str(e.change.shopify_line_item_id), "sku": e.change.sku,
          "change": e.change.kind, "before": e.change.before, "after": e.change.after,
-         "applied": e.applied} for e in edits], bool(refused))
+         "applied": e.applied} for e in edits], bool(refused or blocked))
     on_farm = [j["id"] for e in edits for j in e.withdrawn if j["farm_queue_item_id"]]
     if on_farm:
         await send(conn, WithdrawJobs(tenant_id=order.tenant_id, order_id=order.order_id,
@@ -433,7 +439,7 @@ async def _after_edits(order: Order, conn: Connection, row: OrderRow, edits: lis
     await _settle(order, conn)
     if any(e.added_jobs for e in edits):
         await send(conn, StartOrder(tenant_id=order.tenant_id, order_id=order.order_id))
-    return "held" if refused else "edited"
+    return "held" if refused or blocked else "edited"
 
 
 @HANDLERS.command(ApplyRefund)
@@ -670,6 +676,11 @@ async def force_status(order: Order, message: ForceJobStatus, conn: Connection) 
 RETRY_ACTION = "retry shipping: POST /api/v1/orders/{order_id}/ship"
 
 
+def _connect_action(order: Order, service: str) -> str:
+    retry = RETRY_ACTION.format(order_id=order.order_id)
+    return f"connect {service} (PUT /api/v1/integrations/{service}), then {retry}"
+
+
 def _action(order: Order, error: Exception | None = None) -> str:
     """What an operator does about a refused shipment or fulfilment."""
     retry = RETRY_ACTION.format(order_id=order.order_id)
@@ -701,8 +712,14 @@ async def ship(order: Order, message: ShipOrder) -> str:
 
 async def _create_parcel(order: Order, shipment: ShipmentRow) -> None:
     """Create the shipment and label through the tenant's API version (Sendcloud finds a
-    repeat by the reference) and store them on `shipment`; a refusal marks it FAILED."""
-    sc = await _integration(order, SendcloudSettings)
+    repeat by the reference) and store them on `shipment`; a refusal marks it FAILED, and so
+    does a tenant without Sendcloud (retried for ever, it would wait in silence)."""
+    try:
+        sc = await _integration(order, SendcloudSettings)
+    except IntegrationMissing as missing:
+        await _shipment_failed(order, shipment, f"cannot create the shipment: {missing}",
+                               _connect_action(order, "sendcloud"), shipment.api_version)
+        return
     settings = await tenant_settings(order.pool, order.tenant_id)
     row = await store.get_order(order.pool, order.order_id)
     assert row is not None
@@ -798,7 +815,12 @@ async def _fulfil(order: Order, shipment: ShipmentRow) -> bool:
         async with order.pool.acquire() as conn, conn.transaction():
             await _fulfilled(order, conn, shipment, None)
         return True
-    shop = await _integration(order, ShopifySettings)
+    try:
+        shop = await _integration(order, ShopifySettings)
+    except IntegrationMissing as missing:
+        await _fulfilment_refused(order, shipment, f"cannot fulfil in Shopify: {missing}", None,
+                                  _connect_action(order, "shopify"))
+        return False
     number = shipment.tracking_number or ""
     tracking = TrackingInfo(number=number, url=shipment.tracking_url, company=shipment.carrier)
     try:
@@ -814,22 +836,27 @@ async def _fulfil(order: Order, shipment: ShipmentRow) -> bool:
                 fulfillment_id = found.id if found else None
     except PermanentError as error:
         await note_failure(order.pool, order.tenant_id, error)
-        reason = f"Shopify refused the fulfilment: {error}"
-        async with order.pool.acquire() as conn, conn.transaction():
-            locked = await shipments.get_shipment(conn, order.tenant_id, order.order_id,
-                                                  lock=True)
-            assert locked is not None
-            await shipments.fulfilment_refused(conn, locked, reason, error.status,
-                                               _action(order, error))
-            row = await store.get_order(conn, order.order_id, lock=True)
-            assert row is not None
-            await store.set_order_status(conn, row, row.status, reason=reason)
-        shipment.__dict__.update(locked.__dict__)
+        await _fulfilment_refused(order, shipment, f"Shopify refused the fulfilment: {error}",
+                                  error.status, _action(order, error))
         return False
     async with order.pool.acquire() as conn, conn.transaction():
         await shipments.set_fulfilment(conn, shipment, fulfillment_id)
         await _fulfilled(order, conn, shipment, fulfillment_id)
     return True
+
+
+async def _fulfilment_refused(order: Order, shipment: ShipmentRow, reason: str,
+                              http_status: int | None, action: str) -> None:
+    """The reason on the shipment and the order, with `shipment.fulfilment-failed` naming the
+    operator's action."""
+    async with order.pool.acquire() as conn, conn.transaction():
+        locked = await shipments.get_shipment(conn, order.tenant_id, order.order_id, lock=True)
+        assert locked is not None
+        await shipments.fulfilment_refused(conn, locked, reason, http_status, action)
+        row = await store.get_order(conn, order.order_id, lock=True)
+        assert row is not None
+        await store.set_order_status(conn, row, row.status, reason=reason)
+    shipment.__dict__.update(locked.__dict__)
 
 
 async def _fulfilled(order: Order, conn: Connection, shipment: ShipmentRow,

@@ -17,6 +17,8 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
+import asyncpg
+
 from forma3d.db.pool import Connection, Pool, record_to_dict
 from forma3d.domain.events import EventType
 from forma3d.domain.orders.live import units_to_make
@@ -225,6 +227,21 @@ async def load_mapping(conn: Connection, tenant_id: uuid.UUID, sku: str,
         """SELECT id, sku FROM product_mappings
            WHERE tenant_id = $1 AND sku = $2 AND variant_id IN ('', coalesce($3, ''))
            ORDER BY variant_id DESC LIMIT 1""", tenant_id, sku, variant_id)
+    return await _with_parts(conn, tenant_id, row)
+
+
+async def mapping_by_id(conn: Connection, tenant_id: uuid.UUID,
+                        mapping_id: uuid.UUID) -> ProductMapping | None:
+    """The mapping a line item was expanded with, whatever its SKU is called today (more units
+    of the line item are made of the same parts as the units before them)."""
+    row = await conn.fetchrow(
+        "SELECT id, sku FROM product_mappings WHERE tenant_id = $1 AND id = $2",
+        tenant_id, mapping_id)
+    return await _with_parts(conn, tenant_id, row)
+
+
+async def _with_parts(conn: Connection, tenant_id: uuid.UUID,
+                      row: asyncpg.Record | None) -> ProductMapping | None:
     if row is None:
         return None
     parts = await conn.fetch(

@@ -126,7 +126,8 @@ def derive_order_status(
     unmapped = [i for i in live if i.status == LineItemStatus.NEEDS_MAPPING]
     if unmapped:
         return DerivedOrderStatus(
-            OrderStatus.ON_HOLD, f"no product mapping for: {_describe(unmapped)}"
+            OrderStatus.ON_HOLD, f"no product mapping for: {_describe(unmapped)}; create "
+            "one (POST /api/v1/product-mappings) and the order resumes by itself"
         )
     if all(i.status in DONE_LINE_ITEM_STATUSES for i in live):
         return DerivedOrderStatus(OrderStatus.READY_FOR_FULFILLMENT)

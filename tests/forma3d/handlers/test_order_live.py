@@ -15,10 +15,18 @@ import pytest
 
 from forma3d.db.pool import Pool
 from forma3d.domain.orders.shopify_order import ShopifyOrder
+from forma3d.handlers import catalog
 from forma3d.handlers import order as handlers
 from forma3d.handlers import tenant as tenant_handlers
 from forma3d.handlers.order import Order
 from forma3d.handlers.testing import stub_services
+from forma3d.messaging.catalog import (
+    CreateMapping,
+    DeleteMapping,
+    MappingDraft,
+    PartDraft,
+    ReplaceMapping,
+)
 from forma3d.messaging.order import (
     ApplyRefund,
     ApplyShopifyOrder,
@@ -31,7 +39,13 @@ from forma3d.messaging.order import (
     WithdrawJobs,
 )
 from forma3d.messaging.refusals import Conflict
-from forma3d.messaging.tenant import AddressDraft, CreateOrder, OrderDraft, OrderLineDraft
+from forma3d.messaging.tenant import (
+    AddressDraft,
+    CreateOrder,
+    MappingChanged,
+    OrderDraft,
+    OrderLineDraft,
+)
 from forma3d.store import inbox, print_jobs
 from forma3d.store import orders as store
 from forma3d.store.shipments import get_shipment
@@ -367,6 +381,93 @@ async def test_an_edit_after_printing_starts_is_recorded_and_holds_the_order(
     # The operator looks and releases it; its prints carry on.
     assert await command(order, handlers.release, ReleaseOrder(
         tenant_id=order.tenant_id, order_id=order.order_id)) == "PROCESSING"
+
+
+# --- mappings that vanish while an order waits ---------------------------------------------------
+
+
+async def mapping_draft(shop: Farm, of: str, **change: Any) -> tuple[uuid.UUID, MappingDraft]:
+    """The SKU's mapping as an operator would send it back (its parts kept by id)."""
+    mapping_id = await shop.pool.fetchval(
+        "SELECT id FROM product_mappings WHERE tenant_id = $1 AND sku = $2", shop.tenant_id, of)
+    parts = await shop.pool.fetch(
+        "SELECT id, name, file_id, quantity, grams FROM mapping_parts WHERE mapping_id = $1"
+        " ORDER BY position", mapping_id)
+    return mapping_id, MappingDraft(sku=of, name=of, parts=[
+        PartDraft(id=p["id"], name=p["name"], file_id=p["file_id"], quantity=p["quantity"],
+                  grams=p["grams"]) for p in parts]).model_copy(update=change)
+
+
+async def as_tenant(tenant: Any, fn: Any, message: Any) -> Any:
+    """A tenant command run as its host runs it: in one transaction."""
+    async with tenant.services.pool.acquire() as conn, conn.transaction():
+        return await fn(tenant, message, conn)
+
+
+async def test_a_mapping_deleted_while_its_order_waits_holds_it_visibly_until_one_is_made(
+        shop: Farm, sent: list[tuple[str, bytes]]) -> None:
+    order, raw = await place(shop, [LineItemSpec(sku="BENCHY-PLA-RED")],
+                             financial_status="pending")
+    assert await start(order) == 0
+    assert (await order_row(order))["status"] == "AWAITING_PAYMENT"
+    tenant = await tenant_handlers.load(stub_services(shop.pool)[0], str(shop.tenant_id))
+    mapping_id, draft = await mapping_draft(shop, "BENCHY-PLA-RED")
+    await as_tenant(tenant, catalog.delete_mapping,  # not used by any expanded order yet
+                  DeleteMapping(tenant_id=shop.tenant_id, mapping_id=mapping_id))
+
+    shop.shopify.set_financial_status(raw["id"], "paid")
+    assert await deliver(order, "orders/paid", last(sent, "orders/paid")) == "paid"
+    assert await start(order) == 0
+    [item] = await items(order)
+    assert item["status"] == "NEEDS_MAPPING"
+    assert item["reason"] == ("no product mapping for SKU 'BENCHY-PLA-RED': create one"
+                              " (POST /api/v1/product-mappings) and the order resumes by itself")
+    row = await order_row(order)
+    assert row["status"] == "ON_HOLD" and "BENCHY-PLA-RED" in row["reason"]
+    assert "POST /api/v1/product-mappings" in row["reason"]
+    changes = await events(order, "line-item.status-changed", "order.status-changed")
+    assert [(e["new_status"], e["reason"]) for e in changes][-2:] == [
+        ("NEEDS_MAPPING", item["reason"]), ("ON_HOLD", row["reason"])]
+
+    # The operator's action: a mapping for the SKU; the tenant resumes the order by itself.
+    await as_tenant(tenant, catalog.create_mapping, CreateMapping(
+        tenant_id=shop.tenant_id, mapping=draft.model_copy(update={"parts": [
+            p.model_copy(update={"id": None}) for p in draft.parts]})))
+    [announced] = [r for r in await shop.pool.fetch(
+        "SELECT payload FROM outbox WHERE tenant_id = $1 AND message_type = 'mapping.changed'",
+        shop.tenant_id)]
+    changed = MappingChanged.model_validate(dict(announced["payload"])
+                                            | {"tenant_id": shop.tenant_id})
+    assert await as_tenant(tenant, tenant_handlers.mapping_changed, changed) == 1
+    assert [m["order_id"] for m in await outbox(order, "order.start")][-1] == str(order.order_id)
+    assert await start(order) == 1
+    assert [i["status"] for i in await items(order)] == ["PRINTING"]
+    assert (await order_row(order))["status"] == "PROCESSING"
+
+
+async def test_more_units_of_a_line_whose_mapping_sku_changed_are_made_of_the_same_parts(
+        shop: Farm, sent: list[tuple[str, bytes]]) -> None:
+    order, raw = await place(shop, [LineItemSpec(sku="BENCHY-PLA-RED")])
+    assert await start(order) == 1
+    tenant = await tenant_handlers.load(stub_services(shop.pool)[0], str(shop.tenant_id))
+    mapping_id, draft = await mapping_draft(shop, "BENCHY-PLA-RED", sku="BENCHY-V2")
+    await as_tenant(tenant, catalog.replace_mapping, ReplaceMapping(
+        tenant_id=shop.tenant_id, mapping_id=mapping_id, mapping=draft))
+
+    [benchy] = raw["line_items"]
+    shop.shopify.edit_order(raw["id"], {benchy["id"]: 2})
+    assert await deliver(order, "orders/updated", last(sent, "orders/updated")) == "edited"
+    assert [(j["copy_number"], j["part_id"]) for j in await jobs(order)] == [
+        (1, draft.parts[0].id), (2, draft.parts[0].id)]
+    assert await start(order) == 1  # the added copy goes to the farm
+    row = await order_row(order)
+    assert (row["status"], row["hold_reason"], row["parts_total"]) == ("PROCESSING", None, 2)
+
+    # A new order for the old SKU now waits for a mapping, visibly.
+    later, _ = await place(shop, [LineItemSpec(sku="BENCHY-PLA-RED")])
+    assert await start(later) == 0
+    assert (await order_row(later))["status"] == "ON_HOLD"
+    assert [i["status"] for i in await items(later)] == ["NEEDS_MAPPING"]
 
 
 # --- refunds ------------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """The order entity's shipping handlers with a Sendcloud v3 tenant and with refusals, called
 directly (no Ray) against PostgreSQL and the in-process simulators: a v3 shipment and its
 cancel, a v2 account Sendcloud refuses, a Shopify fulfilment refused with 404, a transient
-outage, and the operator's retry of each."""
+outage, a tenant whose Sendcloud or Shopify was disconnected, and the operator's retry of
+each."""
 
 from __future__ import annotations
 
@@ -16,11 +17,16 @@ from forma3d.db.pool import Pool
 from forma3d.handlers import order as handlers
 from forma3d.handlers.order import Order
 from forma3d.integrations.errors import TransientError
-from forma3d.integrations.settings import SendcloudSettings
+from forma3d.integrations.settings import SendcloudSettings, ShopifySettings
 from forma3d.messaging.order import CancelOrder, RetryShipment, ShipOrder
 from forma3d.messaging.refusals import Conflict
 from forma3d.store import shipments
-from forma3d.store.integrations import connections, load_integration, save_integration
+from forma3d.store.integrations import (
+    connections,
+    load_integration,
+    remove_integration,
+    save_integration,
+)
 from forma3d.store.shipments import ShipmentRow
 from sandbox.server import serve_sandboxes
 from sandbox.tenant import save_credentials, seed_catalog
@@ -110,8 +116,9 @@ async def test_a_v3_shipment_is_cancelled_through_v3(v3shop: Farm) -> None:
     order = await ready(v3shop)
     await v3shop.pool.execute("UPDATE integrations SET enabled = false WHERE tenant_id = $1"
                               " AND service = 'shopify'", v3shop.tenant_id)
-    with pytest.raises(Exception, match="shopify is not configured"):
-        await handlers.ship(order, ship_message(order))
+    # The parcel is made; the fulfilment waits, refused visibly, for Shopify to be connected.
+    assert await handlers.ship(order, ship_message(order)) == "fulfilment refused"
+    assert "shopify is not configured" in ((await shipment_of(order)).fulfilment_error or "")
     assert await handlers.cancel(order, CancelOrder(
         tenant_id=order.tenant_id, order_id=order.order_id)) == "cancelled"
     shipment = await shipment_of(order)
@@ -197,6 +204,48 @@ async def test_a_sendcloud_outage_raises_for_the_outbox_to_retry(v3shop: Farm) -
     assert shipment.status == "PENDING" and shipment.create_failures == 1
     assert shipment.error is not None and "cannot connect" in shipment.error
     assert not await events(order, "shipment.status-changed")
+
+
+async def test_a_tenant_without_sendcloud_fails_the_shipment_visibly_until_reconnected(
+        v3shop: Farm) -> None:
+    order = await ready(v3shop)
+    settings = await load_integration(order.pool, order.tenant_id, SendcloudSettings)
+    assert settings is not None
+    assert await remove_integration(order.pool, order.tenant_id, "sendcloud")
+    assert await handlers.ship(order, ship_message(order)) == "parcel failed"
+    shipment = await shipment_of(order)
+    assert shipment.status == "FAILED" and "sendcloud is not configured" in (shipment.error or "")
+    [failed] = await events(order, "shipment.status-changed")
+    assert failed["new_status"] == "FAILED" and failed["reason"] == shipment.error
+    assert "PUT /api/v1/integrations/sendcloud" in failed["action"]
+    assert f"POST /api/v1/orders/{order.order_id}/ship" in failed["action"]
+    assert (await order_row(order))["reason"] == shipment.error
+
+    await save_integration(order.pool, order.tenant_id, settings)
+    assert await retry(order) == "shipment restarted"
+    assert await handlers.ship(order, ship_message(order)) == "fulfilled"
+
+
+async def test_a_tenant_without_shopify_keeps_the_refused_fulfilment_for_an_operator(
+        v3shop: Farm) -> None:
+    order = await ready(v3shop)
+    settings = await load_integration(order.pool, order.tenant_id, ShopifySettings)
+    assert settings is not None
+    assert await remove_integration(order.pool, order.tenant_id, "shopify")
+    assert await handlers.ship(order, ship_message(order)) == "fulfilment refused"
+    shipment = await shipment_of(order)
+    assert shipment.parcel_id is not None
+    assert "shopify is not configured" in (shipment.fulfilment_error or "")
+    [refusal] = await events(order, "shipment.fulfilment-failed")
+    assert refusal["http_status"] is None and refusal["reason"] == shipment.fulfilment_error
+    assert "PUT /api/v1/integrations/shopify" in refusal["action"]
+    row = await order_row(order)
+    assert row["status"] == "READY_FOR_FULFILLMENT" and row["reason"] == refusal["reason"]
+
+    await save_integration(order.pool, order.tenant_id, settings)
+    assert await retry(order) == "shipping again"
+    assert await handlers.ship(order, ship_message(order)) == "fulfilled"
+    assert len(v3shop.sandboxes.sandboxes.sendcloud.parcels) == 1  # no second label
 
 
 async def test_retry_refuses_an_order_that_is_not_ready(v3shop: Farm) -> None:

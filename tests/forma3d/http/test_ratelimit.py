@@ -4,6 +4,7 @@ with Retry-After and RateLimit-* headers at the threshold, and recovery after it
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -11,13 +12,16 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
+from limits import RateLimitItemPerSecond
 from starlette.applications import Starlette
 
 from actors.local import LocalEntities
 from forma3d.db.pool import Pool
+from forma3d.domain.tenants import TenantSettings
 from forma3d.http.app import build_app
 from forma3d.http.auth import SESSION_COOKIE, hash_password
 from forma3d.http.deps import Deps
+from forma3d.http.problems import Problem
 from forma3d.http.ratelimit import AddressLimits
 from forma3d.store.apikeys import create_api_key
 from forma3d.store.users import create_user
@@ -118,3 +122,37 @@ async def test_user_limit_follows_the_signed_in_user(app: Starlette, db_pool: Po
     statuses = [(await first_response(app, "GET", "/api/v1/session", {"Cookie": cookie}))[0]
                 for _ in range(3)]
     assert statuses == [200, 200, 429]
+
+
+async def test_webhook_permits_come_from_redis_in_blocks_that_never_pass_the_ceiling(
+        deps: Deps) -> None:
+    """A replica takes the ceiling's permits in blocks (1/64 of it), one Redis call each; near
+    the ceiling it takes them one by one, and past it the webhook is refused."""
+    tenant = uuid.uuid4().hex
+    settings = TenantSettings(webhook_requests_per_second=6400)
+    item = RateLimitItemPerSecond(6400)
+    who = f"webhooks:{tenant}"
+
+    async def taken() -> int:
+        stats = await deps.limits._get().get_window_stats(item, who)
+        return 6400 - stats.remaining
+
+    for _ in range(50):
+        await deps.limits.check_webhooks(tenant, settings)
+    used = await taken()  # whole blocks of 100, one per lease (a lease lasts under a second)
+    assert used % 100 == 0 and 100 <= used <= 5000
+    # A burst of concurrent webhooks waits for one lease at a time instead of each taking one.
+    await asyncio.gather(*(deps.limits.check_webhooks(tenant, settings) for _ in range(300)))
+    assert await taken() - used <= 400  # 300 permits, in blocks of 100 (a partial one left)
+
+    # Another replica (its own limiter) finds the window nearly full: single permits, then 429.
+    other = Deps(deps.pool, deps.redis, entities=deps.entities)
+    assert await deps.limits._get().hit(item, who, cost=6400 - await taken() - 3)
+    refused = 0
+    for _ in range(8):
+        try:
+            await other.limits.check_webhooks(tenant, settings)
+        except Problem as problem:
+            assert problem.status == 429
+            refused += 1
+    assert refused >= 5 and await taken() <= 6400

@@ -10,8 +10,10 @@ from typing import Any
 import httpx
 import pytest
 
+from actors.local import LocalEntities
 from forma3d.db.pool import Pool
 from forma3d.integrations import signatures
+from forma3d.messaging.tenant import WEBHOOK_MESSAGES
 from tests.forma3d.http.test_webhooks import ORDER, shopify_headers, stored, wired  # noqa: F401
 
 DEEP = b"[" * 10_000 + b"]" * 10_000
@@ -177,8 +179,10 @@ async def test_deep_nesting_under_a_non_order_topic_is_refused(
 
 
 async def test_the_edges_of_every_range_are_accepted(api: httpx.AsyncClient, db_pool: Pool,
+                                                     entities: LocalEntities,
                                                      wired: uuid.UUID) -> None:  # noqa: F811
-    """The checks refuse only what does not fit: the largest values that fit are stored."""
+    """The checks refuse only what does not fit: the largest values that fit are stored, and
+    processed."""
     order = {**ORDER, "id": 2**63 - 1, "total_price": "9999999999.99",
              "line_items": [{**LINE, "id": 2**63 - 1, "quantity": 2**31 - 1,
                              "variant_id": "123", "title": None}]}
@@ -191,3 +195,14 @@ async def test_the_edges_of_every_range_are_accepted(api: httpx.AsyncClient, db_
                               headers={"X-SP-Secret": "sp-secret"})
     assert response.status_code == 200, response.text
     assert await stored(db_pool, wired) == (2, 2)
+    # Acknowledged, so processed: the tenant entity takes the order at its edges to the end
+    # (the farm delivery would ask SimplyPrint, which this tenant's settings do not reach).
+    inbox_id = await db_pool.fetchval("SELECT id FROM webhook_inbox WHERE tenant_id = $1"
+                                      " AND source = 'shopify'", wired)
+    await entities.call(WEBHOOK_MESSAGES["shopify"](tenant_id=wired, inbox_id=inbox_id))
+    done = await db_pool.fetchrow("SELECT processed_at, dead_lettered_at, error"
+                                  " FROM webhook_inbox WHERE id = $1", inbox_id)
+    assert done["processed_at"] is not None and done["dead_lettered_at"] is None, done["error"]
+    assert await db_pool.fetchval(
+        "SELECT li.quantity FROM orders o JOIN line_items li ON li.order_id = o.id"
+        " WHERE o.tenant_id = $1 AND o.shopify_order_id = $2", wired, 2**63 - 1) == 2**31 - 1

@@ -82,7 +82,8 @@ def test_all_printed_or_stocked_is_ready() -> None:
 def test_needs_mapping_holds_the_order_with_the_sku_in_the_reason() -> None:
     derived = derive_order_status([item(L.PRINTING, 1), item(L.NEEDS_MAPPING, 2, "GRID-X")])
     assert derived.status == OS.ON_HOLD
-    assert derived.reason == "no product mapping for: GRID-X (li2)"
+    assert derived.reason == ("no product mapping for: GRID-X (li2); create one"
+                              " (POST /api/v1/product-mappings) and the order resumes by itself")
 
 
 def test_failed_beats_needs_mapping() -> None:
