@@ -11,7 +11,9 @@ const live = new Live($("live"));
 let session = null;
 let cleanups = [];
 
-const can = permission => Boolean(session && session.permissions.includes(permission));
+// A permission, or an array meaning "any of" (a view whose sections need different ones).
+const can = permission => Array.isArray(permission) ? permission.some(can)
+  : Boolean(session && session.permissions.includes(permission));
 
 function visibleViews() {
   return VIEWS.filter(view => can(view.permission));
