@@ -260,6 +260,8 @@ async function integrations(el, ctx) {
   };
   const reload = async () => { current = await ctx.api.get("/integrations"); draw(); };
   draw();
+  // Changed elsewhere (another operator, the CLI): redrawn, unless a form is being filled in.
+  ctx.follow(e => String(e.type).startsWith("integration.") && !open.size, reload);
 
   const serviceOf = button => button.closest("[data-service]").dataset.service;
   onClick(el, {
