@@ -159,7 +159,7 @@ async def shoot(found: object, args: argparse.Namespace) -> list[Path]:
         for name, view, hash_path in shots:
             await page.goto(f"/{hash_path}")
             # The live stream keeps a request open, so no "network idle": the view has drawn.
-            shown = page.locator(f'#view[data-view="{view}"]')
+            shown = page.locator(f'#view[data-view="{view}"] > div')
             await expect(shown).not_to_be_empty(timeout=30_000)
             await page.wait_for_timeout(SETTLE_MS)
             path = args.out / f"{name}.png"

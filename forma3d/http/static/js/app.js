@@ -67,9 +67,11 @@ async function route() {
     else link.removeAttribute("aria-current");
   }
   document.title = `${view.title} — Forma3D`;
-  const el = $("view");
-  el.innerHTML = "";
-  el.dataset.view = view.name;
+  // Each render gets a fresh element: a slow render of the view just left writes into a
+  // detached one instead of over this view.
+  const el = document.createElement("div");
+  $("view").replaceChildren(el);
+  $("view").dataset.view = view.name;
   const ctx = {
     api, live, session, can, args,
     navigate: hash => { location.hash = hash; },
