@@ -11,7 +11,9 @@ const live = new Live($("live"));
 let session = null;
 let cleanups = [];
 
-const can = permission => Boolean(session && session.permissions.includes(permission));
+// A permission, or an array meaning "any of" (a view whose sections need different ones).
+const can = permission => Array.isArray(permission) ? permission.some(can)
+  : Boolean(session && session.permissions.includes(permission));
 
 function visibleViews() {
   return VIEWS.filter(view => can(view.permission));
@@ -65,9 +67,11 @@ async function route() {
     else link.removeAttribute("aria-current");
   }
   document.title = `${view.title} — Forma3D`;
-  const el = $("view");
-  el.innerHTML = "";
-  el.dataset.view = view.name;
+  // Each render gets a fresh element: a slow render of the view just left writes into a
+  // detached one instead of over this view.
+  const el = document.createElement("div");
+  $("view").replaceChildren(el);
+  $("view").dataset.view = view.name;
   const ctx = {
     api, live, session, can, args,
     navigate: hash => { location.hash = hash; },
