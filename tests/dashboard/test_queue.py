@@ -56,7 +56,9 @@ async def hold_jobs(farm: Farm, sandbox: SandboxConfig, runtime: Runtime,
 async def open_queue(signed_in: SignIn, farm: Farm, role: str = "operator",
                      tab: str = "queued") -> Page:
     page = await signed_in(farm.tenant_id, role)
+    # A fresh load straight onto the tab (the view the sign-in opened may still be loading).
     await page.goto(f"/#/queue/{tab}")
+    await page.reload()
     await expect(page.get_by_role("tab", name="Queued")).to_be_visible()
     return page
 
@@ -114,7 +116,7 @@ async def test_drag_and_buttons_reorder_the_queue(farm: Farm, sandbox: SandboxCo
     await page.reload()
     await expect(rows(page)).to_have_count(5)
     assert await shown_ids(page) == await queued_ids(farm) == expected
-    await expect(rows(page).first.locator(".q-place")).to_have_text("1")
+    await expect(rows(page).first.locator(".q-num")).to_have_text("1")
 
     # The same by keyboard-usable buttons: one down, then the last to the front.
     await rows(page).nth(0).get_by_role("button", name="down").click()

@@ -2,7 +2,7 @@
 // language, drag (or buttons) to reorder what waits, bulk retry and cancel, per-job
 // pause/resume/retry/cancel as the role allows, and "why is this waiting" from the matching
 // endpoint. Follows print-job events live; the selection survives each refetch.
-import { act, ago, html, pill, raw, toast } from "../ui.js";
+import { act, ago, errorText, html, pill, raw, toast } from "../ui.js";
 
 const TABS = [
   { id: "queued", label: "Queued", statuses: ["PENDING", "QUEUED"],
@@ -91,14 +91,21 @@ export default {
       busy: false,
     };
 
-    el.innerHTML = html`
-      <div class="row spread q-head"><h1>Queue</h1><span class="muted small" id="q-total"></span></div>
+    // Everything lives in this view's own root: listeners go with it when the view is left,
+    // and a refetch that lands after the view was replaced finds it detached and draws nothing.
+    const root = document.createElement("div");
+    root.className = "q-view";
+    el.replaceChildren(root);
+    root.innerHTML = html`
+      <div class="row spread q-head"><h1>Queue</h1><span class="row"><span class="muted small"
+        id="q-total"></span>${can.clear ? html`<button type="button" id="q-clear"
+        title="Hide finished jobs from these tabs; their history stays">Clear finished</button>` : ""}</span></div>
       <div class="tabs" role="tablist" aria-label="Job status">${TABS.map(t => html`
         <button type="button" role="tab" id="q-tab-${t.id}" data-tab="${t.id}"
           aria-controls="q-panel">${t.label} <span class="q-count" data-count="${t.id}"></span></button>`)}
       </div>
       <form class="q-filters row" id="q-filters" role="search" aria-label="Filter jobs">
-        <label>Search job <input type="search" name="search" placeholder="job key or file"
+        <label>Job key <input type="search" name="search" placeholder="part of a job key"
           autocomplete="off"></label>
         <label>Order <input type="search" name="order" placeholder="order name" autocomplete="off"></label>
         ${FACETS.map(([key, label]) => html`<label>${label}
@@ -106,11 +113,9 @@ export default {
         <button type="reset">Clear filters</button>
       </form>
       <div class="q-bulk row" id="q-bulk" aria-live="polite" hidden></div>
-      <div class="q-body">
-        <div id="q-panel" role="tabpanel" class="q-list"></div>
-        <aside id="q-why" class="card q-why" aria-label="Why is this waiting" hidden></aside>
-      </div>`;
-    const $ = sel => el.querySelector(sel);
+      <aside id="q-why" class="card q-why" aria-label="Why is this waiting" hidden></aside>
+      <div id="q-panel" role="tabpanel" class="q-list"></div>`;
+    const $ = sel => root.querySelector(sel);
     const form = $("#q-filters");
 
     // --- reading ------------------------------------------------------------------------------
@@ -163,7 +168,7 @@ export default {
       const [page] = await Promise.all([
         p ? ctx.api.get("/print-jobs", p) : Promise.resolve({ data: [], total: 0 }), counts()]);
       await names(page.data);
-      if (mine !== loads) return;
+      if (mine !== loads || !root.isConnected) return;
       state.rows = page.data;
       state.total = page.total;
       for (const row of state.rows) {
@@ -175,6 +180,9 @@ export default {
       draw();
       if (state.why) await explain(state.why, { quiet: true });
     };
+
+    /** A refetch whose failure is reported, never left unhandled. */
+    const refresh = () => load().catch(err => toast(errorText(err), "error"));
 
     // --- drawing ------------------------------------------------------------------------------
 
@@ -198,15 +206,7 @@ export default {
       const queued = state.tab.id === "queued";
       if (queued) {
         out.push(html`<button type="button" data-act="why" data-id="${id}"
-          aria-label="Why is ${name} waiting">Why waiting?</button>`);
-      }
-      if (queued && can.reorder) {
-        out.push(html`<button type="button" data-act="front" data-id="${id}" ${raw(index === 0 ? "disabled" : "")}
-          aria-label="Move ${name} to front" title="Move to front">⤒</button>`);
-        out.push(html`<button type="button" data-act="up" data-id="${id}" ${raw(index === 0 ? "disabled" : "")}
-          aria-label="Move ${name} up" title="Move up">↑</button>`);
-        out.push(html`<button type="button" data-act="down" data-id="${id}" ${raw(index === rows.length - 1 ? "disabled" : "")}
-          aria-label="Move ${name} down" title="Move down">↓</button>`);
+          class="q-ask" aria-label="Why is ${name} waiting">Why waiting?</button>`);
       }
       if (can.pause && (queued || row.status === "PRINTING")) {
         const held = queued ? row.held : null;
@@ -228,6 +228,18 @@ export default {
           aria-label="Cancel ${name}">Cancel</button>`);
       }
       return html`<div class="q-actions">${out}</div>`;
+    };
+
+    /** Keyboard-usable reordering beside the drag grip: to the front, up, down. */
+    const moves = (row, index, rows) => {
+      const name = jobName(row), first = index === 0, last = index === rows.length - 1;
+      return html`<div class="q-move" role="group" aria-label="Move ${name}">
+        <button type="button" data-act="front" data-id="${row.id}" ${raw(first ? "disabled" : "")}
+          aria-label="Move ${name} to front" title="Move to front">Top</button>
+        <button type="button" data-act="up" data-id="${row.id}" ${raw(first ? "disabled" : "")}
+          aria-label="Move ${name} up" title="Move up">▲</button>
+        <button type="button" data-act="down" data-id="${row.id}" ${raw(last ? "disabled" : "")}
+          aria-label="Move ${name} down" title="Move down">▼</button></div>`;
     };
 
     const when = row => state.tab.id === "queued" ? row.queued_at || row.created_at
@@ -275,11 +287,11 @@ export default {
           <thead><tr>
             ${writes ? html`<th scope="col" class="q-pick"><input type="checkbox" data-all
               aria-label="Select all shown jobs" ${raw(allChosen ? "checked" : "")}></th>` : ""}
-            ${drag ? html`<th scope="col"><span class="sr">Drag</span></th>` : ""}
-            ${queued ? html`<th scope="col">#</th>` : ""}
+            ${queued ? html`<th scope="col" class="q-place">#</th>` : ""}
+            ${drag ? html`<th scope="col">Move</th>` : ""}
             <th scope="col">Job</th><th scope="col">Order</th><th scope="col">Status</th>
-            <th scope="col">Priority</th><th scope="col">Tags</th><th scope="col">Attempts</th>
-            <th scope="col">${queued ? "Queued" : state.tab.id === "completed" ? "Completed" : "Since"}</th>
+            <th scope="col">Priority</th><th scope="col">Needs</th>
+            <th scope="col" class="q-when">${queued ? "Queued" : state.tab.id === "completed" ? "Completed" : "Since"}</th>
             <th scope="col"><span class="sr">Actions</span></th>
           </tr></thead>
           <tbody>${rows.map((row, i) => html`<tr data-job="${row.id}"
@@ -287,11 +299,12 @@ export default {
               ${raw(drag ? 'draggable="true"' : "")}>
             ${writes ? html`<td class="q-pick"><input type="checkbox" data-pick="${row.id}"
               aria-label="Select ${jobName(row)}" ${raw(state.selected.has(row.id) ? "checked" : "")}></td>` : ""}
-            ${drag ? html`<td class="q-grip" title="Drag to reorder" aria-hidden="true">⠿</td>` : ""}
-            ${queued ? html`<td class="q-place">${i + 1}</td>` : ""}
+            ${queued ? html`<td class="q-place">${drag ? html`<span class="q-grip"
+              title="Drag to reorder" aria-hidden="true">⠿</span>` : ""}<span class="q-num">${i + 1}</span></td>` : ""}
+            ${drag ? html`<td>${moves(row, i, rows)}</td>` : ""}
             <td><div class="q-name">${jobName(row)}</div>
-              <div class="small muted" title="${row.job_key}">copy ${row.copy_number}${
-                row.purpose === "STOCK" ? " · stock" : ""}</div></td>
+              <div class="small muted" title="${row.job_key}">copy ${row.copy_number} · attempt ${
+                row.attempts}/${row.max_attempts}${row.purpose === "STOCK" ? " · stock" : ""}</div></td>
             <td>${row.order_id ? (ctx.can("orders.read")
               ? html`<a href="#/orders/${row.order_id}">${state.orders.get(row.order_id) || "order"}</a>`
               : "order") : html`<span class="muted">stock</span>`}</td>
@@ -300,8 +313,7 @@ export default {
               title="Priority ranks above queue position">${row.priority > 0 ? `+${row.priority}` : row.priority}</span></td>
             <td>${(row.required_tags || []).length ? row.required_tags.map(t =>
               html`<span class="q-tag">${t}</span>`) : html`<span class="muted">any</span>`}</td>
-            <td>${row.attempts}/${row.max_attempts}</td>
-            <td title="${when(row) || ""}">${ago(when(row))}</td>
+            <td class="q-when" title="${when(row) || ""}">${ago(when(row))}</td>
             <td>${actions(row, i, rows)}</td>
           </tr>`)}</tbody></table></div>`;
       drawBulk(rows);
@@ -311,6 +323,7 @@ export default {
 
     const explain = async (id, { quiet = false } = {}) => {
       const aside = $("#q-why");
+      if (!root.isConnected) return;
       const row = state.rows.find(r => r.id === id);
       if (!row) { state.why = null; aside.hidden = true; return; }
       state.why = id;
@@ -350,7 +363,7 @@ export default {
         sort: "position:asc,created_at:asc", fields: "id", limit: 500 });
       const order = waiting.map(r => r.id).filter(x => x !== id);
       const anchor = order.indexOf(before || after);
-      if (anchor < 0) { await load(); return; }
+      if (anchor < 0) throw new Error("That job left the queue meanwhile; the list is refreshed.");
       await ctx.api.post(`/print-jobs/${id}/reorder`, { position: before ? anchor : anchor + 1 });
     };
 
@@ -360,7 +373,7 @@ export default {
       try { await act(fn(), message); } catch { /* reported by act */ } finally {
         state.busy = false;
       }
-      await load();
+      await refresh();
     };
 
     const one = async (kind, id) => {
@@ -404,19 +417,19 @@ export default {
         toast(`${chosen.length} job${chosen.length > 1 ? "s" : ""} ${verb}`);
       }
       chosen.forEach((r, i) => { if (results[i].status === "fulfilled") state.selected.delete(r.id); });
-      await load();
+      await refresh();
     };
 
     // --- events -------------------------------------------------------------------------------
 
-    const tabs = el.querySelector(".tabs");
+    const tabs = root.querySelector(".tabs");
     const pick = tab => {
       state.tab = tab;
       state.selected.clear();
       state.why = null;
       $("#q-why").hidden = true;
       history.replaceState(null, "", `#/queue/${tab.id}`);
-      load();
+      refresh();
     };
     tabs.addEventListener("click", e => {
       const button = e.target.closest("[data-tab]");
@@ -435,7 +448,7 @@ export default {
       const name = e.target.name;
       if (name === "search" || name === "order") {
         clearTimeout(typing);
-        typing = setTimeout(() => { state[name] = e.target.value.trim(); load(); }, 250);
+        typing = setTimeout(() => { state[name] = e.target.value.trim(); refresh(); }, 250);
       }
     });
     form.addEventListener("change", e => {
@@ -445,10 +458,17 @@ export default {
     form.addEventListener("reset", () => {
       state.search = ""; state.order = "";
       for (const key of Object.keys(state.facet)) state.facet[key] = "";
-      setTimeout(load);
+      setTimeout(refresh);
     });
 
-    el.addEventListener("click", e => {
+    $("#q-clear")?.addEventListener("click", async () => {
+      await write(async () => {
+        const { cleared } = await ctx.api.post("/print-jobs/clear-finished");
+        toast(`${cleared} finished job${cleared === 1 ? "" : "s"} cleared from view`);
+      }, "");
+    });
+
+    root.addEventListener("click", e => {
       const button = e.target.closest("button[data-act]");
       if (button) {
         if (button.dataset.act === "close-why") { state.why = null; $("#q-why").hidden = true; return; }
@@ -460,7 +480,7 @@ export default {
         if (b.dataset.bulk === "none") { state.selected.clear(); draw(); } else bulk(b.dataset.bulk);
       }
     });
-    el.addEventListener("change", e => {
+    root.addEventListener("change", e => {
       if (e.target.matches("[data-pick]")) {
         const id = e.target.dataset.pick;
         if (e.target.checked) state.selected.add(id); else state.selected.delete(id);
@@ -520,7 +540,7 @@ export default {
     });
 
     ctx.follow(e => e.subject_type === "print_job" || String(e.type || "").startsWith("print-job."),
-               () => { if (!state.busy) load(); }, 300);
+               () => { if (!state.busy) refresh(); }, 300);
     ctx.follow(e => state.why && (e.subject_type === "printer" ||
                                   String(e.type || "").startsWith("printer.")),
                () => { if (state.why) explain(state.why, { quiet: true }); }, 300);
