@@ -1,5 +1,6 @@
 """The queue view against the sandbox farm: retry from the errored tab, reorder by drag, the
-matching explanation of a waiting job, bulk cancel and retry, and a viewer's read-only page.
+matching explanation of a waiting job, the order filter, bulk cancel and retry, and a viewer's
+read-only page.
 
 Jobs stay queued because the tenant dispatches smartly (printers pull from our queue) and its
 synced printers are not ready: nobody confirmed their beds clear, the simplest real reason a
@@ -156,13 +157,25 @@ async def test_why_is_this_waiting_shows_each_printers_reasons(
         f"({count} bed not confirmed clear)")
 
 
-async def test_bulk_cancel_then_bulk_retry_two_jobs(farm: Farm, sandbox: SandboxConfig,
-                                                    ray_runtime: Runtime,
-                                                    signed_in: SignIn) -> None:
+async def test_filter_by_order_then_bulk_cancel_and_bulk_retry_two_jobs(
+        farm: Farm, sandbox: SandboxConfig, ray_runtime: Runtime, signed_in: SignIn) -> None:
     jobs = await hold_jobs(farm, sandbox, ray_runtime, [[("VASE-SPIRAL-PLA-WHITE", 1)],
                                                         [("BENCHY-PLA-RED", 1)]], 3)
     page = await open_queue(signed_in, farm)
     await expect(rows(page)).to_have_count(3)
+    # The order filter (the orders' name.contains, then order_id.in on the jobs) finds one.
+    by_order: dict[str, list[str]] = {}
+    for job in await api_json(farm, "GET", "/print-jobs?fields=id,order_id"):
+        by_order.setdefault(job["order_id"], []).append(job["id"])
+    [(order_id, [single])] = [(o, ids) for o, ids in by_order.items() if len(ids) == 1]
+    order = await api_json(farm, "GET", f"/orders/{order_id}")
+    await page.get_by_label("Order", exact=True).fill(order["name"])
+    await expect(rows(page)).to_have_count(1)
+    await expect(rows(page).first).to_have_attribute("data-job", single)
+    await expect(rows(page).first).to_contain_text(order["name"])
+    await page.get_by_role("button", name="Clear filters").click()
+    await expect(rows(page)).to_have_count(3)
+
     two = jobs[:2]
     for job in two:
         await page.locator(f'tr[data-job="{job}"]').get_by_role("checkbox").check()
