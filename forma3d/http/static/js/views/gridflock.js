@@ -44,7 +44,7 @@ function drawPlan(plan) {
   const label = `${mm(W)} × ${mm(D)} drawer: ${plan.total_plates} plates ` +
     `(${plan.unique_plates} unique)`;
   return html`<svg class="gf-plan" role="img" aria-label="${label}"
-      data-plates="${plan.total_plates}" xmlns="http://www.w3.org/2000/svg"
+      data-plates="${plan.total_plates}"
       viewBox="${-MARGIN} ${-MARGIN} ${W + 2 * MARGIN} ${D + 2 * MARGIN}"
       preserveAspectRatio="xMidYMid meet">
     <defs><pattern id="${id}" width="${PITCH}" height="${PITCH}" patternUnits="userSpaceOnUse"
