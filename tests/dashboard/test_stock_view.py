@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -159,9 +160,13 @@ async def test_plan_settings_and_a_batch_printed_to_stock(signed_in: SignIn, db_
     await plan.get_by_role("button", name="Save plan").click()
     await expect(cube.locator("[data-col=min_max]")).to_have_text("4 / —")
 
+    # Quiet hours that start later than this test runs: replenishment batches nothing meanwhile.
+    now = datetime.now(UTC)
+    start, end = ((now + timedelta(hours=h)).strftime("%H:%M") for h in (2, 3))
     settings = page.locator("#st-settings-form")
     await settings.get_by_label("Replenish below minimum automatically").check()
-    await settings.get_by_label("Quiet hours from").fill("23:30")
+    await settings.get_by_label("Quiet hours from").fill(start)
+    await settings.get_by_label("until").fill(end)
     await settings.get_by_role("button", name="Save settings").click()
     await expect(page.locator(".toast").last).to_have_text("Stock Management settings saved")
 
@@ -171,9 +176,9 @@ async def test_plan_settings_and_a_batch_printed_to_stock(signed_in: SignIn, db_
     await expect(form.get_by_label("Units")).to_have_value("3")  # the batch size
     await form.get_by_label("Note").fill("for the market on Saturday")
     await form.get_by_role("button", name="Print to stock now").click()
-    batch = page.locator("#st-batches tbody tr").first
-    await expect(batch).to_have_attribute("data-status", "IN_PROGRESS")
-    await expect(batch).to_contain_text("for the market on Saturday")
+    made = page.locator("#st-batches tbody tr", has_text="for the market on Saturday")
+    await expect(made).to_have_attribute("data-status", "IN_PROGRESS")
+    batch = page.locator(f"#st-batches tr[data-batch='{await made.get_attribute('data-batch')}']")
     await expect(cube.locator("[data-col=in_production]")).to_have_text("3")
     await batch.get_by_role("button", name=f"Cancel batch of 3 {TIMES} CUBE").click()
     dialog = page.get_by_role("dialog")
@@ -182,11 +187,20 @@ async def test_plan_settings_and_a_batch_printed_to_stock(signed_in: SignIn, db_
     await expect(batch).to_have_attribute("data-status", "CANCELLED")
     await expect(cube.locator("[data-col=in_production]")).to_have_text("0")
 
+    # A product with a mapping but no stock yet is taken into stock from the same panel.
+    await product(db_pool, s.tenant_id, "MUG")
     await page.reload()  # what was saved, not what the page remembers
     await open_stock(page)
+    await expect(level(page, "MUG")).to_have_count(0)
+    await page.get_by_label("Product to stock").select_option(label="MUG")
+    await page.locator("#st-add").get_by_role("button", name="Manage").click()
+    await page.locator("#st-plan").get_by_label("Minimum").fill("2")
+    await page.locator("#st-plan").get_by_role("button", name="Save plan").click()
+    await expect(level(page, "MUG").locator("[data-standing]")).to_have_text("Below minimum")
     settings = page.locator("#st-settings-form")
     await expect(settings.get_by_label("Replenish below minimum automatically")).to_be_checked()
-    await expect(settings.get_by_label("Quiet hours from")).to_have_value("23:30")
+    await expect(settings.get_by_label("Quiet hours from")).to_have_value(start)
+    await expect(settings.get_by_label("until")).to_have_value(end)
     await expect(level(page, "CUBE").locator("[data-col=min_max]")).to_have_text("4 / —")
 
 
