@@ -11,6 +11,7 @@ from starlette.requests import Request
 
 from forma3d.db.pool import Pool
 from forma3d.http.auth import AuthState
+from forma3d.http.principal import require_principal
 from forma3d.http.problems import Problem, refusal
 from forma3d.http.ratelimit import RateLimits
 from forma3d.messaging.envelope import EntityError
@@ -85,3 +86,16 @@ async def ask(request: Request, message: Message) -> Any:
         if problem is None:
             raise
         raise problem from None
+
+
+async def who(request: Request) -> str:
+    """Who asked, in words for a ledger, an event or an audit entry (never a secret): a user by
+    name, an API key by name and prefix, or the platform administrator."""
+    principal = require_principal(request)
+    if principal.kind == "user":
+        return f"user {principal.name}"
+    if principal.kind == "platform":
+        return "platform administrator"
+    row = await deps(request).pool.fetchrow(
+        "SELECT name, prefix FROM api_keys WHERE id = $1", principal.id)
+    return f"api key {row['name']} ({row['prefix']})" if row else f"api key {principal.name}"

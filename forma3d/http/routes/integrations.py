@@ -16,10 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.requests import Request
 
 from forma3d.handlers import connections
-from forma3d.http.deps import deps, tenant_of
+from forma3d.http.deps import deps, tenant_of, who
 from forma3d.http.problems import Problem, validation_problem
 from forma3d.http.routes.api import api
-from forma3d.http.routes.queue import _who
 from forma3d.integrations.connections import webhook_url
 from forma3d.integrations.errors import IntegrationError
 from forma3d.integrations.settings import SERVICES, IntegrationSettings
@@ -166,7 +165,7 @@ async def _put(request: Request, service: str, body: _Change) -> IntegrationOut:
         raise validation_problem(error) from None
     try:
         done = await connections.connect(found.pool, tenant_id, settings, found.public_url,
-                                         changed_by=await _who(request))
+                                         changed_by=await who(request))
     except IntegrationError as error:
         raise refused(error) from None
     rows = await _rows(request)
@@ -209,7 +208,7 @@ async def delete_integration(request: Request) -> IntegrationOut:
     service, found, tenant_id = _service(request), deps(request), tenant_of(request)
     try:
         await connections.disconnect(found.pool, tenant_id, service, found.public_url,
-                                     changed_by=await _who(request))
+                                     changed_by=await who(request))
     except connections.NotConnected as error:
         raise Problem(404, str(error)) from None
     except connections.WebhooksLeft as error:

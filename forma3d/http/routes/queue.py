@@ -18,7 +18,7 @@ from starlette.requests import Request
 from forma3d.db.pool import record_to_dict
 from forma3d.domain.printing.matching import explain
 from forma3d.domain.printing.states import PRINT_JOB_MACHINE, PrintJobStatus
-from forma3d.http.deps import ask, deps, parse_id, tenant_of
+from forma3d.http.deps import ask, deps, parse_id, tenant_of, who
 from forma3d.http.problems import Problem
 from forma3d.http.routes.api import api
 from forma3d.http.routes.listing import Row, fetch_one
@@ -35,7 +35,6 @@ from forma3d.messaging.catalog import (
 from forma3d.messaging.order import CancelJob, ForceJobStatus
 from forma3d.messaging.printer import ControlPrinter
 from forma3d.messaging.text import Text
-from forma3d.store.apikeys import hash_key
 
 OPERATOR_CANCEL = "cancelled by an operator"
 
@@ -98,16 +97,6 @@ async def _printer(request: Request, printer_id: uuid.UUID | None,
 async def _answer(request: Request, job_id: uuid.UUID) -> Row:
     async with deps(request).pool.acquire() as conn:
         return await fetch_one(conn, PRINT_JOBS, tenant_of(request), job_id, "print job")
-
-
-async def _who(request: Request) -> str:
-    """The API key that asked, by name and prefix (never the key), for the audit entry."""
-    auth = request.headers.get("authorization", "")
-    key = auth[7:].strip() if auth.lower().startswith("bearer ") else request.headers.get(
-        "x-api-key", "")
-    row = await deps(request).pool.fetchrow(
-        "SELECT name, prefix FROM api_keys WHERE key_hash = $1", hash_key(key))
-    return f"api key {row['name']} ({row['prefix']})" if row else "unknown key"
 
 
 def _job_id(request: Request) -> uuid.UUID:
@@ -200,7 +189,7 @@ async def force_status(request: Request, body: ForceStatus) -> Row:
     tenant_id, job_id = job["tenant_id"], job["id"]
     if job["status"] == body.status:
         raise Problem(409, f"print job {job_id} is already {body.status}")
-    by = await _who(request)
+    by = await who(request)
     if job["order_id"] is None:
         await ask(request, ForceStockJobStatus(tenant_id=tenant_id, print_job_id=job_id,
                                                status=body.status, reason=body.reason, by=by))

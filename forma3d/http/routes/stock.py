@@ -25,11 +25,10 @@ from forma3d.domain.inventory.states import (
     ReferenceType,
     StockBatchStatus,
 )
-from forma3d.http.deps import ask, deps, parse_id, tenant_of
+from forma3d.http.deps import ask, deps, parse_id, tenant_of, who
 from forma3d.http.query import QuerySpec, fetch_page
 from forma3d.http.routes.api import api
 from forma3d.http.routes.listing import Row, fetch_one, list_routes, query_of
-from forma3d.http.routes.queue import _who
 from forma3d.messaging.stock import (
     AdjustStock,
     CancelStockBatch,
@@ -201,7 +200,7 @@ async def get_level(request: Request) -> Row:
 async def patch_level(request: Request, body: StockItemPatch) -> Row:
     mapping_id = parse_id(request.path_params["mapping_id"], "product mapping")
     await ask(request, UpdateStockItem(tenant_id=tenant_of(request), mapping_id=mapping_id,
-                                       patch=body, by=await _who(request)))
+                                       patch=body, by=await who(request)))
     return await _level(request, mapping_id)
 
 
@@ -212,7 +211,7 @@ async def adjust(request: Request, body: Adjustment) -> Row:
     mapping_id = parse_id(request.path_params["mapping_id"], "product mapping")
     await ask(request, AdjustStock(tenant_id=tenant_of(request), mapping_id=mapping_id,
                                    quantity=body.quantity, reason=body.reason,
-                                   by=await _who(request)))
+                                   by=await who(request)))
     return await _level(request, mapping_id)
 
 
@@ -223,7 +222,7 @@ async def scrap(request: Request, body: Scrap) -> Row:
     mapping_id = parse_id(request.path_params["mapping_id"], "product mapping")
     await ask(request, ScrapStock(tenant_id=tenant_of(request), mapping_id=mapping_id,
                                   quantity=body.quantity, reason=body.reason,
-                                  by=await _who(request)))
+                                  by=await who(request)))
     return await _level(request, mapping_id)
 
 
@@ -238,7 +237,7 @@ async def _batch(request: Request, batch_id: uuid.UUID) -> Row:
 async def create_batch(request: Request, body: NewBatch) -> Row:
     batch_id = await ask(request, CreateStockBatch(
         tenant_id=tenant_of(request), mapping_id=body.mapping_id, units=body.units,
-        reason=body.reason, by=await _who(request)))
+        reason=body.reason, by=await who(request)))
     return await _batch(request, uuid.UUID(str(batch_id)))
 
 

@@ -13,9 +13,8 @@ from starlette.requests import Request
 
 from forma3d.db.pool import record_to_dict
 from forma3d.domain.tenants import TenantSettings
-from forma3d.http.deps import ask, deps, tenant_of
+from forma3d.http.deps import ask, deps, tenant_of, who
 from forma3d.http.routes.api import api
-from forma3d.http.routes.queue import _who
 from forma3d.messaging.tenant import UpdateTenantSettings
 from forma3d.store.tenants import tenant_settings
 
@@ -65,5 +64,5 @@ async def get_settings(request: Request) -> TenantSettings:
 async def patch_settings(request: Request, body: BaseModel) -> dict[str, Any]:
     changes = body.model_dump(mode="json", exclude_unset=True)
     answer: dict[str, Any] = await ask(request, UpdateTenantSettings(
-        tenant_id=tenant_of(request), changes=changes, by=await _who(request)))
+        tenant_id=tenant_of(request), changes=changes, by=await who(request)))
     return answer

@@ -273,3 +273,21 @@ async def test_platform_creates_a_tenant_and_its_owner(web: httpx.AsyncClient, a
         f"""SELECT detail FROM {SECURITY_EVENTS} WHERE tenant_id IS NULL AND actor = 'platform'
              AND detail->>'path' = '/api/v1/tenants' ORDER BY id DESC LIMIT 2""")
     assert [r["detail"]["status"] for r in outside] == [409, 201]
+
+
+async def test_a_signed_in_users_writes_name_them_and_the_session_gives_role_and_tenant(
+        web: httpx.AsyncClient, api_key: str, slug: str, db_pool: Pool,
+        tenant_id: uuid.UUID) -> None:
+    await invite(web, api_key, "owner@example.com", role="owner")
+    browser = await sign_in(web, slug, "owner@example.com")
+    me = (await web.get("/api/v1/session", headers=browser.headers(False))).json()
+    tenant_name = await db_pool.fetchval("SELECT name FROM tenants WHERE id = $1", tenant_id)
+    assert (me["role"], me["tenant_name"]) == ("owner", tenant_name)
+    changed = await web.patch("/api/v1/tenant/settings", headers=browser.headers(),
+                              json={"max_print_attempts": 4})
+    assert changed.status_code == 200, changed.text
+    by = await db_pool.fetchval("SELECT data->>'changed_by' FROM event_log WHERE tenant_id = $1"
+                                " AND type = 'tenant.settings-changed'", tenant_id)
+    assert by == "user owner@example.com"  # not "unknown key": the session's user
+    keyed = (await web.get("/api/v1/session", headers=auth(api_key))).json()
+    assert keyed["role"] is None and keyed["tenant_name"] == tenant_name
