@@ -70,8 +70,8 @@ async function listPage(el, ctx) {
         <label class="inline">Search <input type="search" id="map-q" placeholder="SKU or name"></label></div>
       <div id="map-list"></div>
     </section>`;
-  const files = await loadFiles(ctx);
-  let seq = 0;
+  let files = new Map();
+  let seq = 0, waitSeq = 0;
 
   const loadList = async () => {
     const mine = ++seq;
@@ -96,9 +96,11 @@ async function listPage(el, ctx) {
   const loadWaiting = async () => {
     const box = el.querySelector("#map-waiting");
     if (!box) return;
+    const mine = ++waitSeq;
     const orders = await ctx.api.post("/orders/search", {
       filter: { status: { in: WAITING } }, include: "line_items", sort: "received_at:asc",
       limit: 500 });
+    if (mine !== waitSeq) return;
     const bySku = new Map();
     for (const order of orders) {
       for (const li of order.line_items) {
@@ -126,9 +128,10 @@ async function listPage(el, ctx) {
       : html`<p class="muted" data-empty>No order waits on a mapping.</p>`;
   };
 
-  el.querySelector("#map-q").addEventListener("input", () => loadList().catch(showError));
   const showError = err => { el.querySelector("#map-list").innerHTML =
     html`<p class="error" role="alert">${errorText(err)}</p>`; };
+  // Controls answer from the moment they are drawn, before the first read returns.
+  el.querySelector("#map-q").addEventListener("input", () => loadList().catch(showError));
   el.addEventListener("click", event => {
     const target = event.target.closest("button");
     if (!target) return;
@@ -136,11 +139,13 @@ async function listPage(el, ctx) {
     else if (target.dataset.edit) ctx.navigate(`#/mappings/${target.dataset.edit}`);
     else if (target.dataset.mapSku) ctx.navigate(`#/mappings/new/${encodeURIComponent(target.dataset.mapSku)}`);
   });
-  await Promise.all([loadList(), loadWaiting()]);
-  // A mapping made here (or elsewhere) releases held orders: their events refresh both lists.
-  // (throttled, not debounced: a busy farm's steady events must not starve the refresh)
+  // A mapping made here (or elsewhere) releases held orders: their events refresh both lists,
+  // followed before the first read so nothing committed meanwhile is missed (throttled, not
+  // debounced: a busy farm's steady events must not starve the refresh).
   const later = throttle(() => Promise.all([loadList(), loadWaiting()]).catch(showError), 300);
   ctx.onLive((kind, ev) => { if (kind === "event" && ev.subject_type === "order") later(); });
+  files = await loadFiles(ctx);
+  await Promise.all([loadList(), loadWaiting()]);
 }
 
 // --- the editor -------------------------------------------------------------------------------

@@ -112,18 +112,11 @@ async function listPage(el, ctx) {
   const load = async () => {
     const mine = ++seq;
     const tab = TABS.find(t => t.key === state.tab) || TABS[0];
-    const [page, ...counts] = await Promise.all([
-      ctx.api.post("/orders/search", { filter: listFilter(tab.statuses), sort: "received_at:desc",
-                                       limit: PAGE, offset: state.offset, meta: true,
-                                       include: "line_items" }),
-      ...TABS.map(t => ctx.api.post("/orders/search", { filter: listFilter(t.statuses),
-                                                        limit: 1, meta: true, fields: "id" })),
-    ]);
+    const page = await ctx.api.post("/orders/search", {
+      filter: listFilter(tab.statuses), sort: "received_at:desc", limit: PAGE,
+      offset: state.offset, meta: true, include: "line_items" });
     if (mine !== seq) return;  // a newer load is on its way
     total = page.total;
-    TABS.forEach((t, i) => {
-      el.querySelector(`[data-count="${t.key}"]`).textContent = String(counts[i].total);
-    });
     el.querySelector("#ord-list").innerHTML = table([
       { label: "Order", cell: o => html`<a href="#/orders/${o.id}">${o.name}</a>
           ${o.source === "manual" ? html`<span class="small muted"> manual</span>` : ""}` },
@@ -140,9 +133,23 @@ async function listPage(el, ctx) {
     el.querySelector("#ord-prev").disabled = state.offset === 0;
     el.querySelector("#ord-next").disabled = state.offset + shown >= total;
   };
-  const reload = () => load().catch(err => {
+  let countSeq = 0;
+  const countTabs = async () => {
+    const mine = ++countSeq;
+    const counts = await Promise.all(TABS.map(t => ctx.api.post("/orders/search", {
+      filter: listFilter(t.statuses), limit: 1, meta: true, fields: "id" })));
+    if (mine !== countSeq) return;
+    TABS.forEach((t, i) => {
+      el.querySelector(`[data-count="${t.key}"]`).textContent = String(counts[i].total);
+    });
+  };
+  // One count per tab: at most every 2 s while events keep coming (the page itself follows
+  // faster), so an open list does not cost the API a burst of counts per event.
+  const recount = throttle(countTabs, 2000);
+  const showPage = () => load().catch(err => {
     el.querySelector("#ord-list").innerHTML = html`<p class="error" role="alert">${errorText(err)}</p>`;
   });
+  const reload = () => { recount(); return showPage(); };
 
   el.querySelector(".tabs").addEventListener("click", event => {
     const button = event.target.closest("button[data-tab]");
@@ -152,7 +159,7 @@ async function listPage(el, ctx) {
     for (const b of el.querySelectorAll("[data-tab]")) {
       b.setAttribute("aria-selected", String(b === button));
     }
-    reload();
+    showPage();  // the counts do not depend on the tab
   });
   let typing = null;
   form.addEventListener("input", event => {
@@ -166,13 +173,14 @@ async function listPage(el, ctx) {
   });
   form.addEventListener("submit", event => { event.preventDefault(); reload(); });
   el.querySelector("#ord-prev").addEventListener("click", () => {
-    state.offset = Math.max(0, state.offset - PAGE); reload();
+    state.offset = Math.max(0, state.offset - PAGE); showPage();
   });
   el.querySelector("#ord-next").addEventListener("click", () => {
-    state.offset += PAGE; reload();
+    state.offset += PAGE; showPage();
   });
+  follow(ctx, ev => ORDER_SUBJECTS.has(ev.subject_type), reload);  // before the first read
+  recount();
   await load();
-  follow(ctx, ev => ORDER_SUBJECTS.has(ev.subject_type), reload);
   return () => clearTimeout(typing);
 }
 
@@ -278,12 +286,15 @@ async function orderPage(el, ctx, orderId) {
     }));
   };
 
+  let seq = 0;
   const load = async () => {
+    const mine = ++seq;
     const [detail, events] = await Promise.all([
       ctx.api.get(`/orders/${orderId}`),
       ctx.can("events.read") ? ctx.api.get(`/orders/${orderId}/events`, { limit: 500 }) : null,
     ]);
     await loadParts(detail.line_items);
+    if (mine !== seq) return;  // a newer answer is on its way: never draw an older one over it
     order = detail;
     jobIds = new Set(order.print_jobs.map(j => j.id));
     shipmentId = order.shipment && order.shipment.id;
@@ -403,13 +414,14 @@ async function orderPage(el, ctx, orderId) {
     }
   });
 
-  await load();
+  // Followed before the first read, so nothing committed while it is on its way is missed.
   follow(ctx, ev => (ev.subject_type === "order" && ev.subject_id === orderId)
     || (ev.subject_type === "print_job" && jobIds.has(ev.subject_id))
     || (ev.subject_type === "shipment" && ev.subject_id === shipmentId)
     // new jobs of this order are not known yet: any job event refetches while none is known
     || (ev.subject_type === "print_job" && order && !CLOSED.has(order.status) && jobIds.size === 0),
   reload);
+  await load();
 }
 
 // --- manual entry -----------------------------------------------------------------------------
