@@ -60,8 +60,7 @@ export function toast(message, kind = "info") {
 export function errorText(err) {
   const problem = err && err.problem;
   if (!problem) return String(err && err.message || err);
-  // Our problems name {field, message}; pydantic's shape {loc, msg} is read too.
-  const fields = (problem.errors || []).map(e =>
+  const fields = (problem.errors || []).map(e =>  // ours: {field, message}; pydantic: {loc, msg}
     `${e.field ?? (e.loc || []).join(".")}: ${e.message ?? e.msg}`);
   return [problem.detail || problem.title, ...fields].filter(Boolean).join(" — ");
 }
