@@ -78,11 +78,3 @@ async def signed_in(browser: Browser, ingress: str,
     for context in contexts:
         await context.close()
     assert not errors, f"script errors in the page: {errors}"
-
-
-async def visit(page: Page, address: str) -> None:
-    """Opens a view by its address (`#/orders/...`) as a bookmark does, in a fresh load: a bare
-    hash change right after sign-in races the first view, whose render may still be on its way
-    and would draw over the one asked for."""
-    await page.goto(f"/{address}")
-    await page.reload()

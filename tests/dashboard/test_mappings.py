@@ -14,7 +14,7 @@ from forma3d.db.pool import Pool
 from forma3d.store.apikeys import create_api_key
 from forma3d.store.tenants import create_tenant
 from sandbox.tenant import fake_gcode, seed_catalog
-from tests.dashboard.conftest import SignIn, visit
+from tests.dashboard.conftest import SignIn
 
 pytestmark = pytest.mark.ray
 TIMES = "\N{MULTIPLICATION SIGN}"  # the page writes quantities as "2 (times) part"
@@ -38,7 +38,7 @@ def gcode_file(name: str, minutes: int, grams: int) -> FilePayload:
 
 
 async def open_new_mapping(page: Page) -> None:
-    await visit(page, "#/mappings")
+    await page.goto("/#/mappings")
     await page.get_by_role("button", name="New mapping").click()
     await expect(page.get_by_role("heading", name="New product mapping")).to_be_visible()
 
@@ -80,7 +80,7 @@ async def test_create_a_mapping_by_uploading_a_file(signed_in: SignIn, db_pool: 
 
 async def test_drop_a_file_to_add_a_part_to_a_mapping(signed_in: SignIn, db_pool: Pool) -> None:
     page = await signed_in(await new_tenant(db_pool, catalog=True), "catalogue_manager")
-    await visit(page, "#/mappings")
+    await page.goto("/#/mappings")
     await page.get_by_role("button", name="Edit BENCHY-PLA-RED").click()
     await expect(page.get_by_role("heading", name="Mapping BENCHY-PLA-RED")).to_be_visible()
     await expect(page.locator("fieldset.map-part")).to_have_count(1)
@@ -112,7 +112,7 @@ async def test_an_order_waiting_on_a_missing_mapping_is_listed_until_mapped(
                            {"sku": "BENCHY-PLA-RED", "quantity": 1}]})
     assert made.status_code == 201, made.text
     page = await signed_in(tenant_id, "catalogue_manager")
-    await visit(page, "#/mappings")
+    await page.goto("/#/mappings")
     waiting = page.locator("#map-waiting tr[data-waiting-sku='OWL-PLA-BROWN']")
     await expect(waiting).to_contain_text("fair-77")
     await expect(waiting).to_contain_text("3")
@@ -135,7 +135,7 @@ async def test_an_order_waiting_on_a_missing_mapping_is_listed_until_mapped(
 async def test_a_viewer_sees_mappings_but_no_write_actions(signed_in: SignIn,
                                                            db_pool: Pool) -> None:
     page = await signed_in(await new_tenant(db_pool, catalog=True), "viewer")
-    await visit(page, "#/mappings")
+    await page.goto("/#/mappings")
     await expect(page.locator("#map-list tr[data-sku]")).to_have_count(4)
     await expect(page.get_by_role("button", name="New mapping")).to_have_count(0)
     await page.get_by_role("button", name="Open PLANTER-HEX-PLA-GREEN").click()

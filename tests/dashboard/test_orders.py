@@ -14,7 +14,7 @@ from playwright.async_api import Locator, Page, expect
 from forma3d.db.pool import Pool
 from forma3d.store.tenants import create_tenant
 from sandbox.tenant import seed_catalog
-from tests.dashboard.conftest import SignIn, visit
+from tests.dashboard.conftest import SignIn
 from tests.stack import Farm
 
 pytestmark = pytest.mark.ray
@@ -46,7 +46,7 @@ async def test_an_order_goes_from_received_to_fulfilled_without_a_reload(
         farm: Farm, signed_in: SignIn) -> None:
     await farm.control("simplyprint", "farm", {"auto_print": False})  # it waits on the farm
     page = await signed_in(farm.tenant_id, "operator")
-    await visit(page, "#/orders")
+    await page.get_by_role("navigation", name="Views").get_by_role("link", name="Orders").click()
     await expect(page.locator("#ord-list")).to_be_visible()
 
     shopify_id = farm.send_order([("BENCHY-PLA-RED", 1)])
@@ -80,7 +80,7 @@ async def test_hold_then_release_with_a_reason(farm: Farm, signed_in: SignIn) ->
     order_id = await order_id_of(farm, farm.send_order([("VASE-SPIRAL-PLA-WHITE", 1)]),
                                  "PROCESSING")
     page = await signed_in(farm.tenant_id, "operator")
-    await visit(page, f"#/orders/{order_id}")
+    await page.goto(f"/#/orders/{order_id}")
     await expect(status_pill(page)).to_have_attribute("data-status", "PROCESSING")
 
     await page.get_by_role("button", name="Hold").click()
@@ -102,7 +102,7 @@ async def test_cancel_with_a_reason(farm: Farm, signed_in: SignIn) -> None:
     await farm.control("simplyprint", "farm", {"auto_print": False})
     order_id = await order_id_of(farm, farm.send_order([("BENCHY-PLA-RED", 2)]), "PROCESSING")
     page = await signed_in(farm.tenant_id, "operator")
-    await visit(page, f"#/orders/{order_id}")
+    await page.goto(f"/#/orders/{order_id}")
     await page.get_by_role("button", name="Cancel order").click()
     await answer_dialog(page, "customer changed their mind")
     await expect(status_pill(page)).to_have_attribute("data-status", "CANCELLED")
@@ -119,7 +119,7 @@ async def test_an_order_entered_by_hand_is_listed(signed_in: SignIn, db_pool: Po
     async with db_pool.acquire() as conn:
         await seed_catalog(conn, tenant_id)
     page = await signed_in(tenant_id, "operator")
-    await visit(page, "#/orders")
+    await page.goto("/#/orders")
     await page.get_by_role("button", name="New order").click()
     form = page.locator("#ord-entry")
     await form.get_by_label("Reference").fill("fair-2026-0042")
@@ -153,10 +153,10 @@ async def test_a_viewer_sees_orders_but_no_write_actions(farm: Farm, signed_in: 
     await farm.control("simplyprint", "farm", {"auto_print": False})
     order_id = await order_id_of(farm, farm.send_order([("BENCHY-PLA-RED", 1)]), "PROCESSING")
     page = await signed_in(farm.tenant_id, "viewer")
-    await visit(page, "#/orders")
+    await page.goto("/#/orders")
     await expect(page.locator("#ord-list tr[data-order]")).to_have_count(1)
     await expect(page.get_by_role("button", name="New order")).to_have_count(0)
-    await visit(page, f"#/orders/{order_id}")
+    await page.goto(f"/#/orders/{order_id}")
     await expect(status_pill(page)).to_have_attribute("data-status", "PROCESSING")
     actions = page.get_by_role("group", name="Order actions")
     await expect(actions.get_by_role("button")).to_have_count(0)
