@@ -133,3 +133,18 @@ export async function download(response, filename) {
   link.remove();
   setTimeout(() => URL.revokeObjectURL(url), 10000);
 }
+
+/** Runs `fn` at once, then at most once per `ms` while calls keep coming, never two at a time:
+ * unlike a debounce, a busy farm's steady stream of events cannot starve the refresh. */
+export function throttle(fn, ms = 300) {
+  let busy = false, pending = false;
+  const fire = async () => {
+    if (busy) { pending = true; return; }
+    busy = true;
+    try { await fn(); } catch (err) { console.warn(err); }
+    await new Promise(resolve => setTimeout(resolve, ms));
+    busy = false;
+    if (pending) { pending = false; fire(); }
+  };
+  return fire;
+}
