@@ -56,6 +56,7 @@ from forma3d.integrations.settings import SimplyPrintSettings
 from forma3d.messaging.envelope import Envelope
 from forma3d.messaging.fleet import HostObservations
 from forma3d.messaging.printer import FarmEvent, GetPrinter
+from forma3d.stack import RAY_START_ENVIRONMENT, start_ray
 from forma3d.store.integrations import save_integration
 from sandbox.farm import MaterialSpec, PrinterSpec
 from sandbox.server import RunningSandboxes, SandboxConfig, serve_sandboxes
@@ -418,8 +419,13 @@ def once(args: argparse.Namespace) -> dict[str, Any]:
     with services() as svc:
         os.environ["REDIS_URL"] = svc.redis_url  # entities publish telemetry to live channels
         secret = os.environ.setdefault("FORMA3D_SECRET_KEY", Fernet.generate_key().decode())
-        ray.init(address="local", num_cpus=2, include_dashboard=False, namespace="forma3d",
-                 object_store_memory=200 * 2**20, log_to_driver=False)
+        # As `scripts/up` starts Ray: a node start that misses Ray's 30 s registration window
+        # on a loaded machine is cleaned up and tried again instead of ending the run.
+        for name, value in RAY_START_ENVIRONMENT.items():
+            os.environ.setdefault(name, value)
+        start_ray(lambda: ray.init(address="local", num_cpus=2, include_dashboard=False,
+                                   namespace="forma3d", object_store_memory=200 * 2**20,
+                                   log_to_driver=False))
         try:
             runtime = start_runtime(svc.database_url, args.hosts, fleet_sync_seconds=0,
                                     fleet_wake_seconds=2.0, ask_timeout=60,

@@ -77,9 +77,15 @@ def ray_runtime(database_url: str, redis_url: str, db_pool: Pool) -> Iterator[Ru
     import ray
 
     from actors.runtime import start_runtime, stop_runtime
+    from forma3d.stack import RAY_START_ENVIRONMENT, start_ray
 
-    ray.init(address="local", num_cpus=2, include_dashboard=False, namespace="forma3d",
-             object_store_memory=200 * 2**20, log_to_driver=False)
+    # As `scripts/up` starts it: a node gets 30 s to register, which a loaded machine misses;
+    # a failed start is cleaned up and tried again.
+    for name, value in RAY_START_ENVIRONMENT.items():
+        os.environ.setdefault(name, value)
+    start_ray(lambda: ray.init(address="local", num_cpus=2, include_dashboard=False,
+                               namespace="forma3d", object_store_memory=200 * 2**20,
+                               log_to_driver=False))
     runtime = start_runtime(database_url, RAY_HOSTS, idle_seconds=300, ask_timeout=30,
                             reconcile_seconds=2, backfill_seconds=3600,
                             env={"FORMA3D_SECRET_KEY": os.environ["FORMA3D_SECRET_KEY"],

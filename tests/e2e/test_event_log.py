@@ -15,8 +15,6 @@ from collections.abc import AsyncIterator
 import pytest
 
 from forma3d.db.pool import Pool
-from forma3d.messaging.order import RetryJob
-from forma3d.store.outbox import send
 from tests.e2e.conftest import Farm
 from tests.e2e.test_order_cancellation import wait_for
 from tests.e2e.test_order_resilience import settle
@@ -102,10 +100,9 @@ async def test_every_status_change_has_exactly_one_event_in_order(
         " ON j.order_id = o.id WHERE o.tenant_id = $1 AND o.shopify_order_id = $2",
         farm.tenant_id, failing)
     assert job["attempts"] == 2
-    # ...retried by an operator, beside an order that goes through untroubled.
-    async with farm.pool.acquire() as conn, conn.transaction():
-        await send(conn, RetryJob(tenant_id=farm.tenant_id, order_id=job["order_id"],
-                                  print_job_id=job["id"]))
+    # ...retried by an operator through the API, beside an order that goes through untroubled.
+    retried = await farm.api("POST", f"/print-jobs/{job['id']}/retry")
+    assert retried.status_code == 202, retried.text
     smooth = farm.send_order([("VASE-SPIRAL-PLA-WHITE", 1), ("PLANTER-HEX-PLA-GREEN", 1)])
     assert await farm.wait([failing, smooth], {"FULFILLED"}, timeout=180) == {
         failing: "FULFILLED", smooth: "FULFILLED"}
