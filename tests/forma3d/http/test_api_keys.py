@@ -20,7 +20,7 @@ from forma3d.http.app import build_app
 from forma3d.http.deps import Deps
 from forma3d.store.apikeys import create_api_key
 from tests.forma3d.http.asgi import first_response
-from tests.polling import eventually
+from tests.polling import settled
 
 PROBLEM = "application/problem+json"
 
@@ -87,7 +87,7 @@ async def test_a_key_with_permissions_and_no_escalation(api: httpx.AsyncClient,
     assert both.status_code == 422
 
 
-async def test_revoked_key_is_refused_on_every_replica_within_a_second(
+async def test_revoked_key_is_refused_on_every_replica_after_its_next_epoch_check(
         replicas: list[httpx.AsyncClient], api_key: str) -> None:
     one, two = replicas
     created = await one.post("/api/v1/api-keys", headers=auth(api_key),
@@ -102,7 +102,7 @@ async def test_revoked_key_is_refused_on_every_replica_within_a_second(
     async def refused() -> bool:
         return (await two.get("/api/v1/printers", headers=auth(key))).status_code == 401
 
-    await eventually(refused, timeout=1.0, interval=0.05, what="the other replica refuses")
+    await settled(refused, what="the other replica refuses")
     again = await one.delete(f"/api/v1/api-keys/{key_id}", headers=auth(api_key))
     assert again.status_code == 404
 
@@ -124,7 +124,7 @@ async def test_rotation_replaces_the_secret(replicas: list[httpx.AsyncClient],
     async def refused() -> bool:
         return (await two.get("/api/v1/tenant", headers=auth(old))).status_code == 401
 
-    await eventually(refused, timeout=1.0, interval=0.05, what="the old secret refused")
+    await settled(refused, what="the old secret refused")
 
 
 async def test_expired_key_is_refused(api: httpx.AsyncClient, api_key: str, db_pool: Pool,
