@@ -116,4 +116,3 @@ async def test_a_viewer_sees_the_floor_and_matching_but_no_write_action(
     dialog = page.locator("dialog.floor-matching")
     await expect(dialog).to_contain_text("Takes no job now: bed not confirmed clear")
     await expect(dialog).to_contain_text("No queued jobs.")
-    await page.screenshot(path="/tmp/floor-viewer.png", full_page=True)

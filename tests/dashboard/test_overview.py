@@ -71,7 +71,6 @@ async def test_the_overview_shows_the_apis_figures_and_a_new_order_live(
     link = page.locator("[data-oldest] a")
     await expect(link).to_have_text(oldest["name"])
     await expect(link).to_have_attribute("href", f"#/orders/{oldest['id']}")
-    await page.screenshot(path="/tmp/overview.png", full_page=True)
 
     # A new order, entered through the API, shows up without a reload.
     key = (await create_api_key(db_pool, tenant_id, "desk", role="operator")).key

@@ -132,3 +132,20 @@ export async function download(response, filename) {
   link.remove();
   setTimeout(() => URL.revokeObjectURL(url), 10000);
 }
+
+/** `fn` (async) at once, never two at a time: calls that come while it runs make one more run
+ *  after it. For refetching on live events: the first event shows at once (no waiting for a
+ *  burst to end, as with `debounce`), and a burst costs at most two fetches. */
+export function coalesce(fn) {
+  let running = null, again = false;
+  const run = async () => {
+    if (running) { again = true; return running; }
+    running = (async () => {
+      try {
+        do { again = false; await fn(); } while (again);
+      } finally { running = null; }
+    })();
+    return running;
+  };
+  return run;
+}

@@ -1,8 +1,8 @@
 // At a glance: orders by status, jobs completed per hour (last 24 h), printer utilisation and the
 // oldest waiting order, from GET /overview. Charts are inline SVG drawn here (no library); each
 // has its figures beside it as text, so the numbers can be read as well as seen. Committed
-// order, job and printer events refetch (debounced).
-import { ago, html, pill, tone } from "../ui.js";
+// order, job and printer events refetch (at once, coalesced while a fetch runs).
+import { ago, coalesce, html, pill, tone } from "../ui.js";
 
 const PLACES = [["printing", "Printing"], ["idle", "Idle"], ["attention", "Needs attention"],
                 ["disabled", "Disabled"], ["offline", "Offline"]];
@@ -107,9 +107,10 @@ export default {
         </div>
         <p class="muted small">As of ${new Date(o.at).toLocaleTimeString()}</p>`;
     };
-    await load();
+    const refresh = coalesce(load);
+    await refresh();
     ctx.follow(e => ["order", "print_job", "printer"].includes(e.subject_type)
-      || /^(order|print-job|printer)\./.test(String(e.type)), load, 500);
-    ctx.every(60_000, load);  // the hours move on and "received … ago" ages
+      || /^(order|print-job|printer)\./.test(String(e.type)), refresh, 0);
+    ctx.every(60_000, refresh);  // the hours move on and "received … ago" ages
   },
 };
