@@ -16,6 +16,7 @@ from forma3d.store.tenants import create_tenant
 from sandbox.farm import MaterialSpec, PrinterSpec
 from sandbox.server import SandboxConfig
 from tests.dashboard.conftest import SignIn
+from tests.polling import eventually
 from tests.stack import Farm, sandbox_config
 
 
@@ -23,7 +24,8 @@ from tests.stack import Farm, sandbox_config
 def sandbox() -> SandboxConfig:
     """Two farm printers: one to confirm, one to lose."""
     return sandbox_config(printers=[
-        PrinterSpec(name="MK4 red", model="MK4", materials=[MaterialSpec(type="PLA", color="Red")]),
+        PrinterSpec(name="MK4 red", model="MK4",
+                    materials=[MaterialSpec(type="PLA", color="Red", hex="#F44336")]),
         PrinterSpec(name="MK4 spare", model="MK4")])
 
 
@@ -36,6 +38,9 @@ async def test_an_operator_confirms_a_cleared_bed_and_sees_a_printer_go_offline_
     # The fleet sync registers the farm's printers; a printer seen for the first time has a bed
     # nobody has confirmed clear (smart dispatch starts nothing on it): it awaits a bed clear.
     assert await ray_runtime.router.call(SyncFleet(tenant_id=farm.tenant_id)) == 2
+    await eventually(lambda: farm.pool.fetchval(
+        "SELECT count(*) = 2 FROM printers WHERE tenant_id = $1 AND online AND NOT ready",
+        farm.tenant_id), what="both printers seen online")
     page = await signed_in(farm.tenant_id, "operator")
     await page.goto("/#/floor")
     red = tile(page, "MK4 red")
