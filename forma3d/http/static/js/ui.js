@@ -133,19 +133,17 @@ export async function download(response, filename) {
   setTimeout(() => URL.revokeObjectURL(url), 10000);
 }
 
-/** `fn` (async) at once, never two at a time: calls that come while it runs make one more run
- *  after it. For refetching on live events: the first event shows at once (no waiting for a
- *  burst to end, as with `debounce`), and a burst costs at most two fetches. */
-export function coalesce(fn) {
-  let running = null, again = false;
-  const run = async () => {
-    if (running) { again = true; return running; }
-    running = (async () => {
-      try {
-        do { again = false; await fn(); } while (again);
-      } finally { running = null; }
-    })();
-    return running;
+/** Runs `fn` at once, then at most once per `ms` while calls keep coming, never two at a time:
+ * unlike a debounce, a busy farm's steady stream of events cannot starve the refresh. */
+export function throttle(fn, ms = 300) {
+  let busy = false, pending = false;
+  const fire = async () => {
+    if (busy) { pending = true; return; }
+    busy = true;
+    try { await fn(); } catch (err) { console.warn(err); }
+    await new Promise(resolve => setTimeout(resolve, ms));
+    busy = false;
+    if (pending) { pending = false; fire(); }
   };
-  return run;
+  return fire;
 }

@@ -3,7 +3,7 @@
 // tiles in place (progress, time left, temperatures). Confirming a clear bed and enabling or
 // disabling a printer are offered only with printers.operate; anyone who sees the floor can open
 // a printer's matching ("which queued jobs can it take, and why not").
-import { act, coalesce, duration, errorText, html, pill } from "../ui.js";
+import { act, duration, errorText, html, pill, throttle } from "../ui.js";
 
 const GROUPS = [
   ["attention", "Needs attention"], ["printing", "Printing"], ["idle", "Idle"],
@@ -150,10 +150,12 @@ export default {
       }
     };
 
-    const load = coalesce(async () => {
-      printers = await ctx.api.get("/floor");
+    const load = async () => {
+      const rows = await ctx.api.get("/floor");
+      if (el.dataset.view !== "floor") return;  // the operator has moved on meanwhile
+      printers = rows;
       draw();
-    });
+    };
 
     const showMatching = async (p) => {
       const dialog = el.querySelector("dialog.floor-matching");
@@ -229,7 +231,8 @@ export default {
         if (text) text.textContent = progressText(progressOf(p, telemetry.get(p.id)));
       }
     });
-    ctx.follow(e => e.subject_type === "printer" || String(e.type).startsWith("print-job."), load, 0);
+    ctx.follow(e => e.subject_type === "printer" || String(e.type).startsWith("print-job."),
+               throttle(load), 0);
     await load();
   },
 };

@@ -1,8 +1,8 @@
 // At a glance: orders by status, jobs completed per hour (last 24 h), printer utilisation and the
 // oldest waiting order, from GET /overview. Charts are inline SVG drawn here (no library); each
 // has its figures beside it as text, so the numbers can be read as well as seen. Committed
-// order, job and printer events refetch (at once, coalesced while a fetch runs).
-import { ago, coalesce, html, pill, tone } from "../ui.js";
+// order, job and printer events refetch (at once, then throttled while events keep coming).
+import { ago, html, pill, throttle, tone } from "../ui.js";
 
 const PLACES = [["printing", "Printing"], ["idle", "Idle"], ["attention", "Needs attention"],
                 ["disabled", "Disabled"], ["offline", "Offline"]];
@@ -70,6 +70,7 @@ export default {
   async render(el, ctx) {
     const load = async () => {
       const o = await ctx.api.get("/overview");
+      if (el.dataset.view !== "overview") return;  // the operator has moved on meanwhile
       const statuses = Object.entries(o.orders_by_status);
       const orders = statuses.reduce((n, [, v]) => n + v, 0);
       const done = o.jobs_completed_per_hour.reduce((n, h) => n + h.completed, 0);
@@ -107,8 +108,8 @@ export default {
         </div>
         <p class="muted small">As of ${new Date(o.at).toLocaleTimeString()}</p>`;
     };
-    const refresh = coalesce(load);
-    await refresh();
+    const refresh = throttle(load);
+    await load();
     ctx.follow(e => ["order", "print_job", "printer"].includes(e.subject_type)
       || /^(order|print-job|printer)\./.test(String(e.type)), refresh, 0);
     ctx.every(60_000, refresh);  // the hours move on and "received … ago" ages
