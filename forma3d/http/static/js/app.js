@@ -3,7 +3,7 @@
 // may return a cleanup function, called when the operator leaves the view.
 import { api, ApiError } from "./api.js";
 import { Live } from "./live.js";
-import { debounce, errorText, html } from "./ui.js";
+import { errorText, html, throttle } from "./ui.js";
 import { VIEWS } from "./views/index.js";
 
 const $ = id => document.getElementById(id);
@@ -70,6 +70,7 @@ async function route() {
   // Each render gets a fresh element: a slow render of the view just left writes into a
   // detached one instead of over this view.
   const el = document.createElement("div");
+  el.dataset.view = view.name;
   $("view").replaceChildren(el);
   $("view").dataset.view = view.name;
   const ctx = {
@@ -77,10 +78,14 @@ async function route() {
     navigate: hash => { location.hash = hash; },
     /** Calls fn(kind, data) for live frames while this view is shown. */
     onLive: fn => { cleanups.push(live.on(fn)); },
-    /** Refetches (debounced) when a committed event passes `filter`. */
-    follow: (filter, fn, ms = 150) => {
-      const later = debounce(fn, ms);
-      cleanups.push(live.on((kind, data) => { if (kind === "event" && filter(data)) later(); }));
+    /** Refetches when a committed event passes `filter` (the first at once, then at most
+     * every `ms` while they keep coming), and after the stream (re)connects, since events
+     * committed while it was down were never sent. Follow before the first read. */
+    follow: (filter, fn, ms = 300) => {
+      const later = throttle(fn, ms);
+      cleanups.push(live.on((kind, data) => {
+        if ((kind === "event" && filter(data)) || kind === "connected") later();
+      }));
     },
     /** Runs fn every `ms` while this view is shown (for clocks such as time left). */
     every: (ms, fn) => { const id = setInterval(fn, ms); cleanups.push(() => clearInterval(id)); },

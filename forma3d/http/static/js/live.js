@@ -1,5 +1,6 @@
 // The tenant's live stream (/api/v1/live, server-sent events) shared by every view: committed
-// events ("event") and printer telemetry ("telemetry"). Reconnects after a drop, with backoff.
+// events ("event") and printer telemetry ("telemetry"); "connected" after every (re)connect.
+// Reconnects after a drop, with backoff.
 import { API } from "./api.js";
 
 export class Live {
@@ -44,6 +45,7 @@ export class Live {
         if (!res.ok) throw new Error(`live stream: HTTP ${res.status}`);
         this.state("live");
         this.retryMs = 500;
+        this.emit("connected", {});  // followers refetch what they may have missed
         await this.read(res.body.getReader());
       } catch (err) {
         if (!this.running) return;
@@ -80,8 +82,12 @@ export class Live {
     if (!data) return;  // a comment or heartbeat
     let parsed;
     try { parsed = JSON.parse(data); } catch { return; }
+    this.emit(kind, parsed);
+  }
+
+  emit(kind, data) {
     for (const fn of this.listeners) {
-      try { fn(kind, parsed); } catch (err) { console.error(err); }
+      try { fn(kind, data); } catch (err) { console.error(err); }
     }
   }
 }

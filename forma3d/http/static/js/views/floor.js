@@ -3,7 +3,7 @@
 // tiles in place (progress, time left, temperatures). Confirming a clear bed and enabling or
 // disabling a printer are offered only with printers.operate; anyone who sees the floor can open
 // a printer's matching ("which queued jobs can it take, and why not").
-import { act, duration, errorText, html, pill, throttle } from "../ui.js";
+import { act, duration, errorText, html, pill } from "../ui.js";
 
 const GROUPS = [
   ["attention", "Needs attention"], ["printing", "Printing"], ["idle", "Idle"],
@@ -232,7 +232,7 @@ export default {
       }
     });
     ctx.follow(e => e.subject_type === "printer" || String(e.type).startsWith("print-job."),
-               throttle(load), 0);
+               load);
     await load();
   },
 };

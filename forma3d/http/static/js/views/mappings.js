@@ -1,7 +1,7 @@
 // Product mappings: which printable parts make a SKU. The list with each product's print time
 // and filament, the orders waiting on a SKU nobody mapped yet, and the editor, where print files
 // dropped on the page (or chosen with the file input) become parts with their estimates.
-import { act, duration, errorText, html, raw, table, throttle, when } from "../ui.js";
+import { act, duration, errorText, html, raw, table, when } from "../ui.js";
 
 const ACCEPT = ".gcode,.gco,.bgcode,.3mf,.stl";
 const WAITING = ["ON_HOLD", "FAILED"];  // an unmapped line item holds its order (unless it failed)
@@ -142,8 +142,8 @@ async function listPage(el, ctx) {
   // A mapping made here (or elsewhere) releases held orders: their events refresh both lists,
   // followed before the first read so nothing committed meanwhile is missed (throttled, not
   // debounced: a busy farm's steady events must not starve the refresh).
-  const later = throttle(() => Promise.all([loadList(), loadWaiting()]).catch(showError), 300);
-  ctx.onLive((kind, ev) => { if (kind === "event" && ev.subject_type === "order") later(); });
+  ctx.follow(ev => ev.subject_type === "order",
+             () => Promise.all([loadList(), loadWaiting()]).catch(showError));
   files = await loadFiles(ctx);
   await Promise.all([loadList(), loadWaiting()]);
 }

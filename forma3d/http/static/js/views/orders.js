@@ -37,13 +37,6 @@ export default {
   },
 };
 
-/** Refetches on committed events that pass `filter`: the first at once, then at most every
- * 300 ms while they keep coming (a whole farm's events must not starve the list). */
-function follow(ctx, filter, fn) {
-  const later = throttle(fn, 300);
-  ctx.onLive((kind, data) => { if (kind === "event" && filter(data)) later(); });
-}
-
 function statusPill(status) {
   return pill(status, LABELS[status] || status);
 }
@@ -178,7 +171,7 @@ async function listPage(el, ctx) {
   el.querySelector("#ord-next").addEventListener("click", () => {
     state.offset += PAGE; showPage();
   });
-  follow(ctx, ev => ORDER_SUBJECTS.has(ev.subject_type), reload);  // before the first read
+  ctx.follow(ev => ORDER_SUBJECTS.has(ev.subject_type), reload);  // before the first read
   recount();
   await load();
   return () => clearTimeout(typing);
@@ -415,7 +408,7 @@ async function orderPage(el, ctx, orderId) {
   });
 
   // Followed before the first read, so nothing committed while it is on its way is missed.
-  follow(ctx, ev => (ev.subject_type === "order" && ev.subject_id === orderId)
+  ctx.follow(ev => (ev.subject_type === "order" && ev.subject_id === orderId)
     || (ev.subject_type === "print_job" && jobIds.has(ev.subject_id))
     || (ev.subject_type === "shipment" && ev.subject_id === shipmentId)
     // new jobs of this order are not known yet: any job event refetches while none is known

@@ -2,7 +2,7 @@
 // oldest waiting order, from GET /overview. Charts are inline SVG drawn here (no library); each
 // has its figures beside it as text, so the numbers can be read as well as seen. Committed
 // order, job and printer events refetch (at once, then throttled while events keep coming).
-import { ago, html, pill, throttle, tone } from "../ui.js";
+import { ago, html, pill, tone } from "../ui.js";
 
 const PLACES = [["printing", "Printing"], ["idle", "Idle"], ["attention", "Needs attention"],
                 ["disabled", "Disabled"], ["offline", "Offline"]];
@@ -108,10 +108,9 @@ export default {
         </div>
         <p class="muted small">As of ${new Date(o.at).toLocaleTimeString()}</p>`;
     };
-    const refresh = throttle(load);
     await load();
     ctx.follow(e => ["order", "print_job", "printer"].includes(e.subject_type)
-      || /^(order|print-job|printer)\./.test(String(e.type)), refresh, 0);
-    ctx.every(60_000, refresh);  // the hours move on and "received … ago" ages
+      || /^(order|print-job|printer)\./.test(String(e.type)), load);
+    ctx.every(60_000, load);  // the hours move on and "received … ago" ages
   },
 };
