@@ -162,7 +162,10 @@ async def _save(printer: Printer, changes: dict[str, Any], source: str = "farm")
 @HANDLERS.step(ObservePrinter, latest_wins=True)
 async def observe(printer: Printer, message: ObservePrinter) -> str:
     """A printers/Get row (sync) or a telemetry frame: state written on change only."""
-    await _apply(printer, Observation.from_payload(message.model_dump()))
+    seen = Observation.from_payload(message.model_dump())
+    await _apply(printer, seen)
+    if seen.at:  # from the farm's production of the frame to its state here
+        printer.services.observations.add(time.time() - seen.at)
     return await _after_look(printer)
 
 
@@ -178,8 +181,6 @@ async def _apply(printer: Printer, seen: Observation) -> None:
     elif changes.get("online") is True:
         changes["offline_since"] = None
     await _save(printer, changes)
-    if seen.at:
-        printer.services.observations.add(time.time() - seen.at)
     if seen.telemetry:
         printer.telemetry = {**seen.telemetry, "at": seen.at}
         printer.services.live.publish(printer.tenant_id, {

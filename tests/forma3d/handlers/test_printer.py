@@ -267,6 +267,9 @@ async def test_resync_asks_the_farm_and_keeps_backing_off_while_offline(
     assert await printer.resync(red, resync) == "no matching job"
     assert red.row["online"] is True and red.row["state"] == "operational"
     assert red.offline_attempts == 0
+    # Our own look is not an observation the farm sent: no lag sample (it would be 0 by
+    # construction and flatter the fleet's lag figures).
+    assert services.observations.take() == {"count": 0, "lags": []}
 
 
 async def test_reconcile_ends_a_job_the_farm_no_longer_runs_from_its_history(
