@@ -19,7 +19,7 @@ PASSWORD = "plate-and-nozzle-42"
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update",
                   "--disable-sync"]
-expect.set_options(timeout=15_000)  # a loaded 2-core machine; each wait ends on its condition
+expect.set_options(timeout=30_000)  # a loaded 2-core machine; each wait ends on its condition
 
 SignIn = Callable[..., Awaitable[Page]]
 

@@ -124,8 +124,13 @@ async def test_drag_and_buttons_reorder_the_queue(farm: Farm, sandbox: SandboxCo
     await expect(rows(page).nth(1)).to_have_attribute("data-job", expected[0])
     await rows(page).nth(4).get_by_role("button", name="to front").click()
     await expect(rows(page).first).to_have_attribute("data-job", expected[4])
-    assert await shown_ids(page) == await queued_ids(farm) == [
-        expected[4], expected[1], expected[0], expected[2], expected[3]]
+    final = [expected[4], expected[1], expected[0], expected[2], expected[3]]
+
+    async def settled_in_the_api() -> bool:  # the page moves the row when the move is asked
+        return await queued_ids(farm) == final
+
+    await eventually(settled_in_the_api, timeout=30, what="the API's order after the buttons")
+    assert await shown_ids(page) == final
 
 
 async def test_why_is_this_waiting_shows_each_printers_reasons(
