@@ -21,7 +21,6 @@ import argparse
 import asyncio
 import os
 import secrets
-import socket
 import sys
 import tempfile
 import time
@@ -32,29 +31,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # tests.dashboard's browser settings, when run as a file
 
+from tests.e2e.test_demo import free_port_block  # noqa: E402  (after the path is set)
+
 VIEWPORT = {"width": 1280, "height": 800}
 OPEN_SPEEDUP = 30.0  # the unfinished orders print at 30x: minutes of real time, mid-print
 SETTLE_MS = 1500  # after a view's data arrived: charts and live updates draw
-
-
-def free_port_block() -> int:
-    """A port whose next three neighbours are free too (the stack puts its simulators there)."""
-    for _ in range(50):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = int(probe.getsockname()[1])
-        if port < 65000 and all(_free(port + offset) for offset in range(4)):
-            return port
-    raise RuntimeError("no block of four free ports")
-
-
-def _free(port: int) -> bool:
-    with socket.socket() as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 def parse(argv: list[str]) -> argparse.Namespace:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -796,10 +797,17 @@ def _method_name(sc: SendcloudSettings, request: ShipmentOrder) -> str | None:
 
 async def _shipment_failed(order: Order, shipment: ShipmentRow, reason: str, action: str,
                            api_version: str) -> None:
+    await _refused(order, shipment, reason, lambda conn, locked: shipments.fail_shipment(
+        conn, locked, reason, action, api_version))
+
+
+async def _refused(order: Order, shipment: ShipmentRow, reason: str,
+                   record: Callable[[Connection, ShipmentRow], Awaitable[object]]) -> None:
+    """`record` on the locked shipment and the reason on the order, in one transaction."""
     async with order.pool.acquire() as conn, conn.transaction():
         locked = await shipments.get_shipment(conn, order.tenant_id, order.order_id, lock=True)
         assert locked is not None
-        await shipments.fail_shipment(conn, locked, reason, action, api_version)
+        await record(conn, locked)
         row = await store.get_order(conn, order.order_id, lock=True)
         assert row is not None
         await store.set_order_status(conn, row, row.status, reason=reason)
@@ -849,14 +857,8 @@ async def _fulfilment_refused(order: Order, shipment: ShipmentRow, reason: str,
                               http_status: int | None, action: str) -> None:
     """The reason on the shipment and the order, with `shipment.fulfilment-failed` naming the
     operator's action."""
-    async with order.pool.acquire() as conn, conn.transaction():
-        locked = await shipments.get_shipment(conn, order.tenant_id, order.order_id, lock=True)
-        assert locked is not None
-        await shipments.fulfilment_refused(conn, locked, reason, http_status, action)
-        row = await store.get_order(conn, order.order_id, lock=True)
-        assert row is not None
-        await store.set_order_status(conn, row, row.status, reason=reason)
-    shipment.__dict__.update(locked.__dict__)
+    await _refused(order, shipment, reason, lambda conn, locked: shipments.fulfilment_refused(
+        conn, locked, reason, http_status, action))
 
 
 async def _fulfilled(order: Order, conn: Connection, shipment: ShipmentRow,
