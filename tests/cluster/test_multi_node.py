@@ -72,6 +72,7 @@ def cluster(services: Services) -> Iterator[tuple[Cluster, Any, int]]:
     start_ray(start)  # the product's own retry of a node that missed Ray's 30 s to register
     cluster, worker = made[0]
     ray.init(address=cluster.address, namespace="forma3d", log_to_driver=False)
+    schedulable(worker.node_id)
     port = free_port_block()
     os.environ["FORMA3D_PUBLIC_URL"] = f"http://127.0.0.1:{port}"  # where simulators deliver
     serve.start(proxy_location="HeadOnly", http_options={"host": "127.0.0.1", "port": port})
@@ -84,6 +85,32 @@ def cluster(services: Services) -> Iterator[tuple[Cluster, Any, int]]:
     cluster.shutdown()
     for name in ("DATABASE_URL", "REDIS_URL", "FORMA3D_PUBLIC_URL"):
         os.environ.pop(name, None)
+
+
+@ray.remote(num_cpus=0)
+class Probe:
+    def node(self) -> str:
+        return str(ray.get_runtime_context().get_node_id())
+
+
+def schedulable(node_id: str, timeout: float = 120.0) -> None:
+    """Wait until a soft affinity to `node_id` lands there. The GCS lists a node as alive
+    (`wait_for_nodes`) before the head's scheduler has its resources; until then a soft
+    affinity to it counts as "no such node" and falls back to the head, which would put every
+    entity host there."""
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    deadline = time.monotonic() + timeout
+    while True:
+        probe = Probe.options(  # type: ignore[attr-defined]
+            scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=node_id, soft=True)
+        ).remote()
+        landed = ray.get(probe.node.remote(), timeout=60)
+        ray.kill(probe)
+        if landed == node_id:
+            return
+        assert time.monotonic() < deadline, f"node {node_id} never took a soft affinity"
+        time.sleep(0.5)
 
 
 def agent_ports() -> dict[str, int]:
