@@ -1,5 +1,6 @@
-"""Entities in this process, without Ray: one `EntityHostCore` behind the same `call` as the Ray
-`EntityRouter`, so the HTTP layer (and its tests) can ask entities where no cluster runs.
+"""Entities in this process, without Ray: one `EntityHostCore` behind the same `call` (and `send`)
+as the Ray `EntityRouter`, so the HTTP layer (and its tests) can ask entities, and an outbox
+dispatcher deliver to them, where no cluster runs.
 
 Non-durable messages the entities send are only recorded (`StubSender`); durable ones stay in the
 outbox for a dispatcher, as anywhere else.
@@ -14,7 +15,7 @@ from typing import Any
 from actors.host import EntityHostCore
 from forma3d.handlers.registry import EntitySpec
 from forma3d.handlers.testing import StubSender
-from forma3d.messaging.envelope import EntityError
+from forma3d.messaging.envelope import EntityError, Envelope, Reply
 from forma3d.messaging.message import Message
 
 
@@ -35,6 +36,11 @@ class LocalEntities:
         if reply.error is not None:
             raise EntityError(reply.error, reply.error_type)
         return reply.value
+
+    def send(self, envelope: Envelope) -> asyncio.Future[Reply]:
+        """The delivery's reply to come, as `EntityRouter.send` gives it (so an outbox dispatcher
+        can deliver in this process): it runs on whether or not anyone waits for it."""
+        return asyncio.ensure_future(self.core.deliver(envelope))
 
     async def close(self) -> None:
         await self.core.close()

@@ -14,7 +14,7 @@ import os
 import random
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import ray
 
@@ -68,10 +68,25 @@ def _envelope(row: Any) -> Envelope:
                     durable=True)
 
 
-class Dispatcher:
-    """The dispatch loop without Ray, so tests and the benchmark can drive it directly."""
+class Courier(Protocol):
+    """What the dispatcher delivers through: `EntityRouter` (Ray), or `actors.local.LocalEntities`
+    (in this process)."""
 
-    def __init__(self, pool: Pool, router: EntityRouter, *, batch_size: int = 200,
+    ask_timeout: float
+
+    def send(self, envelope: Envelope) -> asyncio.Future[Reply]: ...
+
+
+class Dispatcher:
+    """The dispatch loop without Ray, so tests and the benchmark can drive it directly.
+
+    A delivery that overruns the ask timeout is retried like any failure, but it still runs (or
+    waits in its entity's mailbox) in the host: until it resolves, it is kept by message id and
+    the retry waits for it again instead of sending another copy, so a backlog does not grow by
+    one copy per timeout. Only deliveries still under way are kept; a restart forgets them, and
+    the entity's handled-message record makes the copy it then gets a no-op."""
+
+    def __init__(self, pool: Pool, router: Courier, *, batch_size: int = 200,
                  lease_seconds: float = 60.0, concurrency: int = 64,
                  give_up_after: timedelta = timedelta(days=1)) -> None:
         self.pool = pool
@@ -83,6 +98,8 @@ class Dispatcher:
         self.delivered = 0
         self.retried = 0
         self.dead = 0
+        self.carried_over = 0  # retries that waited for the earlier delivery instead of sending
+        self.in_flight: dict[str, asyncio.Future[Reply]] = {}  # by message id, until resolved
         self.rng = random.Random()
 
     async def claim(self) -> list[Any]:
@@ -116,13 +133,32 @@ class Dispatcher:
     async def _deliver(self, row: Any) -> Reply:
         token = logs.correlation_id.set(row["correlation_id"])
         try:
-            return await self.router.deliver(_envelope(row))
+            # Shielded: a timeout ends this wait, not the delivery a retry may wait for again.
+            return await asyncio.wait_for(asyncio.shield(self._attempt(row)),
+                                          self.router.ask_timeout)
         except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError,
                 TimeoutError) as error:
             return Reply(error=f"host unavailable: {type(error).__name__}",
                          error_type=type(error).__name__, retryable=True)
         finally:
             logs.correlation_id.reset(token)
+
+    def _attempt(self, row: Any) -> asyncio.Future[Reply]:
+        """The message's delivery still under way from an earlier round, or a new one."""
+        message_id = str(row["message_id"])
+        earlier = self.in_flight.get(message_id)
+        if earlier is not None:
+            self.carried_over += 1
+            return earlier
+        attempt = self.router.send(_envelope(row))
+        self.in_flight[message_id] = attempt
+
+        def resolved(done: asyncio.Future[Reply]) -> None:
+            if self.in_flight.get(message_id) is done:
+                del self.in_flight[message_id]
+
+        attempt.add_done_callback(resolved)
+        return attempt
 
     async def _finish(self, row: Any, reply: Reply) -> None:
         if reply.ok:
@@ -247,7 +283,8 @@ class OutboxDispatcher:
         dispatcher = self.dispatcher.value
         if dispatcher is not None:
             result.update(delivered=dispatcher.delivered, retried=dispatcher.retried,
-                          dead=dispatcher.dead)
+                          dead=dispatcher.dead, carried_over=dispatcher.carried_over,
+                          in_flight=len(dispatcher.in_flight))
             with contextlib.suppress(Exception):
                 result["pending"] = await asyncio.wait_for(dispatcher.pending(), 2.0)
         sender = self.sender.value

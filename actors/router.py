@@ -52,10 +52,16 @@ class EntityRouter:
         """Fire and forget. Use the outbox instead when the message must not be lost."""
         self.host_for(envelope).deliver.remote(envelope)
 
-    async def deliver(self, envelope: Envelope, timeout: float | None = None) -> Reply:
+    def send(self, envelope: Envelope) -> asyncio.Future[Reply]:
+        """The delivery's reply to come. The host handles the envelope whether or not anyone
+        waits: cancelling the future (or a timeout around it) does not stop the delivery."""
         ref = self.host_for(envelope).deliver.remote(envelope)
-        reply: Reply = await asyncio.wait_for(ref, timeout or self.ask_timeout)
+        # The concurrent future holds the ObjectRef, so the reply stays until it is read.
+        reply: asyncio.Future[Reply] = asyncio.wrap_future(ref.future())
         return reply
+
+    async def deliver(self, envelope: Envelope, timeout: float | None = None) -> Reply:
+        return await asyncio.wait_for(self.send(envelope), timeout or self.ask_timeout)
 
     async def ask(self, envelope: Envelope, timeout: float | None = None) -> Any:
         """Request/response; raises EntityError when the handler failed."""

@@ -12,6 +12,7 @@ from forma3d.messaging.envelope import Envelope
 from forma3d.messaging.stock import AdjustStock
 from forma3d.messaging.tenant import GetTenant
 from tests.forma3d.store.stock_fixtures import product
+from tests.polling import eventually
 
 PRODUCTS: dict[uuid.UUID, uuid.UUID] = {}  # tenant -> its stocked product mapping
 
@@ -113,13 +114,17 @@ async def test_dispatcher_gives_up_on_a_message_that_keeps_failing(
     from forma3d.store.outbox import enqueue
 
     class Unreachable:
-        async def deliver(self, envelope: Envelope, timeout: float | None = None) -> Reply:
-            return Reply(error="host unavailable", retryable=True)
+        ask_timeout = 30.0
+
+        def send(self, envelope: Envelope) -> asyncio.Future[Reply]:
+            refused: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
+            refused.set_result(Reply(error="host unavailable", retryable=True))
+            return refused
 
     await stocked(db_pool, tenant_id)
     async with db_pool.acquire() as conn, conn.transaction():
         await enqueue(conn, adjust(tenant_id, 1, durable=True))
-    dispatcher = Dispatcher(db_pool, Unreachable(), give_up_after=timedelta(hours=1))  # type: ignore[arg-type]
+    dispatcher = Dispatcher(db_pool, Unreachable(), give_up_after=timedelta(hours=1))
     while await dispatcher.dispatch_once():
         pass
     row = await db_pool.fetchrow("SELECT * FROM outbox WHERE tenant_id = $1", tenant_id)
@@ -132,6 +137,84 @@ async def test_dispatcher_gives_up_on_a_message_that_keeps_failing(
     row = await db_pool.fetchrow("SELECT * FROM outbox WHERE tenant_id = $1", tenant_id)
     assert row["done_at"] is not None and row["last_error"].startswith("gave up after")
     assert dispatcher.dead == 1
+
+
+async def test_a_delivery_that_overruns_the_ask_timeout_is_not_sent_again(
+        database_url: str, db_pool: Pool, tenant_id: uuid.UUID) -> None:
+    """The dispatcher retries a message whose delivery overran the ask timeout by waiting for
+    that delivery again: the entity's mailbox holds one copy however often the timeout passes,
+    and the message is handled once and ends delivered."""
+    from actors.entities import ENTITIES
+    from actors.local import LocalEntities
+    from actors.outbox import Dispatcher
+    from forma3d.handlers.registry import EntitySpec, Handlers
+    from forma3d.messaging.message import Message
+    from forma3d.store.outbox import send
+
+    class Hold(Message):
+        kind: ClassVar[str] = "test-hold"
+        type: ClassVar[str] = "hold.until_released"
+        label: str
+
+        @property
+        def key(self) -> str:
+            return self.label
+
+    release = asyncio.Event()
+    handled: list[str] = []
+    holder: Handlers[None] = Handlers()
+
+    @holder.step(Hold)
+    async def hold(state: None, message: Hold) -> str:
+        handled.append(message.label)
+        await release.wait()  # a handler far slower than the ask timeout
+        return message.label
+
+    async def load(services: object, key: str) -> None:
+        return None
+
+    # The real entity kinds too: rows other tests left pending are delivered as the cluster's
+    # dispatcher would deliver them, not refused as unknown.
+    entities = LocalEntities(database_url, specs=[*ENTITIES, EntitySpec("test-hold", load, holder)],
+                             ask_timeout=0.2)
+    dispatcher = Dispatcher(db_pool, entities)
+    message_id = uuid.uuid4()
+    try:
+        async with db_pool.acquire() as conn, conn.transaction():
+            await send(conn, Hold(tenant_id=tenant_id, label="h1"), message_id=message_id)
+
+        async def attempts() -> int:
+            value: int = await db_pool.fetchval(
+                "SELECT attempts FROM outbox WHERE message_id = $1", message_id)
+            return value
+
+        async def retried_twice() -> bool:
+            await dispatcher.dispatch_once()
+            return await attempts() >= 3
+
+        await eventually(retried_twice, what="two retries of the held message")
+        assert handled == ["h1"]
+        assert entities.core.in_flight == 1  # one copy in the host, not one per attempt
+        assert dispatcher.carried_over == await attempts() - 1
+        assert set(dispatcher.in_flight) == {str(message_id)}
+
+        release.set()
+
+        async def done() -> bool:
+            await dispatcher.dispatch_once()
+            row = await db_pool.fetchrow(
+                "SELECT done_at, last_error FROM outbox WHERE message_id = $1", message_id)
+            return row["done_at"] is not None
+
+        await eventually(done, what="the held message delivered")
+        row = await db_pool.fetchrow("SELECT * FROM outbox WHERE message_id = $1", message_id)
+        assert row["last_error"] is None  # delivered, not a dead letter
+        assert handled == ["h1"]
+        assert entities.core.handled == 1 and entities.core.in_flight == 0
+        assert str(message_id) not in dispatcher.in_flight  # forgotten once it resolved
+    finally:
+        release.set()
+        await entities.close()
 
 
 async def test_latest_wins_messages_never_queue_up(database_url: str,
