@@ -422,6 +422,27 @@ class Farm:
             "queue.delete_item", {"queue_item": self.queue_item_dict(item), "user": SYSTEM_USER}
         )
 
+    def move_queue_item(self, item_id: int, start: int, end: int) -> QueueItem:
+        """queue/SetOrder: move a waiting item from its 0-based position in the open queue to
+        another; the items between shift by one. `start` must be where the item is now, so a
+        caller working from a stale listing is refused instead of moving the wrong way."""
+        items = self.open_items()
+        item = next((i for i in items if i.id == item_id), None)
+        if item is None:
+            raise FarmError("Queue item not found")
+        if items.index(item) != start:
+            raise FarmError(f"Queue item is not at position {start}")
+        if not 0 <= end < len(items):
+            raise FarmError(f"Invalid position {end}")
+        slots = [i.sort_order for i in items]
+        items.remove(item)
+        items.insert(end, item)
+        for moved, slot in zip(items, slots, strict=True):
+            moved.sort_order = slot
+        self.emit("queue.move_item", {"queue_item": self.queue_item_dict(item),
+                                      "from": start, "to": end, "user": SYSTEM_USER})
+        return item
+
     def _item(self, item_id: int) -> QueueItem:
         item = self.queue.get(item_id)
         if item is None:

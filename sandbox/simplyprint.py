@@ -41,6 +41,8 @@ from sandbox.webhooks import WebhookDispatcher
 NOT_LOGGED_IN = "No API key provided, or not logged in"
 NO_ACCESS = "You don't have access to this account"
 TOO_MANY = "You're requesting too much - slow down"
+NO_PERMISSION = "You don't have permission to do this"  # wording assumed; not documented
+SET_ORDER_PERMISSIONS = ("print_queue", "reorder_queue", "queue_see_others")
 MAX_PART = 100 * 2**20
 # SimplyPrint documents no retry schedule; assumed like other services (simulated seconds).
 SIMPLYPRINT_RETRY_DELAYS = [60.0, 300.0, 900.0, 3600.0]
@@ -85,6 +87,9 @@ class SimplyPrintConfig(BaseModel):
     printers: list[PrinterSpec] = Field(default_factory=default_farm)
     rate_limit_per_minute: int | None = None
     auth_error_status: int = 200  # SimplyPrint answers most refusals with HTTP 200
+    # The API key's permissions; None: every one. Only endpoints that list several (SetOrder)
+    # check them here.
+    permissions: list[str] | None = None
 
 
 @dataclass
@@ -444,6 +449,21 @@ def build_simplyprint_app(sandbox: SimplyPrintSandbox) -> Starlette:
                 )
         queue = {"total": len(farm.open_items()), "printers": printer_ids, "matches": matches}
         return ok(queue=queue)
+
+    async def set_order(request: Request) -> Response:
+        """queue/SetOrder answers `success` (not `status`), also when it refuses."""
+        missing = [p for p in SET_ORDER_PERMISSIONS
+                   if config.permissions is not None and p not in config.permissions]
+        if missing:
+            return JSONResponse({"success": False,
+                                 "message": f"{NO_PERMISSION}: {', '.join(missing)}"},
+                                status_code=config.auth_error_status)
+        try:
+            farm.move_queue_item(query_id(request, "job"), query_id(request, "from"),
+                                 query_id(request, "to"))
+        except FarmError as exc:
+            return JSONResponse({"success": False, "message": str(exc)})
+        return JSONResponse({"success": True, "message": None})
 
     async def empty_queue(request: Request) -> Response:
         for item in farm.open_items():
@@ -815,6 +835,7 @@ def build_simplyprint_app(sandbox: SimplyPrintSandbox) -> Starlette:
         ("queue/DeleteItem", delete_item),
         ("queue/UpdateItem", update_item),
         ("queue/GetNextItems", next_items),
+        ("queue/SetOrder", set_order),
         ("queue/EmptyQueue", empty_queue),
         ("queue/groups/Get", queue_groups),
         ("printers/Get", printers_get),

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from forma3d.db.pool import Pool
+from forma3d.domain.printing.jobs import is_stock_job_key, moves_ahead_of_stock
 from forma3d.domain.printing.matching import queue_requirements
 from forma3d.integrations.errors import RejectedError
 from forma3d.integrations.simplyprint import SimplyPrintClient
@@ -94,6 +95,36 @@ async def queue_jobs(pool: Pool, client: SimplyPrintClient,
             placed[job["id"]] = await client.add_queue_item(file_id=farm_file, amount=1,
                                                             note=note, **extra)
     return placed
+
+
+async def put_ahead_of_stock(client: SimplyPrintClient, item_ids: Sequence[int], *,
+                             rounds: int = 3) -> int:
+    """Move these (order) items ahead of every stock item waiting in SimplyPrint's queue,
+    keeping their own order; returns how many moved.
+
+    A printer takes the first item it matches, so order items in front of the stock items are
+    what keeps a stock job off a printer an order job could use, while a printer that no
+    waiting order job fits still prints stock (holding stock back from the queue would leave
+    it idle, and would not help with stock items queued before the order came). Stock items
+    are known by their note (the job key). A move refused because the queue changed since it
+    was read (another order moved, a printer took an item) is planned again from a new
+    listing, `rounds` times at most.
+    """
+    for attempt in range(1, rounds + 1):
+        listing = await client.get_queue_items()
+        queue = [item.id for item in listing.items]
+        stock = {item.id for item in listing.items if is_stock_job_key(item.note or "")}
+        moves = moves_ahead_of_stock(queue, stock, item_ids)
+        try:
+            for move in moves:
+                await client.move_queue_item(move.item_id, start=move.start, end=move.end)
+        except RejectedError:
+            if attempt == rounds:
+                raise
+            log.info("farm queue changed while moving order items ahead of stock; again")
+            continue
+        return len(moves)
+    return 0
 
 
 async def withdraw_jobs(client: SimplyPrintClient, jobs: Sequence[dict[str, Any]], *,

@@ -535,22 +535,26 @@ async def start(order: Order, message: StartOrder) -> int:
 
 @HANDLERS.step(SubmitJobs)
 async def submit(order: Order, message: SubmitJobs) -> int:
-    """Put queued jobs that are not on the farm yet into SimplyPrint's queue."""
+    """Put queued jobs that are not on the farm yet into SimplyPrint's queue, then move the
+    order's waiting items ahead of the stock items there (order jobs print before stock jobs;
+    a redelivery after a failed move moves them again)."""
     async with order.pool.acquire() as conn:
-        jobs = [j for j in await print_jobs.order_jobs(conn, order.tenant_id, order.order_id,
-                                                       PrintJobStatus.QUEUED)
-                if j["farm_queue_item_id"] is None]
+        waiting = await print_jobs.order_jobs(conn, order.tenant_id, order.order_id,
+                                              PrintJobStatus.QUEUED)
     row = await store.get_order(order.pool, order.order_id)
-    if not jobs or row is None or ORDER_MACHINE.is_terminal(row.status) or row.hold_reason:
+    if not waiting or row is None or ORDER_MACHINE.is_terminal(row.status) or row.hold_reason:
         return 0  # nothing to place (a held order needs no farm yet)
     sp = await _integration(order, SimplyPrintSettings)
     if sp.dispatch_mode != "simplyprint_queue":
         return 0  # smart dispatch: printers pull from our queue
+    jobs = [j for j in waiting if j["farm_queue_item_id"] is None]
     async with sp.client() as client:
-        placed = await farm.queue_jobs(order.pool, client, jobs)
-    async with order.pool.acquire() as conn, conn.transaction():
-        for job_id, item_id in placed.items():
-            await print_jobs.set_queue_item(conn, job_id, item_id)
+        placed = await farm.queue_jobs(order.pool, client, jobs) if jobs else {}
+        async with order.pool.acquire() as conn, conn.transaction():
+            for job_id, item_id in placed.items():
+                await print_jobs.set_queue_item(conn, job_id, item_id)
+        items = [placed.get(j["id"], j["farm_queue_item_id"]) for j in waiting]
+        await farm.put_ahead_of_stock(client, [int(i) for i in items if i is not None])
     return len(placed)
 
 

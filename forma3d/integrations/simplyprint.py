@@ -465,6 +465,35 @@ class SimplyPrintClient(BaseClient):
 
         return await self.retrying(attempt)
 
+    async def move_queue_item(self, item_id: int, *, start: int, end: int) -> None:
+        """queue/SetOrder (GET; `job`, `from`, `to` in the query string): move a waiting item
+        from its 0-based position in the queue (`start`, as a listing just showed it) to `end`.
+
+        A move is not idempotent: after a lost answer the item may already be at `end`, so a
+        retry looks first and counts that as done. A refusal (the item moved or started since
+        the listing, or the key lacks `reorder_queue`) raises for the caller to look again.
+        """
+        params = {"job": item_id, "from": start, "to": end}
+        maybe_moved = False
+
+        async def attempt() -> None:
+            nonlocal maybe_moved
+            if maybe_moved and await self._queue_position(item_id) == end:
+                return
+            try:
+                response = await self.send_once("GET", "queue/SetOrder", params=params)
+            except TransientError as err:
+                maybe_moved = maybe_moved or err.ambiguous
+                raise
+            self.envelope(response)
+
+        await self.retrying(attempt)
+
+    async def _queue_position(self, item_id: int) -> int | None:
+        """The item's 0-based position among the waiting items, None if it is not waiting."""
+        listing = self._listing(self.envelope(await self.send_once("GET", "queue/GetItems")))
+        return next((n for n, item in enumerate(listing.items) if item.id == item_id), None)
+
     async def _queue_item_exists(self, item_id: int) -> bool:
         try:
             self.envelope(await self.send_once("GET", "queue/GetItem", params={"id": item_id}))

@@ -153,6 +153,44 @@ async def test_queue_add_get_delete(api: Api) -> None:
     assert bad["message"]
 
 
+async def test_set_order_moves_by_zero_based_position_and_answers_success(api: Api) -> None:
+    file_id = await api.upload()
+    ids = [
+        (await api.call("POST", "queue/AddItem", json={"fileId": file_id}))["created_id"]
+        for _ in range(4)
+    ]
+
+    async def set_order(**params: Any) -> dict[str, Any]:
+        response = await api.http.get("queue/SetOrder", params=params)
+        assert response.status_code == 200
+        body: dict[str, Any] = response.json()
+        assert set(body) == {"success", "message"}  # this endpoint answers `success`
+        return body
+
+    async def queue() -> list[int]:
+        return [i["id"] for i in (await api.call("GET", "queue/GetItems"))["queue"]["items"]]
+
+    assert await set_order(job=ids[3], **{"from": 3, "to": 1}) == {"success": True,
+                                                                   "message": None}
+    assert await queue() == [ids[0], ids[3], ids[1], ids[2]]
+    assert (await set_order(job=ids[0], **{"from": 0, "to": 3}))["success"] is True
+    assert await queue() == [ids[3], ids[1], ids[2], ids[0]]
+    refusals = [
+        ({"job": ids[1], "from": 0, "to": 2}, "not at position 0"),  # it is at 1
+        ({"job": ids[1], "from": 1, "to": 4}, "Invalid position 4"),
+        ({"job": 99, "from": 0, "to": 1}, "Queue item not found"),
+        ({"job": ids[1], "to": 2}, "Missing or invalid from"),
+    ]
+    for params, message in refusals:
+        refused = await set_order(**params)
+        assert refused["success"] is False and message in refused["message"]
+    assert await queue() == [ids[3], ids[1], ids[2], ids[0]]
+    api.sandbox.config.permissions = ["print_queue", "queue_see_others"]
+    refused = await set_order(job=ids[1], **{"from": 1, "to": 0})
+    assert refused["success"] is False and "reorder_queue" in refused["message"]
+    assert await queue() == [ids[3], ids[1], ids[2], ids[0]]
+
+
 async def test_create_job_prints_for_the_gcode_estimate(api: Api) -> None:
     file_id = await api.upload()
     started = await api.call(

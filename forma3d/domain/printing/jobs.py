@@ -8,7 +8,7 @@ an order twice must yield the same keys, so a unique index turns the second atte
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from urllib.parse import quote
@@ -36,6 +36,41 @@ def stock_job_key(batch_id: str, part_id: str, copy_number: int) -> str:
     if copy_number < 1:
         raise ValueError(f"job key: copy number {copy_number} < 1")
     return _key("stock", batch_id, part_id, copy_number)
+
+
+def is_stock_job_key(key: str) -> bool:
+    """Whether a job key (or a text starting with one, like a farm queue note) names a stock
+    job."""
+    return key.startswith("stock:")
+
+
+@dataclass(frozen=True, slots=True)
+class QueueMove:
+    """Move farm queue item `item_id` from 0-based position `start` to `end`."""
+
+    item_id: int
+    start: int
+    end: int
+
+
+def moves_ahead_of_stock(queue: Sequence[int], stock: Collection[int],
+                         ahead: Sequence[int]) -> list[QueueMove]:
+    """The moves, made one after the other, that put every item of `ahead` still in `queue`
+    (item ids in queue order) before the first of the `stock` items, each just behind the one
+    moved before it: the moved items keep their own order, the stock items keep theirs behind
+    them, and an item already before every stock item stays where it is."""
+    order = list(queue)
+    moves: list[QueueMove] = []
+    for item in ahead:
+        if item not in order:
+            continue  # started or withdrawn since it was placed
+        here = order.index(item)
+        first_stock = next((n for n, other in enumerate(order) if other in stock), None)
+        if first_stock is None or first_stock > here:
+            continue
+        order.insert(first_stock, order.pop(here))
+        moves.append(QueueMove(item, here, first_stock))
+    return moves
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,6 +30,7 @@ from forma3d.messaging.stock import (
     StockItemPatch,
     StockJobReport,
     StockSettingsPatch,
+    SubmitStockJobs,
     UpdateStockItem,
     UpdateStockSettings,
 )
@@ -129,6 +130,32 @@ async def test_an_order_takes_stock_first_and_prints_the_rest(shop: Farm,
     await orders.start(order, StartOrder(tenant_id=order.tenant_id, order_id=order.order_id))
     assert await ledger(shop, order) == [("RESERVED", 2)]
     assert len(await order_jobs(order)) == 6
+
+
+async def test_in_simplyprint_queue_mode_an_order_prints_before_stock_queued_earlier(
+        shop: Farm, tenant: Tenant) -> None:
+    """SimplyPrint's queue (this fixture's dispatch mode) gives a printer the first item it
+    fits: the order's items are moved in front of the stock batch queued before them."""
+    batch_id = await tenant.do(handlers.create_batch, CreateStockBatch(
+        tenant_id=shop.tenant_id, mapping_id=await mapping_of(shop, BENCHY), units=8))
+    assert await handlers.submit(tenant, SubmitStockJobs(tenant_id=shop.tenant_id)) == 8
+    stock_items = [j["farm_queue_item_id"]
+                   for j in await stock_batches.jobs(shop.pool, shop.tenant_id, batch_id)]
+    farm = shop.sandboxes.sandboxes.simplyprint.farm
+    assert [i.id for i in farm.open_items()] == stock_items
+    order = await started(shop, [(BENCHY, 1), (VASE, 1)])
+    order_items = [j["farm_queue_item_id"] for j in await order_jobs(order)]
+    assert len(order_items) == 3 and None not in order_items
+    assert [i.id for i in farm.open_items()] == order_items + stock_items
+    # A redelivered start moves nothing more.
+    await orders.start(order, StartOrder(tenant_id=order.tenant_id, order_id=order.order_id))
+    assert [i.id for i in farm.open_items()] == order_items + stock_items
+    # Six printers, each fitting every item, take the first items: every order job, then stock.
+    farm.auto_print = True
+    farm.dispatch()
+    started_items = {job.queue_item_id for job in farm.jobs.values()}
+    assert started_items == {*order_items, *stock_items[:3]}
+    assert [i.id for i in farm.open_items()] == stock_items[3:]
 
 
 async def test_an_order_served_from_stock_ships_without_printing(shop: Farm,

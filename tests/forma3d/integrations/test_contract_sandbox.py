@@ -267,6 +267,39 @@ async def test_simplyprint_jobs_and_printer_actions(sandbox: Sandbox) -> None:
     assert [j.id for j in cancelled.jobs] == from_queue.job_ids
 
 
+async def test_simplyprint_set_order_moves_an_item_once_even_when_the_answer_is_lost(
+    sandbox: Sandbox,
+) -> None:
+    client, transport = sandbox.simplyprint()
+    async with client:
+        uploaded = await client.upload_file("benchy.gcode", GCODE)
+        a, b, c = [await client.add_queue_item(file_id=uploaded.id, note=n) for n in "abc"]
+        await client.move_queue_item(c, start=2, end=0)
+        first = [i.id for i in (await client.get_queue_items()).items]
+        transport.drop_next_get = True  # SetOrder moves b, its answer is lost: the retry looks
+        await client.move_queue_item(b, start=2, end=1)
+        second = [i.id for i in (await client.get_queue_items()).items]
+        with pytest.raises(RejectedError, match="not at position 0"):
+            await client.move_queue_item(a, start=0, end=1)  # a stale listing is refused
+    assert first == [c, a, b]
+    assert second == [c, b, a]
+    assert len(sandbox.sleep.calls) == 1  # one retry, which found the move done
+
+
+async def test_simplyprint_set_order_needs_the_reorder_permission() -> None:
+    box = await open_sandbox(config_for(simplyprint={"permissions": ["print_queue"]}))
+    try:
+        client, _ = box.simplyprint()
+        async with client:
+            uploaded = await client.upload_file("benchy.gcode", GCODE)
+            a, b = [await client.add_queue_item(file_id=uploaded.id, note=n) for n in "ab"]
+            with pytest.raises(AuthenticationError, match="reorder_queue"):
+                await client.move_queue_item(b, start=1, end=0)
+            assert [i.id for i in (await client.get_queue_items()).items] == [a, b]
+    finally:
+        await close_sandbox(box)
+
+
 async def test_simplyprint_bad_key_is_an_auth_error(sandbox: Sandbox) -> None:
     client, _ = sandbox.simplyprint(key="nope")
     async with client:

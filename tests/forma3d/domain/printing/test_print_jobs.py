@@ -4,7 +4,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from forma3d.domain.printing.jobs import order_job_key, stock_job_key, summarize
+from forma3d.domain.printing.jobs import (
+    QueueMove,
+    is_stock_job_key,
+    moves_ahead_of_stock,
+    order_job_key,
+    stock_job_key,
+    summarize,
+)
 from forma3d.domain.printing.states import PrintJobStatus
 
 J = PrintJobStatus
@@ -46,3 +53,21 @@ def test_summary_counts_every_status() -> None:
     assert not summary.all_completed
     assert summarize([J.COMPLETED]).all_completed
     assert not summarize([]).all_completed
+
+
+def test_stock_keys_are_told_from_order_keys_also_inside_a_queue_note() -> None:
+    assert is_stock_job_key(stock_job_key("b-1", "shade", 1) + "#0")
+    assert not is_stock_job_key(order_job_key("5001", "77", "shade", 2) + "#0")
+
+
+def test_order_items_move_in_front_of_the_first_stock_item_keeping_both_orders() -> None:
+    # 1, 2: stock; 7: someone else's item; 5, 6: the order's, 4 already in front.
+    moves = moves_ahead_of_stock([4, 1, 7, 2, 5, 6], {1, 2}, [4, 5, 6, 9])
+    assert moves == [QueueMove(5, 4, 1), QueueMove(6, 5, 2)]
+    order = [4, 1, 7, 2, 5, 6]
+    for move in moves:
+        assert order.index(move.item_id) == move.start
+        order.insert(move.end, order.pop(move.start))
+    assert order == [4, 5, 6, 1, 7, 2]
+    assert moves_ahead_of_stock([5, 1], {1}, [5]) == []  # already in front
+    assert moves_ahead_of_stock([1, 5], set(), [5]) == []  # no stock waiting
