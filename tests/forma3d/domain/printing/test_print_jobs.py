@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from forma3d.domain.printing.jobs import order_job_key, stock_job_key, summarize
+from forma3d.domain.printing.jobs import farm_time, order_job_key, stock_job_key, summarize
 from forma3d.domain.printing.states import PrintJobStatus
 
 J = PrintJobStatus
@@ -46,3 +48,12 @@ def test_summary_counts_every_status() -> None:
     assert not summary.all_completed
     assert summarize([J.COMPLETED]).all_completed
     assert not summarize([]).all_completed
+
+
+def test_a_farm_time_is_kept_unless_it_lies_ahead_of_ours() -> None:
+    now = datetime(2026, 3, 1, 12, tzinfo=UTC)
+    earlier = now - timedelta(minutes=5)
+    assert farm_time(earlier, now) == earlier
+    assert farm_time(now + timedelta(hours=9), now) == now  # an accelerated or skewed clock
+    assert farm_time(None, now) == now
+    assert farm_time(earlier.replace(tzinfo=None), now) == earlier  # naive is UTC
