@@ -37,6 +37,7 @@ from forma3d.domain.orders.shopify_order import (
     split_street,
 )
 from forma3d.domain.orders.states import ORDER_MACHINE, LineItemStatus, OrderStatus
+from forma3d.domain.printing.jobs import farm_time
 from forma3d.domain.printing.mapping import ProductMapping
 from forma3d.domain.printing.states import ACTIVE_JOB_STATUSES, PrintJobStatus
 from forma3d.domain.shipping.delivery import CheckoutDelivery, choose_method, parcel_dimensions
@@ -572,7 +573,7 @@ async def job_status(order: Order, message: JobStatusReport, conn: Connection) -
     cancelled = await _status(order, conn) == OrderStatus.CANCELLED
     if cancelled and status != PrintJobStatus.COMPLETED:
         return "order cancelled"
-    at = message.at or datetime.now(UTC)
+    at = farm_time(message.at, datetime.now(UTC))
     links = {k: v for k, v in (("farm_job_uid", message.farm_job_uid),
                                ("farm_printer_id", message.farm_printer_id)) if v}
     if status == PrintJobStatus.PRINTING:

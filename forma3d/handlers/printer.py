@@ -28,6 +28,7 @@ from forma3d.domain.printing.fleet import (
     observe_row,
     offline_delay,
 )
+from forma3d.domain.printing.jobs import farm_time
 from forma3d.domain.printing.matching import availability
 from forma3d.domain.printing.states import PrintJobStatus
 from forma3d.handlers import farm
@@ -438,6 +439,7 @@ async def _started(printer: Printer, job: dict[str, Any], uid: str | None,
 async def _job_update(printer: Printer, conn: Connection, job: dict[str, Any],
                       status: PrintJobStatus, at: datetime, error: str | None = None) -> None:
     """Order jobs go through their order (retries, progress); stock jobs change directly."""
+    at = farm_time(at, datetime.now(UTC))
     if job.get("order_id") is not None:
         await outbox.send(conn, JobStatusReport(
             tenant_id=printer.tenant_id, order_id=job["order_id"], print_job_id=job["id"],

@@ -84,12 +84,25 @@ class Field:
     choices: tuple[str, ...] = ()  # allowed values of an ENUM field
     filterable: bool = True
     sortable: bool = True
+    # A filter over a set: `column` is then a subquery yielding the row's values (one column),
+    # and a condition holds when any of them meets it (only the operators in EACH_OPERATORS).
+    # Such a field is filter-only: never selected, never sorted on.
+    each: bool = False
+    fold: bool = False  # case-insensitive equality: the client's value is lower-cased (the
+    #                     column's SQL lower-cases its side)
+    permission: str = ""  # filtering on it also needs this permission (it reveals another
+    #                       resource's data)
+    description: str = ""  # for the OpenAPI parameters
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name) or self.name in BODY_KEYS:
             raise ValueError(f"invalid or reserved field name {self.name!r}")
         if (self.type is FieldType.ENUM) != bool(self.choices):
             raise ValueError(f"field {self.name!r}: choices go with, and only with, ENUM")
+        if self.each and (self.sortable or not self.filterable):
+            raise ValueError(f"field {self.name!r}: a set field is filterable, not sortable")
+        if self.fold and self.type is not FieldType.STR:
+            raise ValueError(f"field {self.name!r}: only text folds case")
         if not self.column:
             object.__setattr__(self, "column", self.name)
 
@@ -127,6 +140,8 @@ class QuerySpec:
             raise ValueError(f"{self.table}: duplicate field names")
         if self.primary_key not in by_name:
             raise ValueError(f"{self.table}: primary key {self.primary_key!r} is not a field")
+        if by_name[self.primary_key].each:
+            raise ValueError(f"{self.table}: primary key {self.primary_key!r} is a set field")
         if not 1 <= self.default_limit <= self.max_limit:
             raise ValueError(f"{self.table}: default_limit must be within 1..max_limit")
         object.__setattr__(self, "by_name", by_name)
@@ -136,18 +151,24 @@ class QuerySpec:
             raise ValueError(f"{self.table}: bad default_sort: {QueryError(parser.errors)}")
         object.__setattr__(self, "sort_keys", keys)
 
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The fields a row has (what `fields=` may name), in declaration order."""
+        return tuple(f.name for f in self.fields if not f.each)
 
     @classmethod
-    def of(cls, model: type[BaseModel], table: str, **options: Any) -> QuerySpec:
+    def of(cls, model: type[BaseModel], table: str, *, filters: tuple[Field, ...] = (),
+           **options: Any) -> QuerySpec:
         """The spec of a response model: every scalar field is a column, read from
         `<alias>.<name>` (the alias is the table's last word, e.g. "print_jobs j") unless its
         `Column` says otherwise; fields holding other models are relations (includes), not
-        columns. The tenant column defaults to `<alias>.tenant_id`."""
+        columns. `filters` adds filter-only fields (set fields). The tenant column defaults to
+        `<alias>.tenant_id`."""
         alias = table.split()[-1] if " " in table.strip() else ""
         fields = tuple(f for name, info in model.model_fields.items()
                        if (f := _field_of(name, info, alias)) is not None)
         options.setdefault("tenant_column", f"{alias}.tenant_id" if alias else "tenant_id")
-        return cls(table=table, fields=fields, **options)
+        return cls(table=table, fields=fields + filters, **options)
 
 
 Resource = QuerySpec
@@ -235,6 +256,16 @@ class Query:
     fields: tuple[str, ...] = ()  # empty: every field; otherwise always starts with the key
     include: tuple[str, ...] = ()
     meta: bool = False
+
+    def filtered_on(self) -> frozenset[str]:
+        """The names of the fields the filter compares."""
+        def names(node: Filter | None) -> Iterable[str]:
+            if isinstance(node, Condition):
+                yield node.field
+            elif isinstance(node, Group):
+                for part in node.parts:
+                    yield from names(part)
+        return frozenset(names(self.filter))
 
     def narrowed(self, extra: Filter) -> Query:
         """ANDs a server-side condition (e.g. a path parameter) onto the client's filter."""
@@ -395,6 +426,16 @@ OPERATORS: dict[str, Operator] = {
         ),
     )
 }
+# What a set field takes: "some value is / is among / contains ..." (a negation or an order
+# over a set would read ambiguously).
+EACH_OPERATORS = frozenset({"eq", "in", "contains", "startsWith", "endsWith"})
+
+
+def applies(op: Operator, f: Field) -> bool:
+    """Whether `op` compares values of `f`."""
+    return f.type in op.types and (not f.each or op.name in EACH_OPERATORS)
+
+
 # startsWith, STARTSWITH and our snake_case starts_with all name the same operator.
 _OP_ALIASES = {name.lower(): name for name in OPERATORS}
 
@@ -469,8 +510,8 @@ class _Parser:
         if raw is None and op_name in ("eq", "ne"):  # JSON null: {"x": null}, {"x": {"ne": null}}
             op_name, raw = "isNull", op_name == "eq"
         op = OPERATORS[op_name]
-        if f.type not in op.types:
-            usable = ", ".join(o.name for o in OPERATORS.values() if f.type in o.types)
+        if not applies(op, f):
+            usable = ", ".join(o.name for o in OPERATORS.values() if applies(o, f))
             self.fail(
                 name, f"operator {op_name} does not apply to {f.type} field {name!r}; use {usable}"
             )
@@ -574,11 +615,10 @@ class _Parser:
         except ValueError as exc:
             self.fail("fields", str(exc))
             return ()
-        unknown = [n for n in names if n not in self.spec.by_name]
+        columns = self.spec.columns
+        unknown = [n for n in names if n not in columns]
         if unknown:
-            self.fail(
-                "fields", f"unknown {', '.join(unknown)}; fields: {', '.join(self.spec.by_name)}"
-            )
+            self.fail("fields", f"unknown {', '.join(unknown)}; fields: {', '.join(columns)}")
         if not names or unknown:
             return ()
         key = self.spec.primary_key
@@ -608,7 +648,10 @@ class _Parser:
 
 
 def _one(raw: object, f: Field) -> object:
-    return _to_enum(raw, f.choices) if f.type is FieldType.ENUM else _CONVERTERS[f.type](raw)
+    if f.type is FieldType.ENUM:
+        return _to_enum(raw, f.choices)
+    value = _CONVERTERS[f.type](raw)
+    return value.lower() if f.fold and isinstance(value, str) else value
 
 
 def _many(raw: object, f: Field) -> tuple[object, ...]:
@@ -710,6 +753,11 @@ def _render(spec: QuerySpec, node: Filter, bind: Bind) -> str:
     if op is None:
         raise QueryError([{"field": node.field, "message": f"unknown operator {node.op!r}"}])
     f = _field(spec, node.field)
+    if not applies(op, f):
+        raise QueryError([{"field": node.field, "message": f"operator {op.name} does not apply"}])
+    if f.each:
+        return (f"EXISTS (SELECT 1 FROM ({f.column}) AS each_(value)"
+                f" WHERE {op.render('each_.value', node.value, bind)})")
     if f.type is FieldType.INT:
         # An integer column would type $n as int4 and 2**40 would fail in the driver (a 500);
         # bigint compares with int2/int4 columns and keeps their indexes usable.
@@ -730,9 +778,13 @@ def _order_by(spec: QuerySpec, keys: tuple[SortKey, ...]) -> str:
     )
 
 
-def compile_query(spec: QuerySpec, query: Query, tenant_id: object) -> CompiledQuery:
-    """The tenant condition is always $1 and ANDed first; the client filter only narrows it."""
-    params: list[object] = [tenant_id]
+def compile_where(spec: QuerySpec, flt: Filter | None, tenant_id: object,
+                  params: list[object]) -> str:
+    """The WHERE condition of `spec` and a filter, binding into `params` (empty: the tenant is
+    $1). The tenant condition is always ANDed first; the client filter only narrows it."""
+    if params:
+        raise ValueError("the tenant is always the first parameter")
+    params.append(tenant_id)
 
     def bind(value: object) -> str:
         params.append(value)
@@ -741,11 +793,22 @@ def compile_query(spec: QuerySpec, query: Query, tenant_id: object) -> CompiledQ
     where = [f"{spec.tenant_column} = $1"]
     if spec.scope:
         where.append(f"({spec.scope})")
-    if query.filter is not None:
-        where.append(_render(spec, query.filter, bind))
-    where_sql = " AND ".join(where)
+    if flt is not None:
+        where.append(_render(spec, flt, bind))
+    return " AND ".join(where)
+
+
+def compile_query(spec: QuerySpec, query: Query, tenant_id: object) -> CompiledQuery:
+    """The page and count queries of `query` (see `compile_where`)."""
+    params: list[object] = []
+
+    def bind(value: object) -> str:
+        params.append(value)
+        return f"${len(params)}"
+
+    where_sql = compile_where(spec, query.filter, tenant_id, params)
     count_params = tuple(params)
-    names = query.fields or tuple(spec.by_name)
+    names = query.fields or spec.columns
     columns = ", ".join(f'{_field(spec, n).column} AS "{n}"' for n in names)
     order = _order_by(spec, query.sort or spec.sort_keys)
     sql = (
@@ -863,7 +926,7 @@ def openapi_parameters(spec: QuerySpec) -> list[dict[str, Any]]:
         _query_param("meta", {"type": "boolean", "default": False},
                      "true: answer {data, total, limit, offset}"),
         _query_param("fields", {"type": "array", "uniqueItems": True, "items": {
-            "type": "string", "enum": [f.name for f in spec.fields]}},
+            "type": "string", "enum": list(spec.columns)}},
                      "the fields to return (the id always comes)"),
     ]
     if spec.includes:
@@ -871,20 +934,28 @@ def openapi_parameters(spec: QuerySpec) -> list[dict[str, Any]]:
             "type": "array", "uniqueItems": True, "maxItems": spec.max_includes,
             "items": {"type": "string", "enum": sorted(spec.includes)}},
             "related objects to embed"))
+    return params + filter_parameters(spec)
+
+
+def filter_parameters(spec: QuerySpec) -> list[dict[str, Any]]:
+    """`field` plus `field.<op>` for every filterable field of `spec` and operator it takes."""
+    params: list[dict[str, Any]] = []
     for f in spec.fields:
         if not f.filterable:
             continue
-        params.append(_query_param(f.name, value_schema(f), f"{f.name} equals"))
+        about = f"{f.description}: " if f.description else ""
+        params.append(_query_param(f.name, value_schema(f), f"{about}{f.name} equals"))
         for op in OPERATORS.values():
-            if f.type in op.types:
+            if applies(op, f):
                 params.append(_query_param(f"{f.name}.{op.name}", _operand_schema(f, op),
-                                           f"{f.name} {op.name}"))
+                                           f"{about}{f.name} {op.name}"))
     return params
 
 
 def search_example(spec: QuerySpec) -> dict[str, Any]:
     """A search body this spec accepts: an OR of two of its own fields, sorted and paged."""
-    filterable = [f for f in spec.fields if f.filterable and f.name != spec.primary_key]
+    filterable = [f for f in spec.fields if f.filterable and not f.each
+                  and f.name != spec.primary_key]
     enum = next((f for f in filterable if f.type is FieldType.ENUM), None)
     text = next((f for f in filterable if f.type is FieldType.STR), None)
     conditions: list[dict[str, Any]] = []

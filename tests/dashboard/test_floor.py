@@ -110,8 +110,12 @@ async def test_a_viewer_sees_the_floor_and_matching_but_no_write_action(
     await expect(printing.get_by_role("progressbar")).to_have_attribute(
         "aria-valuenow", re.compile(r"^5\d$"))
     await expect(printing).to_contain_text(re.compile(r"≈ 5\d % · 2?\d min left"))
+    # Its bed holds the print: readiness for the next job is no warning while it prints.
+    await expect(tile(page, "MK4 busy").locator("[data-ready]")).to_have_count(0)
+    await expect(tile(page, "MK4 busy")).not_to_contain_text("Not ready")
     dirty = tile(page, "X1C dirty")
     await expect(dirty).to_contain_text("awaiting bed clear")
+    await expect(dirty.locator('[data-ready="no"]')).to_have_text("Not ready")  # idle
     await expect(dirty).to_contain_text("PETG Black")
     await expect(page.get_by_role("button", name="Confirm bed of X1C dirty cleared")
                  ).to_have_count(0)

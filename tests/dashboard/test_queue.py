@@ -1,6 +1,6 @@
 """The queue view against the sandbox farm: retry from the errored tab, reorder by drag, the
-matching explanation of a waiting job, the order filter, bulk cancel and retry, and a viewer's
-read-only page.
+matching explanation of a waiting job, the order and tag filters (asked of the server), bulk
+cancel and retry, and a viewer's read-only page.
 
 Jobs stay queued because the tenant dispatches smartly (printers pull from our queue) and its
 synced printers are not ready: nobody confirmed their beds clear, the simplest real reason a
@@ -168,7 +168,7 @@ async def test_filter_by_order_then_bulk_cancel_and_bulk_retry_two_jobs(
                                                         [("BENCHY-PLA-RED", 1)]], 3)
     page = await open_queue(signed_in, farm)
     await expect(rows(page)).to_have_count(3)
-    # The order filter (the orders' name.contains, then order_id.in on the jobs) finds one.
+    # The order filter (the jobs' order_name.contains, asked of the server) finds one.
     by_order: dict[str, list[str]] = {}
     for job in await api_json(farm, "GET", "/print-jobs?fields=id,order_id"):
         by_order.setdefault(job["order_id"], []).append(job["id"])
@@ -201,6 +201,47 @@ async def test_filter_by_order_then_bulk_cancel_and_bulk_retry_two_jobs(
     await page.get_by_role("tab", name="Queued").click()
     await expect(rows(page)).to_have_count(3)
     assert sorted(await queued_ids(farm)) == sorted(jobs)
+
+
+async def tag_sku(farm: Farm, sku: str, tags: list[str]) -> None:
+    """Give the parts of a SKU's mapping required tags, as an operator edits a mapping."""
+    [mapping] = await api_json(farm, "GET", f"/product-mappings?sku={sku}")
+    parts = [{k: part[k] for k in ("id", "name", "file_id", "quantity", "print_profile", "grams")}
+             | {"required_tags": tags} for part in mapping["parts"]]
+    draft = {k: mapping[k] for k in ("sku", "variant_id", "name", "packaging_grams",
+                                     "packaging_cm")}
+    await api_json(farm, "PUT", f"/product-mappings/{mapping['id']}", draft | {"parts": parts})
+
+
+async def test_the_tag_and_model_filters_are_asked_of_the_server(
+        farm: Farm, sandbox: SandboxConfig, ray_runtime: Runtime, signed_in: SignIn) -> None:
+    await tag_sku(farm, "BENCHY-PLA-RED", ["Rush", "model:MK4S"])
+    jobs = await hold_jobs(farm, sandbox, ray_runtime, [[("VASE-SPIRAL-PLA-WHITE", 1)],
+                                                        [("BENCHY-PLA-RED", 1)]], 3)
+    [tagged] = [j["id"] for j in await api_json(farm, "GET", "/print-jobs?required_tag=rush")]
+    page = await open_queue(signed_in, farm)
+    await expect(rows(page)).to_have_count(3)
+    asked: list[str] = []
+    page.on("request", lambda request: asked.append(request.url)
+            if "/api/v1/print-jobs?" in request.url else None)
+
+    # The choices are the tab's tags (one call), the choice a condition of the list call.
+    tag = page.locator('#q-filters select[name="tag"]')
+    await expect(tag.locator("option")).to_have_text(["Any", "Rush"])
+    await tag.select_option("Rush")
+    await expect(rows(page)).to_have_count(1)
+    await expect(rows(page).first).to_have_attribute("data-job", tagged)
+    assert any("required_tag=Rush" in url for url in asked), asked
+    await page.get_by_role("button", name="Clear filters").click()
+    await expect(rows(page)).to_have_count(3)
+
+    asked.clear()
+    model = page.locator('#q-filters select[name="model"]')
+    await model.select_option("MK4S")
+    await expect(rows(page)).to_have_count(1)
+    await expect(page.locator("#q-panel")).to_contain_text("model:MK4S")
+    assert any("model=MK4S" in url for url in asked), asked
+    assert tagged in jobs
 
 
 async def test_a_viewer_sees_the_queue_without_write_controls(

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from types import MappingProxyType
 from urllib.parse import quote
 
@@ -113,3 +114,16 @@ class JobStatusSummary:
 def summarize(statuses: Iterable[PrintJobStatus]) -> JobStatusSummary:
     tally = Counter(statuses)
     return JobStatusSummary(MappingProxyType({s: tally.get(s, 0) for s in PrintJobStatus}))
+
+
+def farm_time(reported: datetime | None, received: datetime) -> datetime:
+    """When a farm event happened, as a job keeps it (started_at, completed_at, status_at): the
+    farm's own time, but never later than when we apply the event (about when we learned it).
+
+    A farm stamps its events with its clock; one running ahead of ours (a real farm's skew, or
+    the sandbox farm's accelerated clock, hours ahead at a demo's speed-up) would otherwise store
+    a completion in the future, which no "completed in the last hours" count ever sees."""
+    if reported is None:
+        return received
+    reported = reported if reported.tzinfo else reported.replace(tzinfo=UTC)
+    return min(reported, received)

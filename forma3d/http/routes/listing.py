@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from forma3d.http.deps import deps, tenant_of
+from forma3d.http.principal import require_principal
 from forma3d.http.problems import Problem
 from forma3d.http.query import (
     Condition,
@@ -59,14 +60,23 @@ class SearchBody(BaseModel):
 
 
 def query_of(request: Request, spec: QuerySpec, body: SearchBody | None = None) -> Query:
-    """The client's list query, or a 400 problem naming every bad parameter."""
+    """The client's list query, or a 400 problem naming every bad parameter (403 when it
+    filters on a field revealing data the caller may not read)."""
     try:
         if body is None:
-            return parse_params(spec, request.query_params)
-        return parse_body(spec, body.model_dump(exclude_unset=True))
+            query = parse_params(spec, request.query_params)
+        else:
+            query = parse_body(spec, body.model_dump(exclude_unset=True))
     except QueryError as exc:
         problem = exc.to_problem()
         raise Problem(400, problem["detail"], errors=problem["errors"]) from None
+    principal = require_principal(request)
+    for name in sorted(query.filtered_on()):
+        needed = spec.by_name[name].permission
+        if needed and not principal.can(needed):
+            raise Problem(403, f"filtering on {name!r} needs the permission {needed!r}, which the "
+                          f"{principal.kind} does not hold")
+    return query
 
 
 async def fetch_one(conn: Conn, spec: QuerySpec, tenant_id: Any, key: Any, what: str) -> Row:

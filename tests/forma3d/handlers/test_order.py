@@ -166,6 +166,22 @@ async def test_printed_jobs_make_the_order_ready_and_shipping_fulfils_it(shop: F
     assert found[3]["tracking_number"] == shipment.tracking_number
 
 
+async def test_a_farm_time_ahead_of_ours_is_stored_as_when_we_heard_it(shop: Farm) -> None:
+    """The sandbox farm at a speed-up (or a farm whose clock runs ahead) stamps events in the
+    future: the job keeps our time of hearing it, so per-hour counts see the completion."""
+    order = await started(shop, [("BENCHY-PLA-RED", 1)])
+    [job] = await jobs(order)
+    ahead = datetime.now(UTC) + timedelta(hours=10)
+    assert await report(order, job, "PRINTING", at=T0) == "applied"
+    before = datetime.now(UTC)
+    assert await report(order, job, "COMPLETED", at=ahead) == "applied"
+    after = datetime.now(UTC)
+    [done] = await jobs(order)
+    assert done["started_at"] == T0  # a past time is the farm's own
+    assert before <= done["completed_at"] <= after
+    assert done["status_at"] == done["completed_at"]
+
+
 async def test_a_failed_print_is_requeued_and_a_retry_revives_the_failed_order(
         shop: Farm) -> None:
     await shop.pool.execute("UPDATE tenants SET settings = settings || '{\"max_print_attempts\":"

@@ -70,14 +70,15 @@ class Farm:
         return item_id
 
     async def job(self, order_id: uuid.UUID | None, item_id: uuid.UUID | None, copy: int,
-                  status: str, error: str | None = None) -> uuid.UUID:
+                  status: str, error: str | None = None,
+                  tags: tuple[str, ...] = ("pla",)) -> uuid.UUID:
         job_id = uuid.uuid4()
         await self.pool.execute(
             """INSERT INTO print_jobs (id, tenant_id, job_key, purpose, order_id, line_item_id,
                                        copy_number, file_id, status, error, required_tags)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, '{pla}')""",
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)""",
             job_id, self.tenant_id, f"k:{job_id}", "ORDER" if order_id else "STOCK", order_id,
-            item_id, copy, self.file_id, status, error)
+            item_id, copy, self.file_id, status, error, list(tags))
         return job_id
 
     async def shipment(self, order_id: uuid.UUID, status: str, label: bytes | None,
@@ -125,7 +126,7 @@ async def stranger(db_pool: Pool) -> str:
 def test_models_and_list_specs_agree(model: type[BaseModel], spec: QuerySpec) -> None:
     """A list row and a single object are the same shape (embedded relations aside)."""
     embedded = {"parts"} if model is MappingOut else set()
-    assert set(model.model_fields) - embedded == set(spec.by_name)
+    assert set(model.model_fields) - embedded == set(spec.columns)
 
 
 # --- orders -------------------------------------------------------------------------------------
@@ -290,6 +291,78 @@ async def test_print_job_list_search_and_get(
     assert one.json()["error"] == "spaghetti" and one.json()["order_id"] == str(order_id)
     assert (await api.get(f"/api/v1/print-jobs/{failed}", headers=auth(stranger))
             ).status_code == 404
+
+
+@pytest.mark.db
+async def test_print_jobs_filter_on_required_tags_and_order_name_over_every_page(
+    api: httpx.AsyncClient, api_key: str, farm: Farm, db_pool: Pool, tenant_id: uuid.UUID,
+    stranger: str
+) -> None:
+    """The queue's facets are conditions in SQL: a match beyond the first page is found, the
+    vocabulary is read like matching reads it (filament type/colour, any case, spaces)."""
+    vase = await farm.order("#1001 Vase", "PROCESSING", minutes=1)
+    other = await farm.order("#1002", "PROCESSING", minutes=2)
+    mk4 = await farm.job(vase, None, 1, "QUEUED", tags=("model:MK4", "filament:PLA/Black"))
+    petg = await farm.job(other, None, 1, "QUEUED", tags=(" Material: PETG ", "color:Red"))
+    rush = await farm.job(None, None, 1, "QUEUED", tags=("Rush", "nozzle:0.6"))
+    for copy in range(2, 8):  # later pages' worth of jobs matching nothing below
+        await farm.job(other, None, copy, "QUEUED", tags=("model:XL",))
+    h = auth(api_key)
+
+    async def ids(**params: str) -> list[str]:
+        page = await api.get("/api/v1/print-jobs", headers=h,
+                             params={"sort": "created_at:desc", "limit": "2", **params})
+        assert page.status_code == 200, page.text
+        return [j["id"] for j in page.json()]
+
+    assert await ids(required_tag="rush") == [str(rush)]  # the oldest: not on a first page
+    assert await ids(**{"required_tag.in": "RUSH,filament:pla/black"}) == [str(rush), str(mk4)]
+    assert await ids(model="mk4") == [str(mk4)]
+    assert await ids(material="pla") == [str(mk4)]
+    assert await ids(material="PETG") == [str(petg)]
+    assert await ids(color="black") == [str(mk4)]
+    assert await ids(color="red", material="petg") == [str(petg)]
+    assert await ids(model="mk4", color="red") == []
+    assert await ids(**{"order_name.contains": "vase"}) == [str(mk4)]
+    assert await ids(order_name="#1001 vase") == [str(mk4)]
+    assert await ids(**{"model.startsWith": "m", "status": "QUEUED"}) == [str(mk4)]
+
+    found = await api.post("/api/v1/print-jobs/search", headers=h, json={
+        "filter": {"OR": [{"model": "mk4"}, {"required_tag": "rush"}]}, "meta": True})
+    assert {j["id"] for j in found.json()["data"]} == {str(mk4), str(rush)}
+
+    # Filter-only: neither a row's field nor sortable; a set takes no negation.
+    job = (await api.get(f"/api/v1/print-jobs/{mk4}", headers=h)).json()
+    assert "model" not in job and "order_name" not in job
+    for bad in ({"fields": "model"}, {"sort": "model"}, {"model.ne": "mk4"},
+                {"required_tag.isNull": "true"}):
+        refused = await api.get("/api/v1/print-jobs", headers=h, params=bad)
+        assert refused.status_code == 400, bad
+        assert refused.headers["content-type"] == PROBLEM
+
+    # An order's name is the orders' to show: filtering on it needs orders.read.
+    jobs_only = (await create_api_key(db_pool, tenant_id, "jobs",
+                                      permissions=["print_jobs.read"])).key
+    assert (await api.get("/api/v1/print-jobs", headers=auth(jobs_only),
+                          params={"model": "mk4"})).status_code == 200
+    for params in ({"order_name.contains": "vase"}, {"status": "QUEUED", "order_name": "x"}):
+        refused = await api.get("/api/v1/print-jobs", headers=auth(jobs_only), params=params)
+        assert refused.status_code == 403 and "orders.read" in refused.json()["detail"]
+    assert (await api.post("/api/v1/print-jobs/search", headers=auth(jobs_only), json={
+        "filter": {"OR": [{"model": "x"}, {"order_name": "x"}]}})).status_code == 403
+
+    # The facets' choices: every distinct tag of the jobs the filter matches, in one call.
+    tags = await api.get("/api/v1/print-jobs/required-tags", headers=h,
+                         params={"status.in": "QUEUED,PENDING"})
+    assert tags.json() == sorted({"model:MK4", "filament:PLA/Black", "Material: PETG",
+                                  "color:Red", "Rush", "nozzle:0.6", "model:XL"})
+    narrowed = await api.get("/api/v1/print-jobs/required-tags", headers=h,
+                             params={"order_id": str(vase)})
+    assert narrowed.json() == ["filament:PLA/Black", "model:MK4"]
+    assert (await api.get("/api/v1/print-jobs/required-tags", headers=auth(stranger))
+            ).json() == []
+    bad = await api.get("/api/v1/print-jobs/required-tags", headers=h, params={"model.gt": "a"})
+    assert bad.status_code == 400 and bad.headers["content-type"] == PROBLEM
 
 
 @pytest.mark.db

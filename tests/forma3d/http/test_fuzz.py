@@ -224,7 +224,9 @@ async def test_every_documented_example_is_accepted(api: httpx.AsyncClient,
                 assert response.status_code == 200, (path, body["example"], response.text)
                 tried += 1
             elif method == "get" and "parameters" in operation:
-                sort = next(p for p in operation["parameters"] if p["name"] == "sort")
+                sort = next((p for p in operation["parameters"] if p["name"] == "sort"), None)
+                if sort is None:  # filters without a page, e.g. /print-jobs/required-tags
+                    continue
                 response = await api.get(path, params={"sort": sort["schema"]["example"]},
                                          headers=auth(api_key))
                 assert response.status_code == 200, (path, response.text)

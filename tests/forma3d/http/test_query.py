@@ -34,6 +34,7 @@ from forma3d.http.query import (
     compile_query,
     escape_like,
     jsonable,
+    openapi_parameters,
     parse_body,
     parse_params,
 )
@@ -640,6 +641,9 @@ def test_filter_depth_and_size_are_bounded() -> None:
         (lambda: QuerySpec("t", (Field("id"), Field("id"))), "duplicate field names"),
         (lambda: QuerySpec("t", (Field("id"),), default_sort="nope"), "bad default_sort"),
         (lambda: QuerySpec("t", (Field("id"),), default_limit=600), "default_limit"),
+        (lambda: Field("tag", each=True), "a set field is filterable, not sortable"),
+        (lambda: Field("n", FieldType.INT, fold=True), "only text folds case"),
+        (lambda: QuerySpec("t", (Field("id", each=True, sortable=False),)), "is a set field"),
     ],
 )
 def test_bad_declarations_fail_at_import_time(make: Any, message: str) -> None:
@@ -847,3 +851,43 @@ def test_spec_of_a_model_declares_each_column_once() -> None:
     assert where_sql.endswith("AND ((w.label IS NOT NULL) = $2 AND w.colour = $3)")
     assert QuerySpec.of(_Line, "lines").by_name["id"].column == "id"
     assert QuerySpec.of(_Line, "lines").tenant_column == "tenant_id"
+
+
+# --- set fields ---------------------------------------------------------------------------------
+
+TAGGED = QuerySpec(table="jobs j", tenant_column="j.tenant_id", fields=(
+    Field("id", FieldType.INT, "j.id"),
+    Field("tag", column="SELECT lower(t) FROM unnest(j.tags) AS t", each=True, fold=True,
+          sortable=False, permission="tags.read", description="one of the job's tags"),
+))
+
+
+def test_a_set_field_holds_when_any_value_meets_it_and_is_never_selected() -> None:
+    query = parse_params(TAGGED, {"tag.in": "Rush,PLA", "id.gt": "3"})
+    assert query.filtered_on() == frozenset({"tag", "id"})
+    compiled = compile_query(TAGGED, query, TENANT)
+    assert compiled.sql.startswith('SELECT j.id AS "id" FROM jobs j WHERE j.tenant_id = $1 AND (')
+    assert ("EXISTS (SELECT 1 FROM (SELECT lower(t) FROM unnest(j.tags) AS t) AS each_(value)"
+            " WHERE each_.value = ANY($2))") in compiled.sql
+    assert compiled.params[1] == ["rush", "pla"]  # folded: the column lower-cases its side
+    assert parse_params(TAGGED, {"tag.contains": "Ru"}).filter == Condition("tag", "contains", "ru")
+    problems = {e["field"]: e["message"] for e in errors_of(TAGGED, {
+        "tag.ne": "x", "fields": "tag", "sort": "tag"})}
+    assert problems["tag"].startswith("operator ne does not apply to str field 'tag'; use eq, ")
+    assert "fields: id" in problems["fields"] and "sortable: id" in problems["sort"]
+    with pytest.raises(QueryError, match="does not apply"):
+        compile_query(TAGGED, Query(filter=Condition("tag", "lt", "x")), TENANT)
+
+
+def test_a_set_field_documents_only_the_operators_it_takes() -> None:
+    params = {p["name"]: p for p in openapi_parameters(TAGGED)}
+    assert {n for n in params if n.startswith("tag")} == {
+        "tag", "tag.eq", "tag.in", "tag.contains", "tag.startsWith", "tag.endsWith"}
+    assert params["tag.in"]["description"] == "one of the job's tags: tag in"
+    assert params["fields"]["schema"]["items"]["enum"] == ["id"]
+
+
+def errors_of(spec: QuerySpec, params: dict[str, str]) -> list[FieldError]:
+    with pytest.raises(QueryError) as caught:
+        parse_params(spec, params)
+    return caught.value.errors

@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from forma3d.domain.printing.jobs import (
     QueueMove,
+    farm_time,
     is_stock_job_key,
     moves_ahead_of_stock,
     order_job_key,
@@ -71,3 +74,12 @@ def test_order_items_move_in_front_of_the_first_stock_item_keeping_both_orders()
     assert order == [4, 5, 6, 1, 7, 2]
     assert moves_ahead_of_stock([5, 1], {1}, [5]) == []  # already in front
     assert moves_ahead_of_stock([1, 5], set(), [5]) == []  # no stock waiting
+
+
+def test_a_farm_time_is_kept_unless_it_lies_ahead_of_ours() -> None:
+    now = datetime(2026, 3, 1, 12, tzinfo=UTC)
+    earlier = now - timedelta(minutes=5)
+    assert farm_time(earlier, now) == earlier
+    assert farm_time(now + timedelta(hours=9), now) == now  # an accelerated or skewed clock
+    assert farm_time(None, now) == now
+    assert farm_time(earlier.replace(tzinfo=None), now) == earlier  # naive is UTC

@@ -53,6 +53,12 @@ function progressOf(printer, t) {
            left: Math.max(0, job.estimated_seconds - elapsed), estimated: true };
 }
 
+/** A printer with a job (printing, or paused on one) has its bed in use: whether the bed is
+ * clear for the next job ("ready") only means something once it is idle. */
+function busy(p) {
+  return Boolean(p.job) || p.group === "printing";
+}
+
 function progressText(p) {
   if (!p) return "progress not reported yet";
   const pct = `${p.estimated ? "≈ " : ""}${Math.round(p.percent)} %`;
@@ -118,7 +124,8 @@ export default {
         <p class="muted small">${p.model || "model unknown"} · ${nozzle(p.nozzle_diameter)}</p>
         ${slots}
         <p class="small facts"><span>State <strong data-state>${p.state}</strong></span>
-          <span data-ready="${p.ready ? "yes" : "no"}">${p.ready ? "Ready" : "Not ready"}</span>
+          ${busy(p) ? "" : html`<span data-ready="${p.ready ? "yes" : "no"}">${
+            p.ready ? "Ready" : "Not ready"}</span>`}
           ${p.enabled ? "" : html`<span class="pill">disabled</span>`}</p>
         ${jobBlock(p)}
         <p class="small muted" data-temps>${temps(t)}</p>

@@ -27,8 +27,11 @@ const REASONS = {
   wrong_color: "wrong colour", wrong_filament: "filament not loaded", missing_tag: "missing tag",
 };
 // Tag prefixes of the matching vocabulary, offered as filters; anything else is a user tag.
+// Each is a filter of the list endpoint (the server reads tags the same way, in any case), so
+// it finds every matching job, not only the ones on the loaded page.
 const FACETS = [["model", "Model"], ["material", "Material"], ["color", "Colour"],
                 ["tag", "Tag"]];
+const FACET_PARAM = { model: "model", material: "material", color: "color", tag: "required_tag" };
 
 /** A job's required tags split by facet: {model: [...], material: [...], color: [...], tag}
  * (a filament tag names a material and a colour; nozzle tags are not a facet). */
@@ -45,13 +48,11 @@ function facets(job) {
     } else if (prefix === "model" || prefix === "material" || prefix === "color") {
       out[prefix].push(value);
     } else if (prefix !== "nozzle") {
-      out.tag.push(tag);
+      out.tag.push(tag.trim());
     }
   }
   return out;
 }
-
-const norm = text => String(text).trim().toLowerCase();
 
 function summary(matching, job) {
   const printers = matching.printers || [];
@@ -86,8 +87,7 @@ export default {
       tab: TABS.find(t => t.id === ctx.args[0]) || TABS[0],
       search: "", order: "", facet: { model: "", material: "", color: "", tag: "" },
       rows: [], total: 0, counts: {}, selected: new Set(), why: null, orders: new Map(),
-      files: new Map(), options: { model: new Set(), material: new Set(), color: new Set(),
-                                   tag: new Set() },
+      files: new Map(), options: { model: [], material: [], color: [], tag: [] },
       busy: false,
     };
 
@@ -107,7 +107,8 @@ export default {
       <form class="q-filters row" id="q-filters" role="search" aria-label="Filter jobs">
         <label>Job key <input type="search" name="search" placeholder="part of a job key"
           autocomplete="off"></label>
-        <label>Order <input type="search" name="order" placeholder="order name" autocomplete="off"></label>
+        ${ctx.can("orders.read") ? html`<label>Order <input type="search" name="order"
+          placeholder="order name" autocomplete="off"></label>` : ""}
         ${FACETS.map(([key, label]) => html`<label>${label}
           <select name="${key}"><option value="">Any</option></select></label>`)}
         <button type="reset">Clear filters</button>
@@ -120,19 +121,28 @@ export default {
 
     // --- reading ------------------------------------------------------------------------------
 
-    const params = async () => {
-      const p = { "status.in": state.tab.statuses.join(","), sort: state.tab.sort,
-                  limit: LIMIT, meta: "true" };
-      if (state.tab.finished) p["cleared_at.isNull"] = "true";
-      if (state.search) p["job_key.contains"] = state.search;
-      if (state.order) {
-        if (!ctx.can("orders.read")) return null;
-        const found = await ctx.api.get("/orders", { "name.contains": state.order,
-                                                     fields: "id,name", limit: 500 });
-        if (!found.length) return null;  // no such order: nothing to list
-        p["order_id.in"] = found.map(o => o.id).join(",");
-      }
+    /** The tab's jobs: what the counts, the list and the filters' choices all start from. */
+    const tabFilter = tab => {
+      const p = { "status.in": tab.statuses.join(",") };
+      if (tab.finished) p["cleared_at.isNull"] = "true";
       return p;
+    };
+
+    const params = () => {
+      const p = { ...tabFilter(state.tab), sort: state.tab.sort, limit: LIMIT, meta: "true" };
+      if (state.search) p["job_key.contains"] = state.search;
+      if (state.order) p["order_name.contains"] = state.order;
+      for (const [key] of FACETS) if (state.facet[key]) p[FACET_PARAM[key]] = state.facet[key];
+      return p;
+    };
+
+    /** The filters' choices: every required tag among the tab's jobs, split by facet. */
+    const options = async () => {
+      const tags = await ctx.api.get("/print-jobs/required-tags", tabFilter(state.tab));
+      const f = facets({ required_tags: tags });
+      for (const key of Object.keys(state.options)) {
+        state.options[key] = [...new Set(f[key])].sort((a, b) => a.localeCompare(b));
+      }
     };
 
     /** Names for the orders and files the rows point to (one list call each). */
@@ -155,8 +165,7 @@ export default {
 
     const counts = async () => {
       await Promise.all(TABS.map(async t => {
-        const p = { "status.in": t.statuses.join(","), limit: 1, fields: "id", meta: "true" };
-        if (t.finished) p["cleared_at.isNull"] = "true";
+        const p = { ...tabFilter(t), limit: 1, fields: "id", meta: "true" };
         state.counts[t.id] = (await ctx.api.get("/print-jobs", p)).total;
       }));
     };
@@ -164,17 +173,12 @@ export default {
     let loads = 0;
     const load = async () => {
       const mine = ++loads;  // a later load wins; an earlier answer arriving late is dropped
-      const p = await params();
-      const [page] = await Promise.all([
-        p ? ctx.api.get("/print-jobs", p) : Promise.resolve({ data: [], total: 0 }), counts()]);
+      const [page] = await Promise.all([ctx.api.get("/print-jobs", params()), counts(),
+                                        options()]);
       await names(page.data);
       if (mine !== loads || !root.isConnected) return;
       state.rows = page.data;
       state.total = page.total;
-      for (const row of state.rows) {
-        const f = facets(row);
-        for (const key of Object.keys(state.options)) f[key].forEach(v => state.options[key].add(v));
-      }
       const ids = new Set(state.rows.map(r => r.id));
       for (const id of [...state.selected]) if (!ids.has(id)) state.selected.delete(id);
       draw();
@@ -185,12 +189,6 @@ export default {
     const refresh = () => load().catch(err => toast(errorText(err), "error"));
 
     // --- drawing ------------------------------------------------------------------------------
-
-    const visible = () => state.rows.filter(row => {
-      const f = facets(row);
-      return FACETS.every(([key]) => !state.facet[key] ||
-        f[key].some(v => norm(v) === norm(state.facet[key])));
-    });
 
     const jobName = row => {
       const file = state.files.get(row.file_id);
@@ -267,12 +265,12 @@ export default {
       }
       for (const [key] of FACETS) {
         const select = form.elements[key];
-        const values = [...state.options[key]].sort((a, b) => a.localeCompare(b));
+        const values = [...state.options[key]];
         if (state.facet[key] && !values.includes(state.facet[key])) values.unshift(state.facet[key]);
         select.innerHTML = html`<option value="">Any</option>${values.map(v =>
           html`<option value="${v}" ${raw(v === state.facet[key] ? "selected" : "")}>${v}</option>`)}`;
       }
-      const rows = visible();
+      const rows = state.rows;
       const queued = state.tab.id === "queued";
       const drag = queued && can.reorder;
       const writes = can.retry || can.cancel;
@@ -377,7 +375,7 @@ export default {
     };
 
     const one = async (kind, id) => {
-      const rows = visible();
+      const rows = state.rows;
       const index = rows.findIndex(r => r.id === id);
       const row = rows[index];
       if (!row) return;
@@ -402,7 +400,7 @@ export default {
     /** Bulk retry or cancel: one call per job, every outcome reported in one toast. */
     const bulk = async kind => {
       const ok = kind === "retry" ? RETRYABLE : CANCELLABLE;
-      const chosen = visible().filter(r => state.selected.has(r.id) && ok.has(r.status));
+      const chosen = state.rows.filter(r => state.selected.has(r.id) && ok.has(r.status));
       if (!chosen.length || state.busy) return;
       state.busy = true;
       const results = await Promise.allSettled(chosen.map(r =>
@@ -452,7 +450,7 @@ export default {
       }
     });
     form.addEventListener("change", e => {
-      if (e.target.name in state.facet) { state.facet[e.target.name] = e.target.value; draw(); }
+      if (e.target.name in state.facet) { state.facet[e.target.name] = e.target.value; refresh(); }
     });
     form.addEventListener("submit", e => e.preventDefault());
     form.addEventListener("reset", () => {
@@ -486,7 +484,7 @@ export default {
         if (e.target.checked) state.selected.add(id); else state.selected.delete(id);
         draw();
       } else if (e.target.matches("[data-all]")) {
-        for (const r of visible()) {
+        for (const r of state.rows) {
           if (e.target.checked) state.selected.add(r.id); else state.selected.delete(r.id);
         }
         draw();
