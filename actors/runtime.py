@@ -110,7 +110,7 @@ def start_runtime(database_url: str, host_count: int, *, idle_seconds: float = 6
         EntityHost.options(  # type: ignore[attr-defined]
             name=host_name(i), namespace=NAMESPACE, lifetime="detached", get_if_exists=True,
             max_restarts=-1, max_task_retries=0, max_concurrency=10_000, runtime_env=runtime_env,
-            scheduling_strategy=host_placement(i, nodes),
+            scheduling_strategy=host_placement(i, nodes), memory=PLACEMENT_MEMORY,
         ).remote(i, host_count, database_url, idle_seconds)
         for i in range(host_count)
     ]
@@ -134,6 +134,12 @@ def start_runtime(database_url: str, host_count: int, *, idle_seconds: float = 6
     singletons = {"outbox_dispatcher": dispatcher, "scheduler": scheduler,
                   "fleet_clock": fleet_clock, "slicer_pool": slicer_pool}
     return Runtime(hosts, dispatcher, EntityRouter(hosts, ask_timeout), singletons)
+
+
+PLACEMENT_MEMORY = 2**20
+"""A nominal 1 MiB each host asks for: Ray puts an actor that asks for no resource at all on a
+random node and ignores a soft node affinity, so without it the hosts landed anywhere (all four
+on one node in a CI run of tests/cluster)."""
 
 
 def host_placement(index: int, nodes: list[str]) -> Any:

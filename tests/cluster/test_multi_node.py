@@ -22,6 +22,7 @@ from ray import serve
 from ray.cluster_utils import Cluster
 
 from actors.router import NAMESPACE, host_name
+from actors.runtime import PLACEMENT_MEMORY
 from forma3d.db.pool import Pool
 from forma3d.platform.embedded import Services
 from forma3d.serving import app_builder
@@ -103,8 +104,8 @@ def schedulable(node_id: str, timeout: float = 120.0) -> None:
     deadline = time.monotonic() + timeout
     while True:
         probe = Probe.options(  # type: ignore[attr-defined]
-            scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=node_id, soft=True)
-        ).remote()
+            scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=node_id, soft=True),
+            memory=PLACEMENT_MEMORY).remote()
         landed = ray.get(probe.node.remote(), timeout=60)
         ray.kill(probe)
         if landed == node_id:
@@ -180,8 +181,9 @@ async def test_two_nodes_lose_one_mid_run_and_fulfil_every_order_once(
     await eventually(lambda: ready(port), timeout=240, interval=1, what="/health/ready")
 
     placed = await host_nodes()
+    ordered = sorted((head_id, worker_id))
     say(f"entity hosts by node: {placed}")
-    assert set(placed.values()) == {head_id, worker_id}, "hosts on both nodes (round robin)"
+    assert placed == {i: ordered[i % 2] for i in range(HOSTS)}, "host i on the i-th node"
     on_worker = sorted(i for i, node in placed.items() if node == worker_id)
 
     async def replicas_on_both() -> bool:
