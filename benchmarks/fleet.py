@@ -35,10 +35,12 @@ import itertools
 import os
 import random
 import sys
+import tempfile
 import time
 import uuid
 from collections import defaultdict
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import ray
@@ -415,8 +417,11 @@ def main() -> None:
 
 
 def once(args: argparse.Namespace) -> dict[str, Any]:
-    """One run on a fresh local Ray cluster."""
-    with services() as svc:
+    """One run on a fresh local Ray cluster and, unless DATABASE_URL names a server, a fresh
+    embedded PostgreSQL: an earlier run's printers, tenants and queued jobs would otherwise stay
+    beside this one's and weigh on it."""
+    with tempfile.TemporaryDirectory(prefix="forma3d-fleet-") as data, \
+            services(Path(data)) as svc:
         os.environ["REDIS_URL"] = svc.redis_url  # entities publish telemetry to live channels
         secret = os.environ.setdefault("FORMA3D_SECRET_KEY", Fernet.generate_key().decode())
         # As `scripts/up` starts Ray: a node start that misses Ray's 30 s registration window
