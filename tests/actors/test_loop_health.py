@@ -122,11 +122,14 @@ async def _restarts(actor: Any, loop: str) -> int:
     return restarts
 
 
+SLOW = pytest.mark.slow  # one loop in scripts/test, the others in scripts/test-slow (time budget)
+
+
 @pytest.mark.parametrize(("singleton", "loop", "channel"), [
     ("outbox_dispatcher", "dispatch", "forma3d_outbox"),
-    ("outbox_dispatcher", "relay", "forma3d_events"),
-    ("outbox_dispatcher", "webhooks", "forma3d_webhooks"),
-    ("fleet_clock", "wake", "forma3d_queue"),
+    pytest.param("outbox_dispatcher", "relay", "forma3d_events", marks=SLOW),
+    pytest.param("outbox_dispatcher", "webhooks", "forma3d_webhooks", marks=SLOW),
+    pytest.param("fleet_clock", "wake", "forma3d_queue", marks=SLOW),
 ])
 async def test_a_loop_whose_connection_is_cut_is_restarted(
         ray_runtime: Runtime, db_pool: Pool, singleton: str, loop: str, channel: str) -> None:

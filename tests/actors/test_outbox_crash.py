@@ -17,7 +17,7 @@ from forma3d.store.outbox import send
 from forma3d.store.tenants import create_tenant
 from tests.forma3d.store.stock_fixtures import product
 
-pytestmark = pytest.mark.ray
+pytestmark = [pytest.mark.ray, pytest.mark.slow]  # a host killed mid-delivery: the slow tier
 MESSAGES = 600
 
 
