@@ -126,10 +126,10 @@ SLOW = pytest.mark.slow  # one loop in scripts/test, the others in scripts/test-
 
 
 @pytest.mark.parametrize(("singleton", "loop", "channel"), [
-    ("outbox_dispatcher", "dispatch", "forma3d_outbox"),
+    pytest.param("outbox_dispatcher", "dispatch", "forma3d_outbox", marks=SLOW),
     pytest.param("outbox_dispatcher", "relay", "forma3d_events", marks=SLOW),
     pytest.param("outbox_dispatcher", "webhooks", "forma3d_webhooks", marks=SLOW),
-    pytest.param("fleet_clock", "wake", "forma3d_queue", marks=SLOW),
+    ("fleet_clock", "wake", "forma3d_queue"),
 ])
 async def test_a_loop_whose_connection_is_cut_is_restarted(
         ray_runtime: Runtime, db_pool: Pool, singleton: str, loop: str, channel: str) -> None:

@@ -62,6 +62,7 @@ def random_plates() -> list[Plate]:
             for n in range(PLATES)]
 
 
+@pytest.mark.slow  # 50 plates through OpenSCAD (about a minute): scripts/test-slow
 async def test_manifold_plates_equal_openscad_on_random_plates(tmp_path: Path) -> None:
     plates = random_plates()
     assert len(plates) >= 50
