@@ -101,17 +101,17 @@ def schedulable(node_id: str, timeout: float = 120.0) -> None:
     entity host there."""
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-    deadline = time.monotonic() + timeout
-    while True:
+    async def landed_there() -> bool:
         probe = Probe.options(  # type: ignore[attr-defined]
             scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=node_id, soft=True),
             memory=PLACEMENT_MEMORY).remote()
-        landed = ray.get(probe.node.remote(), timeout=60)
-        ray.kill(probe)
-        if landed == node_id:
-            return
-        assert time.monotonic() < deadline, f"node {node_id} never took a soft affinity"
-        time.sleep(0.5)
+        try:
+            return bool(await asyncio.wait_for(probe.node.remote(), 60) == node_id)
+        finally:
+            ray.kill(probe)
+
+    asyncio.run(eventually(landed_there, timeout=timeout, interval=0.5,
+                           what=f"a soft affinity to node {node_id}"))
 
 
 def agent_ports() -> dict[str, int]:
